@@ -1,0 +1,46 @@
+SUMMARY = "Offline signing of Uptane/TUF targets metadata for OTA Connect"
+DESCRIPTION = "ota-sign is a garage-sign compatible command line tool that signs \
+targets.json with an offline Targets key read from offline-credentials.zip and \
+pushes it to an ota-tuf repository server. offline_signing.bbclass uses the \
+native build to register images as update targets."
+# nooelint: oelint.vars.homepageping - HOMEPAGE is not pinged in offline CI
+HOMEPAGE = "https://uptane.github.io/"
+SECTION = "devel"
+LICENSE = "MPL-2.0"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=815ca599c9df247a0c7f619bab123dad"
+
+# This recipe lives in the ota-sign source tree (meta-offline-signing/ is a
+# top-level directory of it) and builds that tree: the crate's files are
+# fetched from three directories up.  The crates.io dependencies come from
+# ota-sign-crates.inc, generated from Cargo.lock by scripts/gen-crates-inc.py.
+FILESEXTRAPATHS:prepend := "${THISDIR}/../../..:"
+SRC_URI = " \
+    file://Cargo.toml;subdir=ota-sign \
+    file://Cargo.lock;subdir=ota-sign \
+    file://LICENSE;subdir=ota-sign \
+    file://src;subdir=ota-sign \
+"
+# UNPACKDIR exists from styhead on; scarthgap unpacks into WORKDIR.
+S = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}/ota-sign"
+
+inherit cargo cargo-update-recipe-crates
+
+require ota-sign-crates.inc
+
+# Only the signing tool is needed; ota-reposerver is a test server.
+CARGO_BUILD_FLAGS:append = " --bin ota-sign"
+
+# Cargo.toml's rust-version.  Older toolchains (scarthgap ships Rust 1.75)
+# cannot build the crate: the recipe is skipped with this explanation, and
+# OFFLINE_SIGNING_TOOL can point the class at an ota-sign built on the host.
+OTA_SIGN_MIN_RUST_VERSION = "1.85"
+
+python __anonymous() {
+    rustver = (d.getVar('RUSTVERSION') or '').rstrip('%')
+    minver = d.getVar('OTA_SIGN_MIN_RUST_VERSION')
+    if rustver and bb.utils.vercmp_string_op(rustver, minver, '<'):
+        raise bb.parse.SkipRecipe("ota-sign needs Rust >= %s but RUSTVERSION is %s; "
+                                  "set OFFLINE_SIGNING_TOOL to an ota-sign installed on the build host" % (minver, rustver))
+}
+
+BBCLASSEXTEND = "native"

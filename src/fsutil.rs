@@ -1,0 +1,58 @@
+//! File-system helpers: every write is atomic (temp file in the same directory, fsync,
+//! rename), private directories are 0700 and private files 0600 from creation on, so a
+//! secret is never readable by others, not even for the instant before a chmod.
+
+use crate::error::{Error, IoContext, Result};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Mode of private key files.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Mode of key and repository directories.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// Mode of public, non-secret files.
+pub const PUBLIC_FILE: u32 = 0o644;
+
+/// Writes `bytes` to `path` atomically with the given mode.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ota-sign-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .with_path(dir)?;
+    // tempfile applies the mode through the umask; set it exactly.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .with_path(tmp.path())?;
+    tmp.write_all(bytes).with_path(path)?;
+    tmp.as_file().sync_all().with_path(path)?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Creates `path` (and parents) and makes `path` itself 0700.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).with_path(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR)).with_path(path)
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).with_path(path)
+}
+
+pub fn read_to_string(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_path(path)
+}
+
+/// Reads and parses a JSON file; parse errors name the file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = read(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(path.display().to_string(), format!("invalid JSON: {e}")))
+}

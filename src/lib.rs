@@ -1,0 +1,33 @@
+//! # ota-sign
+//!
+//! A garage-sign compatible tool that signs Uptane/TUF image-repository metadata for
+//! the OTA Connect / ota-tuf reposerver with offline keys.
+//!
+//! ## Design
+//! - **Byte exactness first.** Devices (aktualizr) and the reposerver recompute the
+//!   canonical JSON of what we sign; one differing byte and an update is refused.
+//!   [`canonical`] owns ota-tuf's canonical form; [`metadata`] re-encodes the typed model
+//!   exactly as garage-sign does before signing; [`verify`] applies the device's rules.
+//! - **One crypto module.** [`crypto`] is the only code that touches ring (and `rsa`,
+//!   for RSA key generation only). Swapping the backend touches one file.
+//! - **Secrets stay secret.** Private keys live in `Zeroizing` buffers, never reach a
+//!   log at any level, and are written only 0600 inside 0700 directories.
+//! - **Nothing half-done.** Every file write is atomic ([`fsutil`]); commands validate
+//!   everything before they write or push.
+//!
+//! ## Non-goals
+//! - Director repositories (`--servertype director`) are parsed but not served.
+//! - `ECPRIME256V1` keys are read but never used to sign: ota-tuf cannot verify such
+//!   signatures and aktualizr rejects them.
+//! - The legacy 2017 "ED25519" (ECDSA over curve25519) key encoding is not supported.
+#![forbid(unsafe_code)]
+
+pub mod canonical;
+pub mod crypto;
+pub mod error;
+pub mod fsutil;
+pub mod keys;
+pub mod metadata;
+pub mod verify;
+
+pub use error::{Error, Result};

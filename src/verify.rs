@@ -1,0 +1,159 @@
+//! Signature thresholds and the root chain rule, as the ota-tuf servers and aktualizr
+//! apply them (reference/reposerver.md §3.1, §3.2, §7).
+//!
+//! Key ids are taken as the root lists them (aktualizr never recomputes them, and some
+//! real roots use other conventions). A signature with a method outside the whitelist,
+//! or a key id appearing twice among the signatures, aborts the whole verification, as
+//! on devices; signatures by keys the role does not list are skipped.
+
+use crate::canonical::CanonicalJson;
+use crate::error::{Error, Result};
+use crate::keys::PublicKey;
+use crate::metadata::SignedPayload;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+const METHODS: [&str; 3] = ["rsassa-pss", "rsassa-pss-sha256", "ed25519"];
+const MAX_THRESHOLD: i64 = 1000;
+
+/// The keys and roles of a root, read leniently from its raw `signed` value.
+pub struct TrustedRoot {
+    version: u64,
+    keys: BTreeMap<String, std::result::Result<PublicKey, String>>,
+    roles: BTreeMap<String, (Vec<String>, i64)>,
+}
+
+impl TrustedRoot {
+    /// `signed` is a root's `signed` value; `what` names it in errors.
+    pub fn from_signed(signed: &Value, what: &str) -> Result<Self> {
+        let t = signed.get("_type").and_then(Value::as_str).unwrap_or("");
+        if !t.eq_ignore_ascii_case("root") {
+            return Err(Error::invalid(format!("{what}: _type"), format!("expected \"Root\", found {t:?}")));
+        }
+        let version = signed
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::invalid(format!("{what}: version"), "missing or not an integer"))?;
+        let keys = signed
+            .get("keys")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::invalid(format!("{what}: keys"), "missing or not an object"))?
+            .iter()
+            .map(|(id, v)| (id.clone(), PublicKey::from_json(v, true).map_err(|e| e.to_string())))
+            .collect();
+        let roles = signed
+            .get("roles")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::invalid(format!("{what}: roles"), "missing or not an object"))?
+            .iter()
+            .map(|(name, r)| {
+                let ids = r
+                    .get("keyids")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let threshold = r.get("threshold").and_then(Value::as_i64).unwrap_or(0);
+                (name.to_ascii_lowercase(), (ids, threshold))
+            })
+            .collect();
+        Ok(TrustedRoot { version, keys, roles })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The ids root lists for `role`.
+    pub fn role_key_ids(&self, role: &str) -> Vec<String> {
+        self.roles.get(role).map(|r| r.0.clone()).unwrap_or_default()
+    }
+
+    pub fn threshold(&self, role: &str) -> i64 {
+        self.roles.get(role).map(|r| r.1).unwrap_or(0)
+    }
+
+    /// Verifies `doc` against `role`'s keys and threshold; returns the number of valid
+    /// signatures by keys of the role. The error lists every reason.
+    pub fn verify(&self, role: &str, doc: &SignedPayload, what: &str) -> Result<usize> {
+        let (ids, threshold) = self
+            .roles
+            .get(role)
+            .ok_or_else(|| Error::verification(what, format!("the trusted root has no {role} role")))?;
+        if !(1..=MAX_THRESHOLD).contains(threshold) {
+            return Err(Error::verification(what, format!("the {role} role's threshold {threshold} is outside 1..{MAX_THRESHOLD}")));
+        }
+        let mut seen = BTreeSet::new();
+        for s in &doc.signatures {
+            if !METHODS.contains(&s.method.to_ascii_lowercase().as_str()) {
+                return Err(Error::verification(
+                    what,
+                    format!("signature by key {} uses the unsupported method {:?} (devices accept only ed25519 and rsassa-pss-sha256)", s.keyid, s.method),
+                ));
+            }
+            if !seen.insert(s.keyid.as_str()) {
+                return Err(Error::verification(what, format!("key {} signed more than once", s.keyid)));
+            }
+        }
+        let message = CanonicalJson::of(&doc.signed);
+        let mut valid = 0usize;
+        let mut problems = Vec::new();
+        for s in &doc.signatures {
+            if !ids.contains(&s.keyid) {
+                continue;
+            }
+            match self.keys.get(&s.keyid) {
+                None => problems.push(format!("key {} is listed for {role} but missing from root keys", s.keyid)),
+                Some(Err(e)) => problems.push(format!("key {} cannot be used: {e}", s.keyid)),
+                Some(Ok(key)) => {
+                    if key.verify(&s.method.to_ascii_lowercase(), message.as_bytes(), &s.sig) {
+                        valid += 1;
+                    } else {
+                        problems.push(format!("invalid signature for key {}", s.keyid));
+                    }
+                }
+            }
+        }
+        if valid as i64 >= *threshold {
+            Ok(valid)
+        } else {
+            let mut msg = format!(
+                "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
+                self.version
+            );
+            if doc.signatures.iter().all(|s| !ids.contains(&s.keyid)) {
+                msg.push_str(&format!(
+                    "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
+                    doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
+                    ids.join(", ")
+                ));
+            }
+            for p in problems {
+                msg.push_str("; ");
+                msg.push_str(&p);
+            }
+            Err(Error::verification(what, msg))
+        }
+    }
+}
+
+/// A root that is signed by a threshold of its own root keys.
+pub fn verify_self_signed_root(doc: &SignedPayload, what: &str) -> Result<TrustedRoot> {
+    let root = TrustedRoot::from_signed(&doc.signed, what)?;
+    root.verify("root", doc, what)?;
+    Ok(root)
+}
+
+/// The chain rule: `new` must have version old+1 and be signed by a threshold of the
+/// old root's root keys and a threshold of its own root keys.
+pub fn verify_root_update(old: &TrustedRoot, new: &SignedPayload, what: &str) -> Result<TrustedRoot> {
+    let next = TrustedRoot::from_signed(&new.signed, what)?;
+    if next.version != old.version + 1 {
+        return Err(Error::verification(
+            what,
+            format!("root version {} does not follow trusted version {} (must be exactly +1)", next.version, old.version),
+        ));
+    }
+    old.verify("root", new, &format!("{what} (against the keys of root v{})", old.version))?;
+    next.verify("root", new, &format!("{what} (against its own root keys)"))?;
+    Ok(next)
+}
