@@ -68,6 +68,7 @@ def render(packages, lock_name="Cargo.lock"):
         "# Regenerate with: python3 scripts/gen-crates-inc.py",
         "",
         "# from %s" % lock_name,
+        "# nooelint: oelint.vars.inconspaces,oelint.vars.notneededspace - layout of OE-core's cargo-update-recipe-crates",
         'SRC_URI += " \\',
     ]
     sums = []

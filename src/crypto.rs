@@ -14,6 +14,12 @@ use ring::rand::SecureRandom;
 use ring::signature::{self, KeyPair};
 use zeroize::Zeroizing;
 
+/// Makes ring the process-wide rustls crypto provider (reqwest is built with
+/// `rustls-no-provider`, and the server uses tokio-rustls). Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// SHA-256 of `data`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, data);

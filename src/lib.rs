@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod credentials;
 pub mod crypto;
 pub mod error;
 pub mod fsutil;

@@ -286,6 +286,7 @@ do_offline_sign[vardeps] += "OFFLINE_SIGNING_REQUIRED OFFLINE_SIGNING_TARGET_NAM
 do_offline_sign[vardepsexclude] += "OFFLINE_SIGNING_CREDENTIALS OFFLINE_SIGNING_LOCKFILE OFFLINE_SIGNING_CACERT \
                                     OFFLINE_SIGNING_OSTREE_MANIFEST PATH"
 
+# nooelint: oelint.task.noanonpython - the networked task may only join do_build when signing is configured (yocto-check-layer network check)
 python __anonymous() {
     if bb.utils.to_boolean(d.getVar('OFFLINE_SIGNING_REQUIRED'), False) or d.getVar('OFFLINE_SIGNING_CREDENTIALS'):
         bb.build.addtask('do_offline_sign', 'do_build', 'do_image_complete', d)

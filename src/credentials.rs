@@ -1,0 +1,336 @@
+//! credentials.zip (reference/garage-sign.md §2) and the repository's config.json (§3).
+//!
+//! The archive is read fully into memory once, with limits that stop zip bombs, and
+//! entries whose names would escape a directory are refused. Entries that hold secrets
+//! (`targets.sec`, `client_auth.p12`, `treehub.json`) stay in zeroizing buffers.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::keys::{PrivateKey, PublicKey};
+use crate::metadata::SignedPayload;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+const MAX_ENTRY: u64 = 16 << 20;
+const MAX_TOTAL: u64 = 64 << 20;
+const MAX_ENTRIES: usize = 1000;
+
+/// The `oauth2` object of treehub.json / the `auth` object of config.json.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct OAuth2Config {
+    pub server: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default = "default_scope")]
+    pub scope: String,
+}
+
+fn default_scope() -> String {
+    "none".into()
+}
+
+impl std::fmt::Debug for OAuth2Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the client secret, not even at debug level.
+        f.debug_struct("OAuth2Config")
+            .field("server", &self.server)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for OAuth2Config {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.client_secret);
+    }
+}
+
+/// How ota-sign authenticates to the reposerver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthConfig {
+    None,
+    OAuth2(OAuth2Config),
+    /// Paths relative to the repository directory.
+    MutualTls {
+        cert_path: String,
+        server_cert_path: Option<String>,
+    },
+}
+
+impl AuthConfig {
+    /// config.json's `auth` value: the OAuth object, `{"certPath","serverCertPath"}` or null.
+    pub fn to_json(&self) -> Value {
+        match self {
+            AuthConfig::None => Value::Null,
+            AuthConfig::OAuth2(o) => serde_json::to_value(o).unwrap_or(Value::Null),
+            AuthConfig::MutualTls { cert_path, server_cert_path } => {
+                serde_json::json!({"certPath": cert_path, "serverCertPath": server_cert_path})
+            }
+        }
+    }
+
+    /// Tries OAuth first, then mutual TLS, as garage-sign's decoder.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        if v.is_null() {
+            return Ok(AuthConfig::None);
+        }
+        if let Ok(o) = serde_json::from_value::<OAuth2Config>(v.clone()) {
+            return Ok(AuthConfig::OAuth2(o));
+        }
+        if let Some(cert) = v.get("certPath").and_then(Value::as_str) {
+            return Ok(AuthConfig::MutualTls {
+                cert_path: cert.to_string(),
+                server_cert_path: v.get("serverCertPath").and_then(Value::as_str).map(str::to_string),
+            });
+        }
+        Err(Error::invalid(
+            "config.json: auth",
+            "expected an oauth2 object (server, client_id, client_secret), {\"certPath\": …} or null",
+        ))
+    }
+}
+
+/// treehub.json: garage-sign reads `no_auth`, `oauth2` and `ostree` and drops the rest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreehubConfig {
+    pub oauth2: Option<OAuth2Config>,
+    pub no_auth: bool,
+    pub ostree: Value,
+}
+
+impl TreehubConfig {
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::invalid(what, format!("invalid JSON: {e}")))?;
+        let oauth2 = match v.get("oauth2") {
+            None | Some(Value::Null) => None,
+            Some(o) => Some(serde_json::from_value::<OAuth2Config>(o.clone()).map_err(|e| {
+                Error::invalid(format!("{what}: oauth2"), format!("{e} (needs server, client_id and client_secret)"))
+            })?),
+        };
+        let no_auth = match v.get("no_auth") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Error::invalid(format!("{what}: no_auth"), "must be true or false")),
+        };
+        Ok(TreehubConfig {
+            oauth2,
+            no_auth,
+            ostree: v.get("ostree").cloned().unwrap_or_else(|| serde_json::json!({})),
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "oauth2": self.oauth2.as_ref().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            "no_auth": self.no_auth,
+            "ostree": self.ostree,
+        })
+    }
+}
+
+/// A credentials.zip read into memory.
+pub struct Credentials {
+    path: PathBuf,
+    entries: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl Credentials {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = fsutil::read(path)?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+        let what = path.display().to_string();
+        let bad = |m: String| Error::invalid(what.clone(), m);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
+        if archive.len() > MAX_ENTRIES {
+            return Err(bad(format!("has {} entries, more than credentials.zip ever holds", archive.len())));
+        }
+        let mut entries = Vec::new();
+        let mut total = 0u64;
+        for i in 0..archive.len() {
+            let mut f = archive.by_index(i).map_err(|e| bad(format!("entry {i}: {e}")))?;
+            let name = f.name().map_err(|e| bad(format!("entry {i}: {e}")))?.to_string();
+            if f.enclosed_name().is_none() {
+                return Err(bad(format!("entry {name:?} has an unsafe path")));
+            }
+            if f.is_dir() {
+                continue;
+            }
+            let mut data = Zeroizing::new(Vec::new());
+            (&mut f)
+                .take(MAX_ENTRY + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| bad(format!("entry {name:?}: {e}")))?;
+            if data.len() as u64 > MAX_ENTRY {
+                return Err(bad(format!("entry {name:?} is larger than {} MiB", MAX_ENTRY >> 20)));
+            }
+            total += data.len() as u64;
+            if total > MAX_TOTAL {
+                return Err(bad(format!("unpacks to more than {} MiB", MAX_TOTAL >> 20)));
+            }
+            entries.push((name, data));
+        }
+        Ok(Credentials { path: path.to_path_buf(), entries })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn entry(&self, name: &str) -> Option<&[u8]> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, d)| d.as_slice())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(n, d)| (n.as_str(), d.as_slice()))
+    }
+
+    fn what(&self, entry: &str) -> String {
+        format!("{}: {entry}", self.path.display())
+    }
+
+    pub fn treehub(&self) -> Result<TreehubConfig> {
+        let data = self
+            .entry("treehub.json")
+            .ok_or_else(|| Error::invalid(self.path.display().to_string(), "Missing file from credentials.zip: treehub.json"))?;
+        TreehubConfig::parse(data, &self.what("treehub.json"))
+    }
+
+    /// `tufrepo.url` (or `api_gateway.url` for director repos), trimmed, without a
+    /// trailing slash (garage-sign would otherwise request `//api/...`).
+    pub fn server_url(&self, entry: &str) -> Result<String> {
+        let data = self
+            .entry(entry)
+            .ok_or_else(|| Error::invalid(self.path.display().to_string(), format!("Missing file from credentials.zip: {entry}")))?;
+        let url = std::str::from_utf8(data)
+            .map_err(|_| Error::invalid(self.what(entry), "is not UTF-8 text"))?
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::invalid(self.what(entry), format!("{url:?} is not an http(s) URL")));
+        }
+        Ok(url)
+    }
+
+    /// Auth as garage-sign selects it: client_auth.p12 → mutual TLS; no_auth → none;
+    /// otherwise oauth2 is required.
+    pub fn auth(&self) -> Result<AuthConfig> {
+        if self.entry("client_auth.p12").is_some() {
+            return Ok(AuthConfig::MutualTls {
+                cert_path: "client_auth.p12".into(),
+                server_cert_path: self.entry("server.p12").map(|_| "server.p12".into()),
+            });
+        }
+        let treehub = self.treehub()?;
+        if treehub.no_auth {
+            return Ok(AuthConfig::None);
+        }
+        treehub.oauth2.map(AuthConfig::OAuth2).ok_or_else(|| {
+            Error::invalid(self.what("treehub.json"), "auth required with no_auth: false (no oauth2 object and no client_auth.p12)")
+        })
+    }
+
+    pub fn root(&self) -> Result<Option<SignedPayload>> {
+        self.entry("root.json").map(|d| SignedPayload::parse(d, &self.what("root.json"))).transpose()
+    }
+
+    /// `targets.pub` + `targets.sec`, checked to be one pair.
+    pub fn targets_key(&self) -> Result<Option<PrivateKey>> {
+        let (Some(public), Some(secret)) = (self.entry("targets.pub"), self.entry("targets.sec")) else {
+            return Ok(None);
+        };
+        let public_json: Value = serde_json::from_slice(public)
+            .map_err(|e| Error::invalid(self.what("targets.pub"), format!("invalid JSON: {e}")))?;
+        let public = PublicKey::from_json(&public_json, false).map_err(|e| Error::invalid(self.what("targets.pub"), e.to_string()))?;
+        let secret_json: Zeroizing<Vec<u8>> = Zeroizing::new(secret.to_vec());
+        let secret_value: Value = serde_json::from_slice(&secret_json)
+            .map_err(|_| Error::invalid(self.what("targets.sec"), "invalid JSON"))?;
+        let key = PrivateKey::from_json(&secret_value, Some(&public));
+        wipe(secret_value);
+        key.map(Some).map_err(|e| Error::invalid(self.what("targets.sec"), e.to_string()))
+    }
+
+    /// meta-updater's and aktualizr's `CanSignOffline()`: all four entries present.
+    pub fn can_sign_offline(&self) -> bool {
+        ["root.json", "targets.pub", "targets.sec", "tufrepo.url"].iter().all(|e| self.entry(e).is_some())
+    }
+}
+
+/// Overwrites the strings of a parsed secret before it is dropped.
+pub(crate) fn wipe(mut v: Value) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::String(s) => zeroize::Zeroize::zeroize(s),
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            Value::Object(m) => m.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v)
+}
+
+/// Writes a zip (deflate) atomically, 0600: credentials archives hold secrets.
+pub fn write_zip(path: &Path, entries: &[(&str, &[u8])]) -> Result<()> {
+    let mut buf = Zeroizing::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(&mut *buf));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o600);
+        for (name, data) in entries {
+            w.start_file(*name, opts)
+                .and_then(|_| w.write_all(data).map_err(Into::into))
+                .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        }
+        w.finish().map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    }
+    fsutil::write_atomic(path, &buf, fsutil::PRIVATE_FILE)
+}
+
+/// `<repo>/config.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoConfig {
+    pub reposerver: String,
+    pub auth: AuthConfig,
+    pub treehub: TreehubConfig,
+    pub director: bool,
+}
+
+impl RepoConfig {
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "reposerver": self.reposerver,
+            "auth": self.auth.to_json(),
+            "treehub": self.treehub.to_json(),
+            "repoServerType": if self.director { "Director" } else { "RepoServer" },
+        })
+    }
+
+    pub fn from_json(v: &Value, what: &str) -> Result<Self> {
+        let reposerver = v
+            .get("reposerver")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(format!("{what}: reposerver"), "missing or not a string"))?
+            .trim_end_matches('/')
+            .to_string();
+        let auth = AuthConfig::from_json(v.get("auth").unwrap_or(&Value::Null))?;
+        let treehub = match v.get("treehub") {
+            Some(t) if t.is_object() => TreehubConfig::parse(t.to_string().as_bytes(), &format!("{what}: treehub"))?,
+            _ => TreehubConfig { oauth2: None, no_auth: false, ostree: serde_json::json!({}) },
+        };
+        let director = match v.get("repoServerType").and_then(Value::as_str) {
+            None | Some("RepoServer") => false,
+            Some("Director") => true,
+            Some(other) => return Err(Error::invalid(format!("{what}: repoServerType"), format!("unknown value {other:?}"))),
+        };
+        Ok(RepoConfig { reposerver, auth, treehub, director })
+    }
+}
