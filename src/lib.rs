@@ -23,12 +23,17 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod cli;
+pub mod commands;
 pub mod credentials;
 pub mod crypto;
 pub mod error;
+pub mod expiry;
 pub mod fsutil;
 pub mod keys;
 pub mod metadata;
+pub mod progress;
+pub mod repo;
 pub mod verify;
 
 pub use error::{Error, Result};

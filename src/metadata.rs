@@ -346,14 +346,13 @@ impl NewTarget {
         Ok(())
     }
 
-    /// Adds or replaces the entry in `targets`. `createdAt` is kept when the entry exists
-    /// (garage-sign 0.7.7) and other existing `custom` fields are preserved.
-    pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
+    /// The entry for `targets`. `createdAt` is kept from `existing_custom` (garage-sign
+    /// 0.7.7) and other existing `custom` fields are preserved.
+    pub fn item(&self, existing_custom: Option<&Value>, now: Expires) -> Result<TargetItem> {
         self.validate()?;
         let filename = self.filename();
-        let existing = role.targets.get(&filename).and_then(|t| t.custom.clone());
-        let mut custom = match existing {
-            Some(Value::Object(m)) => m,
+        let mut custom = match existing_custom {
+            Some(Value::Object(m)) => m.clone(),
             _ => serde_json::Map::new(),
         };
         let created = custom
@@ -384,6 +383,13 @@ impl NewTarget {
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
         check_interop(&Value::from(filename.clone()), "target filename")?;
         check_interop(&serde_json::to_value(&item).unwrap_or(Value::Null), &format!("target {filename}"))?;
+        Ok(item)
+    }
+
+    /// Adds or replaces this target in `role`.
+    pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
+        let filename = self.filename();
+        let item = self.item(role.targets.get(&filename).and_then(|t| t.custom.as_ref()), now)?;
         role.targets.insert(filename, item);
         Ok(())
     }

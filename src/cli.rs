@@ -1,0 +1,582 @@
+//! The command line, parsed (ripgrep's "low-level args"): garage-sign 0.7.7's commands,
+//! flags and defaults, plus uptane-sign's spellings. Resolving these into what a
+//! command does happens in [`crate::commands`].
+//!
+//! garage-sign uses `-h` for `--home-dir`, so help is `--help` only.
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ota-sign",
+    version,
+    about = "Sign Uptane/TUF image-repository metadata with offline keys (garage-sign compatible)",
+    long_about = "ota-sign signs Uptane/TUF image-repository metadata for an OTA Connect / ota-tuf reposerver with \
+offline keys. It is a drop-in replacement for garage-sign 0.7.7: same commands, flags, local repository layout \
+(./tuf/<repo>/) and exit codes (0 ok, 1 explained error, 2 checksum conflict on push, 3 other error, 255 bad \
+command line).\n\nTypical rotation to offline keys:\n  ota-sign init --repo myrepo --credentials credentials.zip\n  \
+ota-sign key generate --repo myrepo --name myroot --type rsa\n  ota-sign key generate --repo myrepo --name mytargets --type rsa\n  \
+ota-sign targets pull --repo myrepo\n  ota-sign move-offline --repo myrepo --old-root-alias origroot --new-root myroot --new-targets mytargets\n  \
+ota-sign targets sign --repo myrepo --key-name mytargets\n  ota-sign targets push --repo myrepo\n  \
+ota-sign export-credentials --repo myrepo --key-name mytargets --output offline-credentials.zip",
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    propagate_version = false
+)]
+pub struct Cli {
+    /// Directory that holds the local repositories
+    #[arg(short = 'h', long = "home-dir", global = true, default_value = "tuf", value_name = "PATH")]
+    pub home_dir: PathBuf,
+
+    /// Log debug details (never secrets) to stderr
+    #[arg(long, global = true)]
+    pub verbose: bool,
+
+    /// Extra CA certificates (PEM bundle) to trust for the server, e.g. bitbake's native sysroot bundle
+    #[arg(long, global = true, env = "OTA_SIGN_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Print help (there is no -h: it is --home-dir, as in garage-sign)
+    #[arg(long, action = ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a local repository from a credentials.zip
+    Init(InitArgs),
+    /// Generate keys inside a repository
+    #[command(subcommand, disable_help_flag = true)]
+    Key(KeyCommand),
+    /// Keys outside a repository (suppliers, delegations)
+    #[command(name = "user-keys", disable_help_flag = true)]
+    UserKeys(UserKeysArgs),
+    /// Take the server's online root and targets keys offline: new root signed by old and new root keys
+    #[command(name = "move-offline", disable_help_flag = true)]
+    MoveOffline(MoveOfflineArgs),
+    /// Edit, sign, pull and push root.json
+    #[command(disable_help_flag = true)]
+    Root(RootArgs),
+    /// Edit, sign, pull and push targets.json
+    #[command(disable_help_flag = true)]
+    Targets(TargetsArgs),
+    /// Supplier-side delegated targets files
+    #[command(subcommand, disable_help_flag = true)]
+    Delegations(DelegationsCommand),
+    /// Write a credentials.zip that carries an offline targets key (for bitbake)
+    #[command(name = "export-credentials", disable_help_flag = true)]
+    ExportCredentials(ExportArgs),
+    /// Use a client certificate (mutual TLS) for this repository
+    #[command(name = "import-client-cert", disable_help_flag = true)]
+    ImportClientCert(ImportClientCertArgs),
+    /// Print the server's targets.json
+    #[command(name = "get-targets", hide = true, disable_help_flag = true)]
+    GetTargets(RepoArg),
+    /// Check that a root file is signed by a threshold of its own root keys
+    #[command(name = "verify-root", hide = true, disable_help_flag = true)]
+    VerifyRoot(VerifyRootArgs),
+    /// Sign any JSON file with a key pair: prints {"signatures":[…],"signed":<input>}
+    #[command(name = "sign-json", disable_help_flag = true)]
+    SignJson(SignJsonArgs),
+    /// Check the signatures of a signed JSON file against a public key
+    #[command(name = "verify-json", disable_help_flag = true)]
+    VerifyJson(VerifyJsonArgs),
+    /// Sign and publish one image target from a credentials zip, safe with many builders at once
+    #[command(disable_help_flag = true)]
+    Publish(Box<crate::cli::PublishArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct RepoArg {
+    /// Name of the local repository (a directory under --home-dir)
+    #[arg(short = 'r', long)]
+    pub repo: String,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// credentials.zip from OTA Connect (or ota-reposerver init-account)
+    #[arg(short = 'c', long)]
+    pub credentials: PathBuf,
+    /// Use this server URL instead of the zip's tufrepo.url
+    #[arg(long)]
+    pub reposerver: Option<String>,
+    /// reposerver or director
+    #[arg(short = 't', long = "servertype", default_value = "reposerver", value_parser = ["reposerver", "director", "RepoServer", "Director", "REPOSERVER", "DIRECTOR"])]
+    pub servertype: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate a key pair into <repo>/keys/<name>.{pub,sec}
+    #[command(disable_help_flag = true)]
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyTypeArgs {
+    /// Key type: rsa (garage-sign's default) or ed25519 (any case)
+    #[arg(short = 't', long = "type", default_value = "rsa")]
+    pub key_type: String,
+    /// RSA modulus size: 2048 (default), 3072 or 4096
+    #[arg(long)]
+    pub keysize: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct KeyGenerateArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// Key name: files keys/<name>.pub and keys/<name>.sec
+    #[arg(short = 'n', long)]
+    pub name: String,
+    #[command(flatten)]
+    pub key: KeyTypeArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct UserKeysArgs {
+    /// Directory of user keys (default <home-dir>/user-keys)
+    #[arg(short = 'p', long = "keys-path", global = true)]
+    pub keys_path: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: UserKeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserKeysCommand {
+    /// Generate a key pair <keys-path>/<name>.{pub,sec}
+    #[command(disable_help_flag = true)]
+    Gen {
+        #[arg(short = 'k', long = "key-name")]
+        key_name: String,
+        #[command(flatten)]
+        key: KeyTypeArgs,
+    },
+    /// Print the key id of a JSON public key file
+    #[command(disable_help_flag = true)]
+    Id {
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+    },
+    /// Import a PEM public key into <repo>/keys/<name>.pub
+    #[command(disable_help_flag = true)]
+    Importpub {
+        #[arg(short = 'r', long)]
+        repo: String,
+        #[arg(short = 'k', long = "key-name")]
+        key_name: String,
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct MoveOfflineArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// Name under which the server's current root key is saved locally
+    #[arg(long = "old-root-alias")]
+    pub old_root_alias: String,
+    /// Local key to become the new root key
+    #[arg(long = "new-root")]
+    pub new_root: Option<String>,
+    /// Local key to become the new targets key
+    #[arg(long = "new-targets")]
+    pub new_targets: Option<String>,
+    /// Id of the root key to take offline (default: the last root key id)
+    #[arg(long = "old-keyid")]
+    pub old_keyid: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RootArgs {
+    /// Name of the local repository (a directory under --home-dir)
+    #[arg(short = 'r', long, global = true)]
+    pub repo: Option<String>,
+    #[command(subcommand)]
+    pub command: RootCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct KeySelector {
+    /// Key name(s) in <repo>/keys
+    #[arg(short = 'k', long = "key-name", num_args = 1.., action = ArgAction::Append)]
+    pub key_names: Vec<String>,
+    /// Key id(s) to remove
+    #[arg(long = "key-id", num_args = 1.., action = ArgAction::Append)]
+    pub key_ids: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleKeyCommand {
+    /// Add keys/<name>.pub to the role in the unsigned root
+    #[command(disable_help_flag = true)]
+    Add(KeySelector),
+    /// Remove keys (by name or id) from the role in the unsigned root
+    #[command(disable_help_flag = true)]
+    Remove(KeySelector),
+}
+
+#[derive(Args, Debug)]
+pub struct ExpiryArgs {
+    /// Exact expiry instant, e.g. 2030-01-01T00:00:00Z
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Expire after a period from now (Java Period: 1Y3M5D, 2W, 1M)
+    #[arg(long = "expire-after")]
+    pub expire_after: Option<String>,
+    /// Accept an expiry date in the past
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RootCommand {
+    /// Download root.json, following the version chain from the local root
+    #[command(disable_help_flag = true)]
+    Pull {
+        /// Skip the chain check against the local root
+        #[arg(long, hide = true)]
+        force: bool,
+    },
+    /// Upload roles/root.json
+    #[command(disable_help_flag = true)]
+    Push,
+    /// Print the canonical unsigned root
+    #[command(name = "get-unsigned", disable_help_flag = true)]
+    GetUnsigned,
+    /// Unsigned root version + 1
+    #[command(name = "increment-version", disable_help_flag = true)]
+    IncrementVersion,
+    /// Root role keys
+    #[command(subcommand, disable_help_flag = true)]
+    Key(RoleKeyCommand),
+    /// Targets role keys
+    #[command(name = "targets-key", subcommand, disable_help_flag = true)]
+    TargetsKey(RoleKeyCommand),
+    /// Set the root role threshold in the unsigned root
+    #[command(name = "set-threshold", disable_help_flag = true)]
+    SetThreshold {
+        #[arg(short = 't', long)]
+        threshold: i64,
+    },
+    /// Sign the unsigned root (version + 1) into roles/root.json
+    #[command(disable_help_flag = true)]
+    Sign(RootSignArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RootSignArgs {
+    /// Sign with these keys
+    #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
+    pub key_names: Vec<String>,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// With --signatures: also sign with this local key, first
+    #[arg(long = "old-root-alias")]
+    pub old_root_alias: Option<String>,
+    /// External signatures name=base64sig,... checked against keys/<name>.pub (no version or expiry change)
+    #[arg(long)]
+    pub signatures: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TargetsArgs {
+    /// Name of the local repository (a directory under --home-dir)
+    #[arg(short = 'r', long, global = true)]
+    pub repo: Option<String>,
+    #[command(subcommand)]
+    pub command: TargetsCommand,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TargetFields {
+    /// Target name; the target file name is <name>-<version>
+    #[arg(long)]
+    pub name: String,
+    /// Target version
+    #[arg(long)]
+    pub version: String,
+    /// Hardware ids, comma separated
+    #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
+    pub hardware_ids: Vec<String>,
+    /// Extra custom metadata, a JSON object deep-merged into `custom`
+    #[arg(long = "customMeta", alias = "custom-meta")]
+    pub custom_meta: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TargetsCommand {
+    /// Write an empty unsigned targets.json
+    #[command(disable_help_flag = true)]
+    Init {
+        #[arg(long)]
+        version: u64,
+        #[arg(long)]
+        expires: String,
+    },
+    /// Add or replace target <name>-<version>
+    #[command(disable_help_flag = true)]
+    Add {
+        #[arg(long)]
+        length: u64,
+        #[command(flatten)]
+        target: TargetFields,
+        /// binary (default) or ostree
+        #[arg(long, default_value = "binary")]
+        format: String,
+        /// sha256 of the image (OSTree: the commit hash), 64 lower-case hex
+        #[arg(long)]
+        sha256: String,
+        /// Where devices download the target from
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Add a target uploaded with `targets upload`: sha256 and length from the local file
+    #[command(name = "add-uploaded", disable_help_flag = true)]
+    AddUploaded {
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+        #[command(flatten)]
+        target: TargetFields,
+    },
+    /// Remove a target from the unsigned targets.json
+    #[command(disable_help_flag = true)]
+    Delete {
+        /// The target file name, <name>-<version>
+        #[arg(long)]
+        filename: String,
+    },
+    /// Print the canonical unsigned targets.json
+    #[command(name = "get-unsigned", disable_help_flag = true)]
+    GetUnsigned,
+    /// Unsigned targets version + 1
+    #[command(name = "increment-version", disable_help_flag = true)]
+    IncrementVersion,
+    /// Set the targets role threshold in the unsigned root
+    #[command(name = "set-threshold", disable_help_flag = true)]
+    SetThreshold {
+        #[arg(short = 't', long)]
+        threshold: i64,
+    },
+    /// Sign the unsigned targets (version + 1) into roles/targets.json
+    #[command(disable_help_flag = true)]
+    Sign(TargetsSignArgs),
+    /// Download targets.json and its checksum from the server
+    #[command(disable_help_flag = true)]
+    Pull,
+    /// Upload roles/targets.json
+    #[command(disable_help_flag = true)]
+    Push,
+    /// Upload a binary to the server's storage as <name>-<version>
+    #[command(disable_help_flag = true)]
+    Upload {
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// Read timeout in seconds
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Replace an existing upload
+        #[arg(long, hide = true)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TargetsSignArgs {
+    /// Sign with these keys (repeatable)
+    #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
+    pub key_names: Vec<String>,
+    /// Version to sign (default: unsigned version + 1)
+    #[arg(long)]
+    pub version: Option<u64>,
+    #[command(flatten)]
+    pub expiry: ExpiryArgs,
+    /// External signatures name=base64sig,... checked against keys/<name>.pub (no version or expiry change)
+    #[arg(long)]
+    pub signatures: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DelegationsCommand {
+    /// Print an empty delegated targets role (version 1, expires in 365 days)
+    #[command(disable_help_flag = true)]
+    Init,
+    /// Sign a delegated targets file with user keys
+    #[command(disable_help_flag = true)]
+    Sign {
+        #[arg(short = 'k', long = "key-name", required = true, action = ArgAction::Append)]
+        key_names: Vec<String>,
+        #[arg(short = 'p', long = "keys-path")]
+        keys_path: Option<PathBuf>,
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+        /// Replace the input file instead of printing
+        #[arg(short = 'e', long)]
+        inplace: bool,
+    },
+    /// Add a target to an unsigned delegated targets file
+    #[command(name = "add-target", disable_help_flag = true)]
+    AddTarget {
+        #[arg(long)]
+        length: u64,
+        #[command(flatten)]
+        target: TargetFields,
+        #[arg(long, default_value = "binary")]
+        format: String,
+        #[arg(long)]
+        sha256: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+        #[arg(short = 'e', long)]
+        inplace: bool,
+    },
+    /// Upload a signed delegated targets file
+    #[command(disable_help_flag = true)]
+    Push {
+        #[arg(short = 'r', long)]
+        repo: String,
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'i', long)]
+        input: PathBuf,
+    },
+    /// Download a delegated targets file
+    #[command(disable_help_flag = true)]
+    Pull {
+        #[arg(short = 'r', long)]
+        repo: String,
+        #[arg(short = 'n', long)]
+        name: String,
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// The targets key to export (as targets.pub/targets.sec)
+    #[arg(short = 'k', long = "key-name", visible_alias = "target-key-name")]
+    pub key_name: String,
+    /// The zip to write
+    #[arg(short = 'o', long, visible_alias = "to")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportClientCertArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// PKCS#12 client certificate and key (empty password)
+    #[arg(short = 'c', long = "client-cert")]
+    pub client_cert: PathBuf,
+    /// PKCS#12 trust store for the server certificate
+    #[arg(short = 's', long = "server-cert")]
+    pub server_cert: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyRootArgs {
+    #[arg(short = 'r', long)]
+    pub repo: Option<String>,
+    #[arg(short = 'i', long)]
+    pub input: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SignJsonArgs {
+    /// Private key file (.sec)
+    #[arg(short = 'k', long = "priv-key")]
+    pub priv_key: PathBuf,
+    /// Public key file (.pub)
+    #[arg(short = 'p', long = "pub-key")]
+    pub pub_key: PathBuf,
+    #[arg(short = 'i', long)]
+    pub input: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyJsonArgs {
+    #[arg(short = 'p', long = "pub-key")]
+    pub pub_key: PathBuf,
+    #[arg(short = 'i', long)]
+    pub input: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    #[arg(long, env = "OTA_SIGN_CREDENTIALS")]
+    pub credentials: PathBuf,
+    /// Target name
+    #[arg(long)]
+    pub name: String,
+    /// Target version
+    #[arg(long)]
+    pub version: String,
+    /// Hardware ids, comma separated
+    #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
+    pub hardware_ids: Vec<String>,
+    /// Image file: sha256 and length are computed from it
+    #[arg(long, conflicts_with_all = ["sha256", "length"])]
+    pub image: Option<PathBuf>,
+    /// sha256 of the target (OSTree: the commit hash)
+    #[arg(long, requires = "length")]
+    pub sha256: Option<String>,
+    #[arg(long, requires = "sha256")]
+    pub length: Option<u64>,
+    /// binary (default) or ostree
+    #[arg(long, default_value = "binary")]
+    pub format: String,
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Extra custom metadata, a JSON object deep-merged into the target's `custom`
+    #[arg(long)]
+    pub custom: Option<String>,
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Default 1M, as meta-updater
+    #[arg(long = "expire-after")]
+    pub expire_after: Option<String>,
+    /// Upload the image to the server's storage first
+    #[arg(long)]
+    pub upload: bool,
+    /// How often to re-pull and retry after a concurrent push
+    #[arg(long, default_value_t = 10)]
+    pub retries: u32,
+    /// Do everything but push; with --output, write the signed targets.json there
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    #[arg(long, requires = "dry_run")]
+    pub output: Option<PathBuf>,
+    /// Keep only the newest K versions of this target name
+    #[arg(long = "keep-versions")]
+    pub keep_versions: Option<usize>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,81 @@
+//! `init`: a local repository from credentials.zip (reference/garage-sign.md §1.2).
+//! Everything is read and checked before the first write; if a write fails the new
+//! repository directory is removed again.
+
+use super::Context;
+use crate::cli::InitArgs;
+use crate::credentials::{AuthConfig, Credentials, RepoConfig};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
+use crate::repo::TufRepo;
+
+pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
+    let repo = ctx.repo(&args.repo)?;
+    let director = args.servertype.eq_ignore_ascii_case("director");
+    let creds = Credentials::read(&args.credentials)?;
+    let treehub = creds.treehub()?;
+    let auth = creds.auth()?;
+    let reposerver = match args.reposerver {
+        Some(url) => url.trim().trim_end_matches('/').to_string(),
+        None => creds.server_url(if director { "api_gateway.url" } else { "tufrepo.url" })?,
+    };
+    let root = if director {
+        None
+    } else {
+        match creds.root() {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!("not importing root.json: {e}");
+                None
+            }
+        }
+    };
+    if root.is_none() && !director {
+        log::warn!("{} has no usable root.json: run `ota-sign root pull` before `targets pull`", args.credentials.display());
+    }
+    let targets_key = match creds.targets_key() {
+        Ok(k) => k,
+        // A pair that parses but does not match is broken input, not a legacy format.
+        Err(e) if e.to_string().contains("does not belong") => return Err(e),
+        Err(e) => {
+            log::warn!("not importing the targets key: {e}");
+            None
+        }
+    };
+    let config = RepoConfig { reposerver, auth, treehub, director };
+
+    repo.create_dirs()?;
+    if let Err(e) = write_repo(&repo, &args.credentials, &creds, &config, root.is_some(), targets_key.as_ref()) {
+        let _ = std::fs::remove_dir_all(repo.dir());
+        return Err(e);
+    }
+    log::info!("initialized repository {} for {}", repo.dir().display(), config.reposerver);
+    Ok(())
+}
+
+fn write_repo(
+    repo: &TufRepo,
+    zip_path: &std::path::Path,
+    creds: &Credentials,
+    config: &RepoConfig,
+    has_root: bool,
+    targets_key: Option<&crate::keys::PrivateKey>,
+) -> Result<()> {
+    fsutil::write_atomic(&repo.credentials_path(), &fsutil::read(zip_path)?, PRIVATE_FILE)?;
+    if let AuthConfig::MutualTls { cert_path, server_cert_path } = &config.auth {
+        for name in std::iter::once(cert_path).chain(server_cert_path) {
+            let data = creds.entry(name).ok_or_else(|| Error::invalid(zip_path.display().to_string(), format!("missing {name}")))?;
+            fsutil::write_atomic(&repo.dir().join(name), data, PRIVATE_FILE)?;
+        }
+    }
+    repo.write_config(config)?;
+    if has_root {
+        if let Some(root) = creds.entry("root.json") {
+            fsutil::write_atomic(&repo.signed_root_path(), root, PUBLIC_FILE)?;
+        }
+    }
+    if let Some(key) = targets_key {
+        repo.write_key_pair("targets", key)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! One module per command group (tough style). [`run`] resolves the parsed command
+//! line into the work to do; every command validates its input before it writes.
+
+mod delegations;
+mod export;
+mod init;
+mod json;
+mod keys;
+mod root;
+mod targets;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::keys::{KeyType, PublicKey};
+use crate::metadata::Signature;
+use crate::repo::TufRepo;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// What every command may need, resolved from global flags.
+pub struct Context {
+    pub home: PathBuf,
+    pub cacert: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn repo(&self, name: &str) -> Result<TufRepo> {
+        TufRepo::new(&self.home, name)
+    }
+
+    /// An existing repository named by a parent command's optional `--repo`.
+    pub fn existing_repo(&self, name: Option<&str>) -> Result<TufRepo> {
+        let name = name.ok_or_else(|| Error::Usage("--repo is required".into()))?;
+        let repo = self.repo(name)?;
+        repo.ensure_exists()?;
+        Ok(repo)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context { home: cli.home_dir, cacert: cli.cacert };
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help().map_err(|e| Error::io("stdout", e))?;
+        return Ok(());
+    };
+    // garage-sign creates the home directory on every run.
+    fsutil::create_private_dir(&ctx.home)?;
+    match command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Key(k) => keys::key(&ctx, k),
+        Command::UserKeys(a) => keys::user_keys(&ctx, a),
+        Command::Root(a) => root::run(&ctx, a),
+        Command::Targets(a) => targets::run(&ctx, a),
+        Command::Delegations(d) => delegations::run(&ctx, d),
+        Command::ExportCredentials(a) => export::run(&ctx, a),
+        Command::VerifyRoot(a) => json::verify_root(&ctx, a),
+        Command::SignJson(a) => json::sign_json(a),
+        Command::VerifyJson(a) => json::verify_json(a),
+        Command::MoveOffline(_)
+        | Command::ImportClientCert(_)
+        | Command::GetTargets(_)
+        | Command::Publish(_) => Err(Error::Other("this command needs the server client, which is not built yet".into())),
+    }
+}
+
+/// Key type from `--type`: `rsa` or `ed25519`, any case (garage-sign is case-sensitive;
+/// its docs say "Ed25519 or RSA", so we accept both spellings).
+pub fn parse_key_type(s: &str) -> Result<KeyType> {
+    match s.to_ascii_lowercase().as_str() {
+        "rsa" => Ok(KeyType::Rsa),
+        "ed25519" => Ok(KeyType::Ed25519),
+        _ => Err(Error::Usage(format!("Invalid keytype: {s} valid: (ed25519, rsa)"))),
+    }
+}
+
+/// Writes data to stdout as garage-sign does: raw bytes, no trailing newline.
+pub fn print_raw(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes).and_then(|_| out.flush()).map_err(|e| Error::io("stdout", e))
+}
+
+/// `--signatures name=b64,name2=b64`: split at the first `=`, so base64 padding is safe.
+pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
+    spec.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+                .ok_or_else(|| Error::Usage(format!("invalid --signatures entry {pair:?}: use keyname=base64signature")))
+        })
+        .collect()
+}
+
+/// Checks external signatures against `keys/<name>.pub` and turns them into signature
+/// objects. The method follows the key type (uptane-sign; garage-sign 0.7.7 always
+/// wrote rsassa-pss-sha256, which broke Ed25519).
+pub fn external_signatures(repo: &TufRepo, message: &[u8], spec: &str) -> Result<Vec<Signature>> {
+    let pairs = parse_signature_list(spec)?;
+    if pairs.is_empty() {
+        return Err(Error::Usage("--signatures is empty".into()));
+    }
+    pairs
+        .into_iter()
+        .map(|(name, sig)| {
+            let key: PublicKey = repo.read_public_key(&name)?;
+            let method = key.keytype().signature_method();
+            if !key.verify(method, message, &sig) {
+                return Err(Error::key(
+                    name,
+                    format!("Wrong signature: keyId: {} signature: {sig} does not verify over the unsigned role (run get-unsigned and sign exactly those bytes)", key.key_id()),
+                ));
+            }
+            Ok(Signature { keyid: key.key_id().to_string(), method: method.to_string(), sig })
+        })
+        .collect()
+}

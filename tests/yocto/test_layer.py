@@ -1,0 +1,546 @@
+# SPDX-License-Identifier: MPL-2.0
+"""meta-offline-signing parsed and run by the real bitbake library.
+
+None of these tests needs the ota-sign binaries: the task is run against a
+fake ota-sign that records its command line.  test_publish.py runs the real
+tool against ota-reposerver.
+"""
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+import bb
+import bb.parse
+
+import bbharness
+from bbharness import LAYER, REPO, run_task, task_deps, tasks
+from conftest import FAKE_SECRET, files_containing, make_credentials
+
+OPT_IN = 'IMAGE_CLASSES += "offline_signing"\n'
+
+
+def build_closure(d, task="do_build"):
+    """Every task of the recipe that `task` (transitively) depends on."""
+    seen, todo = set(), [task]
+    while todo:
+        t = todo.pop()
+        for dep in task_deps(d, t):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def signing_workdir(d):
+    return d.getVar("OFFLINE_SIGNING_WORKDIR")
+
+
+def recorded_argv(d):
+    with open(os.path.join(signing_workdir(d), "argv.json")) as f:
+        return json.load(f)
+
+
+def option(argv, name):
+    assert argv.count(name) == 1, "%s given %d times in %s" % (name, argv.count(name), argv)
+    return argv[argv.index(name) + 1]
+
+
+def deployed_image(d):
+    path = os.path.realpath(d.getVar("OFFLINE_SIGNING_ARTIFACT"))
+    with open(path, "rb") as f:
+        data = f.read()
+    return path, hashlib.sha256(data).hexdigest(), len(data)
+
+
+# --- layer.conf ---------------------------------------------------------------
+
+def test_layer_conf_declares_own_collection_and_series(project):
+    d = project().parse_config()
+    assert "offline-signing" in d.getVar("BBFILE_COLLECTIONS").split()
+    assert d.getVar("LAYERDEPENDS_offline-signing") == "core"
+    assert d.getVar("LAYERSERIES_COMPAT_offline-signing").split() == ["scarthgap", "wrynose"]
+    assert LAYER in d.getVar("BBPATH").split(":")
+
+
+@pytest.mark.parametrize("series", ["scarthgap", "wrynose"])
+def test_layer_accepted_by_supported_core_series(project, series):
+    d = project(series=series).parse_config()
+    assert d.getVar("LAYERSERIES_CORENAMES") == series
+
+
+def test_layer_rejected_by_unsupported_core_series(project):
+    with pytest.raises(bb.BBHandledException):
+        project(series="kirkstone").parse_config()
+
+
+def test_layer_conf_sets_only_layer_variables():
+    allowed = {"BBPATH", "BBFILES", "BBFILE_COLLECTIONS"}
+    allowed_prefixes = ("BBFILE_PATTERN_offline-signing", "BBFILE_PRIORITY_offline-signing",
+                        "LAYERVERSION_offline-signing", "LAYERDEPENDS_offline-signing",
+                        "LAYERSERIES_COMPAT_offline-signing")
+    with open(os.path.join(LAYER, "conf", "layer.conf")) as f:
+        for line in f:
+            m = re.match(r"^([A-Za-z0-9_:${}.-]+)\s*(\?\?=|\?=|:=|\+=|\.=|=\+|=\.|=)", line)
+            if m:
+                var = m.group(1)
+                assert var in allowed or var in allowed_prefixes, "layer.conf sets global variable %s" % var
+
+
+def test_adding_the_layer_changes_no_recipe(project):
+    """yocto-check-layer's signature rule: same tasks, ordering and basehashes."""
+    without = project(with_layer=False)
+    d0 = without.parse("fake-image")
+    sig0, tasks0 = without.basehashes(d0), {t: task_deps(d0, t) for t in tasks(d0)}
+
+    with_layer = project(with_layer=True)
+    d1 = with_layer.parse("fake-image")
+    sig1, tasks1 = with_layer.basehashes(d1), {t: task_deps(d1, t) for t in tasks(d1)}
+
+    assert tasks1 == tasks0
+    assert sig1 == sig0
+    assert "OFFLINE_SIGNING_CREDENTIALS" not in d1.keys()
+
+
+# --- task wiring -------------------------------------------------------------------
+
+def test_no_signing_task_scheduled_without_credentials(project):
+    d = project(local_conf=OPT_IN).parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_CREDENTIALS") == ""
+    assert "do_offline_sign" in tasks(d)  # defined, so `-c offline_sign` can be asked for
+    assert "do_offline_sign" not in build_closure(d)
+
+
+def test_no_signing_task_scheduled_without_credentials_inherit(project):
+    d = project().parse("fake-image-inherit")
+    assert "do_offline_sign" not in build_closure(d)
+
+
+def test_readme_configuration_schedules_signing_task(project, credentials):
+    d = project(credentials=credentials).parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_CREDENTIALS") == credentials
+    assert task_deps(d, "do_offline_sign") == ["do_image_complete"]
+    assert "do_offline_sign" in task_deps(d, "do_build")
+    assert build_closure(d) == {"do_image_complete", "do_offline_sign"}
+
+
+def test_inherit_with_credentials_schedules_signing_task(project, credentials):
+    d = project(local_conf='OFFLINE_SIGNING_CREDENTIALS = "%s"\n' % credentials).parse("fake-image-inherit")
+    assert task_deps(d, "do_offline_sign") == ["do_image_complete"]
+    assert "do_offline_sign" in task_deps(d, "do_build")
+
+
+def test_required_schedules_task_without_credentials(project):
+    d = project(local_conf=OPT_IN + 'OFFLINE_SIGNING_REQUIRED = "1"\n').parse("fake-image")
+    assert "do_offline_sign" in task_deps(d, "do_build")
+
+
+def test_task_flags(project, credentials):
+    d = project(credentials=credentials).parse("fake-image")
+    flag = lambda name: d.getVarFlag("do_offline_sign", name)  # noqa: E731
+    assert flag("network") == "1"
+    assert flag("depends").split() == ["ota-sign-native:do_populate_sysroot",
+                                       "ca-certificates-native:do_populate_sysroot"]
+    assert flag("file-checksums").split() == ["%s:True" % credentials]
+    assert flag("lockfiles") == os.path.join(d.getVar("TMPDIR"), "offline-signing.lock")
+    workdir = d.getVar("WORKDIR")
+    assert flag("dirs") == flag("cleandirs") == os.path.join(workdir, "offline-signing")
+    assert flag("nostamp") is None
+    assert flag("doc")
+    vardeps = flag("vardeps").split()
+    for var in ("OFFLINE_SIGNING_TARGET_NAME", "OFFLINE_SIGNING_TARGET_VERSION", "OFFLINE_SIGNING_HARDWARE_IDS",
+                "OFFLINE_SIGNING_FORMAT", "OFFLINE_SIGNING_ARTIFACT", "OFFLINE_SIGNING_EXPIRE_AFTER",
+                "OFFLINE_SIGNING_URL", "OFFLINE_SIGNING_CUSTOM", "OFFLINE_SIGNING_RETRIES"):
+        assert var in vardeps
+    assert "OFFLINE_SIGNING_CREDENTIALS" in flag("vardepsexclude").split()
+
+
+def test_host_tool_drops_native_dependency(project, credentials):
+    d = project(credentials=credentials, host_tool="/opt/ota-sign/bin/ota-sign").parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_TOOL") == "/opt/ota-sign/bin/ota-sign"
+    assert d.getVarFlag("do_offline_sign", "depends").split() == ["ca-certificates-native:do_populate_sysroot"]
+
+
+def test_signature_follows_settings_and_credentials_content_not_path(project, tmp_path, credentials):
+    base = project(credentials=credentials)
+    h0 = base.basehashes(base.parse("fake-image"))["do_offline_sign"]
+
+    renamed = project(local_conf='OFFLINE_SIGNING_TARGET_NAME = "other"\n', credentials=credentials)
+    assert renamed.basehashes(renamed.parse("fake-image"))["do_offline_sign"] != h0
+
+    moved = make_credentials(tmp_path / "elsewhere.zip")
+    p = project(credentials=moved)
+    d = p.parse("fake-image")
+    assert p.basehashes(d)["do_offline_sign"] == h0
+    # ... the content is tracked through [file-checksums] by the runqueue.
+    assert d.getVarFlag("do_offline_sign", "file-checksums").split() == ["%s:True" % moved]
+
+
+# --- defaults and meta-updater fallbacks ----------------------------------------------
+
+DEFAULTS = {
+    "OFFLINE_SIGNING_CREDENTIALS": "",
+    "OFFLINE_SIGNING_REQUIRED": "0",
+    "OFFLINE_SIGNING_TARGET_NAME": "fake-image",
+    "OFFLINE_SIGNING_TARGET_VERSION": "",
+    "OFFLINE_SIGNING_HARDWARE_IDS": "qemux86-64",
+    "OFFLINE_SIGNING_FORMAT": "BINARY",
+    "OFFLINE_SIGNING_IMAGE_TYPE": "wic",
+    "OFFLINE_SIGNING_OSTREE_COMMIT": "",
+    "OFFLINE_SIGNING_URL": "",
+    "OFFLINE_SIGNING_UPLOAD": "0",
+    "OFFLINE_SIGNING_EXPIRES": "",
+    "OFFLINE_SIGNING_EXPIRE_AFTER": "1M",
+    "OFFLINE_SIGNING_RETRIES": "5",
+    "OFFLINE_SIGNING_CUSTOM": "",
+    "OFFLINE_SIGNING_KEEP_VERSIONS": "",
+    "OFFLINE_SIGNING_DRY_RUN": "0",
+    "OFFLINE_SIGNING_TOOL": "",
+}
+
+
+def test_defaults(project):
+    d = project(local_conf=OPT_IN).parse("fake-image")
+    for var, value in DEFAULTS.items():
+        assert d.getVar(var) == value, var
+    assert d.getVar("OFFLINE_SIGNING_ARTIFACT") == os.path.join(
+        d.getVar("DEPLOY_DIR_IMAGE"), "fake-image-qemux86-64.rootfs.wic")
+    assert d.getVar("OFFLINE_SIGNING_OSTREE_MANIFEST") == os.path.join(d.getVar("WORKDIR"), "ostree_manifest")
+    assert d.getVar("OFFLINE_SIGNING_CACERT") == os.path.join(
+        d.getVar("STAGING_ETCDIR_NATIVE"), "ssl", "certs", "ca-certificates.crt")
+    assert d.getVar("OFFLINE_SIGNING_LOCKFILE") == os.path.join(d.getVar("TMPDIR"), "offline-signing.lock")
+
+
+def test_default_image_type_falls_back_to_first_fstype(project):
+    d = project(local_conf=OPT_IN + 'IMAGE_FSTYPES = "ext4 tar.bz2"\n').parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_IMAGE_TYPE") == "ext4"
+
+
+META_UPDATER = {
+    "SOTA_PACKED_CREDENTIALS": ("OFFLINE_SIGNING_CREDENTIALS", "/srv/creds/credentials.zip"),
+    "GARAGE_TARGET_NAME": ("OFFLINE_SIGNING_TARGET_NAME", "my-product"),
+    "GARAGE_TARGET_VERSION": ("OFFLINE_SIGNING_TARGET_VERSION", "1.2.3"),
+    "SOTA_HARDWARE_ID": ("OFFLINE_SIGNING_HARDWARE_IDS", "board-rev2"),
+    "GARAGE_TARGET_URL": ("OFFLINE_SIGNING_URL", "https://cdn.example.com/img.wic"),
+    "GARAGE_TARGET_EXPIRES": ("OFFLINE_SIGNING_EXPIRES", "2030-01-01T00:00:00Z"),
+    "GARAGE_PUSH_RETRIES": ("OFFLINE_SIGNING_RETRIES", "3"),
+}
+
+
+def test_meta_updater_fallbacks(project):
+    conf = OPT_IN + "".join('%s = "%s"\n' % (k, v[1]) for k, v in META_UPDATER.items())
+    d = project(local_conf=conf).parse("fake-image")
+    for ours, value in META_UPDATER.values():
+        assert d.getVar(ours) == value, ours
+    # An expiry instant replaces the 1M default.
+    assert d.getVar("OFFLINE_SIGNING_EXPIRE_AFTER") == ""
+    # Credentials through SOTA_PACKED_CREDENTIALS schedule the task too.
+    assert "do_offline_sign" in task_deps(d, "do_build")
+
+
+def test_meta_updater_expire_after_fallback(project):
+    d = project(local_conf=OPT_IN + 'GARAGE_TARGET_EXPIRE_AFTER = "2M"\n').parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_EXPIRE_AFTER") == "2M"
+    assert d.getVar("OFFLINE_SIGNING_EXPIRES") == ""
+
+
+def test_own_variables_win_over_meta_updater(project):
+    conf = OPT_IN + "".join('%s = "%s"\n' % (k, v[1]) for k, v in META_UPDATER.items())
+    conf += 'OFFLINE_SIGNING_TARGET_NAME = "ours"\nOFFLINE_SIGNING_HARDWARE_IDS = "a b"\n'
+    d = project(local_conf=conf).parse("fake-image")
+    assert d.getVar("OFFLINE_SIGNING_TARGET_NAME") == "ours"
+    assert d.getVar("OFFLINE_SIGNING_HARDWARE_IDS") == "a b"
+
+
+# --- running the task (fake ota-sign) --------------------------------------------------
+
+def signing_project(project, credentials, tool, local_conf=""):
+    return project(credentials=credentials, host_tool=tool, local_conf=local_conf)
+
+
+def test_task_publishes_deployed_image(project, credentials, fake_tool):
+    p = signing_project(project, credentials, fake_tool())
+    d = p.parse("fake-image")
+    run_task(d, "do_image_complete")
+    run_task(d, "do_offline_sign")
+
+    path, sha, size = deployed_image(d)
+    argv = recorded_argv(d)
+    assert argv[0] == "publish"
+    assert option(argv, "--credentials") == credentials
+    assert option(argv, "--name") == "fake-image"
+    assert option(argv, "--version") == sha
+    assert option(argv, "--hardwareids") == "qemux86-64"
+    assert option(argv, "--format") == "binary"
+    assert option(argv, "--sha256") == sha
+    assert option(argv, "--length") == str(size)
+    assert option(argv, "--expire-after") == "1M"
+    assert option(argv, "--retries") == "5"
+    assert "--json" in argv
+    for absent in ("--image", "--upload", "--url", "--custom", "--expires", "--dry-run", "--cacert"):
+        assert absent not in argv
+
+    with open(os.path.join(signing_workdir(d), "target.json")) as f:
+        summary = json.load(f)
+    assert summary == {"name": "fake-image", "version": sha, "format": "BINARY", "sha256": sha,
+                       "length": size, "hardwareids": ["qemux86-64"]}
+    # The zip is never copied or extracted into the build tree.
+    assert files_containing(d.getVar("TMPDIR"), FAKE_SECRET) == []
+
+
+def test_default_version_is_stable_and_unique(project, credentials, fake_tool):
+    tool = fake_tool()
+    versions = []
+    for content in ("image A", "image A", "image B"):
+        d = signing_project(project, credentials, tool,
+                            'FAKE_IMAGE_CONTENT = "%s"\n' % content).parse("fake-image")
+        run_task(d, "do_image_complete")
+        run_task(d, "do_offline_sign")
+        versions.append(option(recorded_argv(d), "--version"))
+    assert versions[0] == versions[1]
+    assert versions[0] != versions[2]
+
+
+def test_native_tool_found_in_sysroot(project, credentials, fake_tool):
+    p = project(credentials=credentials)
+    d = p.parse("fake-image")
+    fake_tool(directory=d.getVar("STAGING_BINDIR_NATIVE"))
+    run_task(d, "do_image_complete")
+    run_task(d, "do_offline_sign")
+    assert recorded_argv(d)[0] == "publish"
+
+
+def test_all_options_passed(project, credentials, fake_tool, tmp_path):
+    cacert = tmp_path / "ca.crt"
+    cacert.write_text("-----BEGIN CERTIFICATE-----\n")
+    conf = """\
+OFFLINE_SIGNING_TARGET_NAME = "product"
+OFFLINE_SIGNING_TARGET_VERSION = "2.0"
+OFFLINE_SIGNING_HARDWARE_IDS = "board-a, board-b board-c"
+OFFLINE_SIGNING_IMAGE_TYPE = "tar.bz2"
+OFFLINE_SIGNING_URL = "https://cdn.example.com/product-2.0.tar.bz2"
+OFFLINE_SIGNING_UPLOAD = "1"
+OFFLINE_SIGNING_EXPIRES = "2030-01-01T00:00:00Z"
+OFFLINE_SIGNING_RETRIES = "7"
+OFFLINE_SIGNING_CUSTOM = '{"channel": "beta", "build": 42}'
+OFFLINE_SIGNING_KEEP_VERSIONS = "10"
+OFFLINE_SIGNING_DRY_RUN = "1"
+OFFLINE_SIGNING_CACERT = "%s"
+""" % cacert
+    d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
+    run_task(d, "do_image_complete")
+    run_task(d, "do_offline_sign")
+    path, sha, size = deployed_image(d)
+    assert path.endswith(".tar.bz2")
+    argv = recorded_argv(d)
+    assert option(argv, "--name") == "product"
+    assert option(argv, "--version") == "2.0"
+    assert option(argv, "--hardwareids") == "board-a,board-b,board-c"
+    assert option(argv, "--image") == path
+    assert "--upload" in argv and "--sha256" not in argv and "--length" not in argv
+    assert option(argv, "--url") == "https://cdn.example.com/product-2.0.tar.bz2"
+    assert option(argv, "--expires") == "2030-01-01T00:00:00Z"
+    assert "--expire-after" not in argv
+    assert option(argv, "--retries") == "7"
+    assert json.loads(option(argv, "--custom")) == {"channel": "beta", "build": 42}
+    assert option(argv, "--keep-versions") == "10"
+    assert option(argv, "--cacert") == str(cacert)
+    assert option(argv, "--output") == os.path.join(signing_workdir(d), "targets.json")
+    assert "--dry-run" in argv
+
+
+def test_ostree_target_from_meta_updater_manifest(project, credentials, fake_tool):
+    commit = "ab" * 32
+    d = signing_project(project, credentials, fake_tool(), 'OFFLINE_SIGNING_FORMAT = "OSTREE"\n').parse("fake-image")
+    os.makedirs(d.getVar("WORKDIR"), exist_ok=True)
+    with open(d.getVar("OFFLINE_SIGNING_OSTREE_MANIFEST"), "w") as f:
+        f.write(commit + "\n")
+    run_task(d, "do_offline_sign")
+    argv = recorded_argv(d)
+    assert option(argv, "--format") == "ostree"
+    assert option(argv, "--sha256") == commit
+    assert option(argv, "--length") == "0"
+    assert option(argv, "--version") == commit
+
+
+def test_ostree_commit_variable(project, credentials, fake_tool):
+    commit = "cd" * 32
+    conf = 'OFFLINE_SIGNING_FORMAT = "ostree"\nOFFLINE_SIGNING_OSTREE_COMMIT = "%s"\n' % commit
+    d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
+    run_task(d, "do_offline_sign")
+    assert option(recorded_argv(d), "--sha256") == commit
+
+
+def test_credentials_without_offline_keys_warn_and_skip(project, tmp_path, fake_tool, caplog):
+    online = make_credentials(tmp_path / "credentials.zip", offline=False)
+    d = signing_project(project, online, fake_tool()).parse("fake-image")
+    run_task(d, "do_image_complete")
+    with caplog.at_level("WARNING", logger="BitBake"):
+        run_task(d, "do_offline_sign")
+    assert not os.path.exists(os.path.join(signing_workdir(d), "argv.json"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no offline signing keys" in w and "targets.sec" in w for w in warnings), warnings
+
+
+def test_credentials_without_offline_keys_fail_when_required(project, tmp_path, fake_tool, caplog):
+    online = make_credentials(tmp_path / "credentials.zip", offline=False)
+    d = signing_project(project, online, fake_tool(), 'OFFLINE_SIGNING_REQUIRED = "1"\n').parse("fake-image")
+    run_task(d, "do_image_complete")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert "OFFLINE_SIGNING_REQUIRED is set" in caplog.text
+
+
+def test_required_without_credentials_fails(project, fake_tool, caplog):
+    d = project(host_tool=fake_tool(), local_conf=OPT_IN + 'OFFLINE_SIGNING_REQUIRED = "1"\n').parse("fake-image")
+    run_task(d, "do_image_complete")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert "no credentials are configured" in caplog.text
+
+
+def test_missing_credentials_file_fails(project, tmp_path, fake_tool, caplog):
+    d = signing_project(project, str(tmp_path / "missing.zip"), fake_tool()).parse("fake-image")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert "does not exist" in caplog.text
+
+
+@pytest.mark.parametrize("code,words", [(1, "rejected"), (2, "checksum conflicts"), (3, "failed")])
+def test_tool_failure_fails_task(project, credentials, fake_tool, caplog, code, words):
+    d = signing_project(project, credentials, fake_tool(code=code, stderr="server said no\n")).parse("fake-image")
+    run_task(d, "do_image_complete")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert words in caplog.text and "exit code %d" % code in caplog.text and "server said no" in caplog.text
+    assert not os.path.exists(os.path.join(signing_workdir(d), "target.json"))
+
+
+@pytest.mark.parametrize("conf,words", [
+    ('OFFLINE_SIGNING_EXPIRES = "2030-01-01T00:00:00Z"\nOFFLINE_SIGNING_EXPIRE_AFTER = "1M"\n', "only one of"),
+    ('OFFLINE_SIGNING_FORMAT = "TARBALL"\n', "BINARY or OSTREE"),
+    ('OFFLINE_SIGNING_CUSTOM = "[1, 2]"\n', "JSON object"),
+    ('OFFLINE_SIGNING_CUSTOM = "{oops"\n', "not valid JSON"),
+    ('OFFLINE_SIGNING_HARDWARE_IDS = "good bad/id"\n', "Invalid hardware id"),
+    ('OFFLINE_SIGNING_IMAGE_TYPE = "ext4"\n', "does not exist"),
+    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\n', "OFFLINE_SIGNING_OSTREE_COMMIT"),
+    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\nOFFLINE_SIGNING_OSTREE_COMMIT = "xyz"\n', "not an OSTree commit"),
+    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\nOFFLINE_SIGNING_OSTREE_COMMIT = "%s"\nOFFLINE_SIGNING_UPLOAD = "1"\n'
+     % ("ab" * 32), "only applies to BINARY"),
+])
+def test_configuration_errors_fail_task(project, credentials, fake_tool, caplog, conf, words):
+    d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
+    run_task(d, "do_image_complete")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert words in caplog.text
+
+
+def test_host_tool_must_exist(project, credentials, tmp_path, caplog):
+    d = signing_project(project, credentials, str(tmp_path / "nope" / "ota-sign")).parse("fake-image")
+    run_task(d, "do_image_complete")
+    with pytest.raises(bb.BBHandledException):
+        run_task(d, "do_offline_sign")
+    assert "not an executable file" in caplog.text
+
+
+# --- the ota-sign recipe -------------------------------------------------------------
+
+RECIPE = os.path.join(LAYER, "recipes-devtools", "ota-sign", "ota-sign_0.1.0.bb")
+
+
+def cargo_toml():
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        pytest.skip("tomllib needs Python 3.11")
+    with open(os.path.join(REPO, "Cargo.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def cargo_lock_crates():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gen", os.path.join(REPO, "scripts", "gen-crates-inc.py"))
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    return [p for p in gen.load_packages(os.path.join(REPO, "Cargo.lock")) if "crates.io" in p.get("source", "")]
+
+
+def test_recipe_version_matches_cargo_toml():
+    with open(os.path.join(REPO, "Cargo.toml")) as f:
+        version = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M).group(1)
+    assert os.path.basename(RECIPE) == "ota-sign_%s.bb" % version
+
+
+def test_recipe_parses_with_crates_license_and_native_variant(project):
+    p = project()
+    d = p.parse(RECIPE)
+    assert d.getVar("PN") == "ota-sign" and d.getVar("PV") == "0.1.0"
+    assert d.getVar("BBCLASSEXTEND") == "native"
+    assert p.parse(RECIPE, variant="native") is not None
+
+    src_uri = d.getVar("SRC_URI").split()
+    crates = [u for u in src_uri if u.startswith("crate://")]
+    expected = cargo_lock_crates()
+    assert crates == ["crate://crates.io/%s/%s" % (c["name"], c["version"]) for c in expected]
+    for c in expected:
+        assert d.getVarFlag("SRC_URI", "%s-%s.sha256sum" % (c["name"], c["version"])) == c["checksum"]
+
+    # Local sources are taken from the top of the source tree.
+    local = [u.split(";")[0][len("file://"):] for u in src_uri if u.startswith("file://")]
+    assert sorted(local) == ["Cargo.lock", "Cargo.toml", "LICENSE", "src"]
+    for name in local:
+        assert os.path.exists(os.path.join(REPO, name)), name
+    # Everything `cargo build --bin ota-sign` reads must be fetched.
+    needed = {"build.rs"} if os.path.exists(os.path.join(REPO, "build.rs")) else set()
+    manifest = cargo_toml()
+    build = manifest.get("package", {}).get("build")
+    if isinstance(build, str):
+        needed.add(build)
+    for target in [manifest.get("lib", {})] + manifest.get("bin", []):
+        if "path" in target:
+            needed.add(target["path"])
+    for path in needed:
+        top = path.replace("\\", "/").split("/")[0]
+        assert top in local, "%s is used by Cargo.toml but not in the recipe's SRC_URI" % path
+
+    m = re.fullmatch(r"file://LICENSE;md5=([0-9a-f]{32})", d.getVar("LIC_FILES_CHKSUM"))
+    with open(os.path.join(REPO, "LICENSE"), "rb") as f:
+        assert m and m.group(1) == hashlib.md5(f.read()).hexdigest()
+    assert d.getVar("LICENSE") == "MPL-2.0"
+
+
+def test_recipe_skipped_with_old_rust(project):
+    p = project(local_conf='RUSTVERSION = "1.75%"\n')
+    for variant in ("", "native"):
+        reason = p.parse(RECIPE, variant=variant).getVar("__SKIPPED")
+        assert reason and "Rust >= 1.85" in reason and "OFFLINE_SIGNING_TOOL" in reason
+    current = project(local_conf='RUSTVERSION = "1.94.1%"\n')
+    assert not current.parse(RECIPE).getVar("__SKIPPED")
+
+
+def test_recipe_min_rust_matches_cargo_toml(project):
+    with open(os.path.join(REPO, "Cargo.toml")) as f:
+        m = re.search(r'^rust-version\s*=\s*"([^"]+)"', f.read(), re.M)
+    d = project().parse(RECIPE)
+    if m:
+        assert d.getVar("OTA_SIGN_MIN_RUST_VERSION") == m.group(1)
+
+
+# --- README ----------------------------------------------------------------------
+
+def test_readme_documents_every_variable_and_contacts():
+    with open(bbharness.README) as f:
+        readme = f.read()
+    with open(os.path.join(LAYER, "classes-recipe", "offline_signing.bbclass")) as f:
+        variables = set(re.findall(r"^(OFFLINE_SIGNING_[A-Z_]+) \?\?=", f.read(), re.M))
+    assert variables
+    for var in sorted(variables):
+        assert "| `%s` |" % var in readme, "%s is not in README's variable table" % var
+    lower = readme.lower()
+    assert "maintainer" in lower and "patch" in lower
+    assert re.search(r"[\w.+-]+@[\w-]+\.[\w.-]+", readme)
+    assert os.path.getsize(os.path.join(LAYER, "SECURITY.md")) > 0
