@@ -207,8 +207,8 @@ python do_offline_sign() {
     required = bb.utils.to_boolean(d.getVar('OFFLINE_SIGNING_REQUIRED'), False)
 
     if not creds:
-        bb.fatal("OFFLINE_SIGNING_REQUIRED = '1' but no credentials are configured: "
-                 "set OFFLINE_SIGNING_CREDENTIALS (or SOTA_PACKED_CREDENTIALS)")
+        bb.fatal("Cannot sign: no credentials are configured; set OFFLINE_SIGNING_CREDENTIALS "
+                 "(or SOTA_PACKED_CREDENTIALS) to an offline-credentials.zip")
     if not os.path.isfile(creds):
         bb.fatal("Credentials file '%s' does not exist" % creds)
     try:

@@ -455,8 +455,8 @@ RECIPE = os.path.join(LAYER, "recipes-devtools", "ota-sign", "ota-sign_0.1.0.bb"
 def cargo_toml():
     try:
         import tomllib
-    except ImportError:  # Python < 3.11
-        pytest.skip("tomllib needs Python 3.11")
+    except ImportError:  # Python < 3.11: only build.rs is checked
+        return {}
     with open(os.path.join(REPO, "Cargo.toml"), "rb") as f:
         return tomllib.load(f)
 

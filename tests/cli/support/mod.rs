@@ -57,3 +57,78 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// Every file below `dir` with its content: compare before/after to prove a failing
+/// command changed nothing.
+pub fn tree_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let data = if e.file_type().is_file() { std::fs::read(e.path()).unwrap() } else { b"<dir>".to_vec() };
+            (e.path().to_path_buf(), data)
+        })
+        .collect()
+}
+
+/// A temporary working directory with `tuf/` as the default home.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path().join("tuf")
+    }
+
+    pub fn repo(&self, name: &str) -> PathBuf {
+        self.home().join(name)
+    }
+
+    /// `ota-sign` run inside this workspace.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = ota_sign();
+        c.current_dir(self.path());
+        c
+    }
+
+    /// `ota-sign <args>` that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ota-sign {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ota-sign <args>` that must fail with `code`; returns stderr.
+    pub fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "ota-sign {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `init --repo name` from an upstream credentials fixture.
+    pub fn init_from_fixture(&self, name: &str, zip: &str) {
+        let zip = fixture(&format!("ota-tuf/cli/src/test/resources/{zip}"));
+        self.ok(&["init", "--repo", name, "--credentials", zip.to_str().unwrap()]);
+    }
+}
