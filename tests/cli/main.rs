@@ -2,4 +2,5 @@
 //! Each module covers one area; `support` holds the shared setup.
 
 mod fixtures;
+mod props;
 mod support;
