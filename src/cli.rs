@@ -230,7 +230,7 @@ pub struct ExpiryArgs {
     #[arg(long)]
     pub expires: Option<String>,
     /// Expire after a period from now (Java Period: 1Y3M5D, 2W, 1M)
-    #[arg(long = "expire-after")]
+    #[arg(long = "expire-after", allow_hyphen_values = true)]
     pub expire_after: Option<String>,
     /// Accept an expiry date in the past
     #[arg(long)]
@@ -550,8 +550,8 @@ pub struct PublishArgs {
     pub custom: Option<String>,
     #[arg(long)]
     pub expires: Option<String>,
-    /// Default 1M, as meta-updater
-    #[arg(long = "expire-after")]
+    /// Expire after a period from now (Java Period, default 1M as meta-updater)
+    #[arg(long = "expire-after", allow_hyphen_values = true)]
     pub expire_after: Option<String>,
     /// Upload the image to the server's storage first
     #[arg(long)]

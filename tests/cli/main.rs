@@ -2,5 +2,6 @@
 //! Each module covers one area; `support` holds the shared setup.
 
 mod fixtures;
+mod local_repo;
 mod props;
 mod support;
