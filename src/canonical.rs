@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn keeps_number_spelling_and_nulls() {
         let v: Value = serde_json::from_str(r#"{"b":1.0,"a":null,"c":[3,-7,1.50]}"#).unwrap();
-        assert_eq!(CanonicalJson::of(&v).as_str(), r#"{"a":null,"b":1.0,"c":[3,-7,1.50]}"#);
+        assert_eq!(
+            CanonicalJson::of(&v).as_str(),
+            r#"{"a":null,"b":1.0,"c":[3,-7,1.50]}"#
+        );
     }
 
     #[test]

@@ -26,7 +26,13 @@ ota-sign export-credentials --repo myrepo --key-name mytargets --output offline-
 )]
 pub struct Cli {
     /// Directory that holds the local repositories
-    #[arg(short = 'h', long = "home-dir", global = true, default_value = "tuf", value_name = "PATH")]
+    #[arg(
+        short = 'h',
+        long = "home-dir",
+        global = true,
+        default_value = "tuf",
+        value_name = "PATH"
+    )]
     pub home_dir: PathBuf,
 
     /// Log debug details (never secrets) to stderr

@@ -67,7 +67,10 @@ impl AuthConfig {
         match self {
             AuthConfig::None => Value::Null,
             AuthConfig::OAuth2(o) => serde_json::to_value(o).unwrap_or(Value::Null),
-            AuthConfig::MutualTls { cert_path, server_cert_path } => {
+            AuthConfig::MutualTls {
+                cert_path,
+                server_cert_path,
+            } => {
                 serde_json::json!({"certPath": cert_path, "serverCertPath": server_cert_path})
             }
         }
@@ -84,7 +87,10 @@ impl AuthConfig {
         if let Some(cert) = v.get("certPath").and_then(Value::as_str) {
             return Ok(AuthConfig::MutualTls {
                 cert_path: cert.to_string(),
-                server_cert_path: v.get("serverCertPath").and_then(Value::as_str).map(str::to_string),
+                server_cert_path: v
+                    .get("serverCertPath")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
             });
         }
         Err(Error::invalid(
@@ -104,22 +110,36 @@ pub struct TreehubConfig {
 
 impl TreehubConfig {
     pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| Error::invalid(what, format!("invalid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid(what, format!("invalid JSON: {e}")))?;
         let oauth2 = match v.get("oauth2") {
             None | Some(Value::Null) => None,
-            Some(o) => Some(serde_json::from_value::<OAuth2Config>(o.clone()).map_err(|e| {
-                Error::invalid(format!("{what}: oauth2"), format!("{e} (needs server, client_id and client_secret)"))
-            })?),
+            Some(o) => Some(
+                serde_json::from_value::<OAuth2Config>(o.clone()).map_err(|e| {
+                    Error::invalid(
+                        format!("{what}: oauth2"),
+                        format!("{e} (needs server, client_id and client_secret)"),
+                    )
+                })?,
+            ),
         };
         let no_auth = match v.get("no_auth") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Error::invalid(format!("{what}: no_auth"), "must be true or false")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    format!("{what}: no_auth"),
+                    "must be true or false",
+                ))
+            }
         };
         Ok(TreehubConfig {
             oauth2,
             no_auth,
-            ostree: v.get("ostree").cloned().unwrap_or_else(|| serde_json::json!({})),
+            ostree: v
+                .get("ostree")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({})),
         })
     }
 
@@ -150,13 +170,21 @@ impl Credentials {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
         if archive.len() > MAX_ENTRIES {
-            return Err(bad(format!("has {} entries, more than credentials.zip ever holds", archive.len())));
+            return Err(bad(format!(
+                "has {} entries, more than credentials.zip ever holds",
+                archive.len()
+            )));
         }
         let mut entries = Vec::new();
         let mut total = 0u64;
         for i in 0..archive.len() {
-            let mut f = archive.by_index(i).map_err(|e| bad(format!("entry {i}: {e}")))?;
-            let name = f.name().map_err(|e| bad(format!("entry {i}: {e}")))?.to_string();
+            let mut f = archive
+                .by_index(i)
+                .map_err(|e| bad(format!("entry {i}: {e}")))?;
+            let name = f
+                .name()
+                .map_err(|e| bad(format!("entry {i}: {e}")))?
+                .to_string();
             if f.enclosed_name().is_none() {
                 return Err(bad(format!("entry {name:?} has an unsafe path")));
             }
@@ -169,7 +197,10 @@ impl Credentials {
                 .read_to_end(&mut data)
                 .map_err(|e| bad(format!("entry {name:?}: {e}")))?;
             if data.len() as u64 > MAX_ENTRY {
-                return Err(bad(format!("entry {name:?} is larger than {} MiB", MAX_ENTRY >> 20)));
+                return Err(bad(format!(
+                    "entry {name:?} is larger than {} MiB",
+                    MAX_ENTRY >> 20
+                )));
             }
             total += data.len() as u64;
             if total > MAX_TOTAL {
@@ -177,7 +208,10 @@ impl Credentials {
             }
             entries.push((name, data));
         }
-        Ok(Credentials { path: path.to_path_buf(), entries })
+        Ok(Credentials {
+            path: path.to_path_buf(),
+            entries,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -185,7 +219,10 @@ impl Credentials {
     }
 
     pub fn entry(&self, name: &str) -> Option<&[u8]> {
-        self.entries.iter().find(|(n, _)| n == name).map(|(_, d)| d.as_slice())
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_slice())
     }
 
     pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
@@ -197,25 +234,34 @@ impl Credentials {
     }
 
     pub fn treehub(&self) -> Result<TreehubConfig> {
-        let data = self
-            .entry("treehub.json")
-            .ok_or_else(|| Error::invalid(self.path.display().to_string(), "Missing file from credentials.zip: treehub.json"))?;
+        let data = self.entry("treehub.json").ok_or_else(|| {
+            Error::invalid(
+                self.path.display().to_string(),
+                "Missing file from credentials.zip: treehub.json",
+            )
+        })?;
         TreehubConfig::parse(data, &self.what("treehub.json"))
     }
 
     /// `tufrepo.url` (or `api_gateway.url` for director repos), trimmed, without a
     /// trailing slash (garage-sign would otherwise request `//api/...`).
     pub fn server_url(&self, entry: &str) -> Result<String> {
-        let data = self
-            .entry(entry)
-            .ok_or_else(|| Error::invalid(self.path.display().to_string(), format!("Missing file from credentials.zip: {entry}")))?;
+        let data = self.entry(entry).ok_or_else(|| {
+            Error::invalid(
+                self.path.display().to_string(),
+                format!("Missing file from credentials.zip: {entry}"),
+            )
+        })?;
         let url = std::str::from_utf8(data)
             .map_err(|_| Error::invalid(self.what(entry), "is not UTF-8 text"))?
             .trim()
             .trim_end_matches('/')
             .to_string();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(Error::invalid(self.what(entry), format!("{url:?} is not an http(s) URL")));
+            return Err(Error::invalid(
+                self.what(entry),
+                format!("{url:?} is not an http(s) URL"),
+            ));
         }
         Ok(url)
     }
@@ -234,33 +280,43 @@ impl Credentials {
             return Ok(AuthConfig::None);
         }
         treehub.oauth2.map(AuthConfig::OAuth2).ok_or_else(|| {
-            Error::invalid(self.what("treehub.json"), "auth required with no_auth: false (no oauth2 object and no client_auth.p12)")
+            Error::invalid(
+                self.what("treehub.json"),
+                "auth required with no_auth: false (no oauth2 object and no client_auth.p12)",
+            )
         })
     }
 
     pub fn root(&self) -> Result<Option<SignedPayload>> {
-        self.entry("root.json").map(|d| SignedPayload::parse(d, &self.what("root.json"))).transpose()
+        self.entry("root.json")
+            .map(|d| SignedPayload::parse(d, &self.what("root.json")))
+            .transpose()
     }
 
     /// `targets.pub` + `targets.sec`, checked to be one pair.
     pub fn targets_key(&self) -> Result<Option<PrivateKey>> {
-        let (Some(public), Some(secret)) = (self.entry("targets.pub"), self.entry("targets.sec")) else {
+        let (Some(public), Some(secret)) = (self.entry("targets.pub"), self.entry("targets.sec"))
+        else {
             return Ok(None);
         };
         let public_json: Value = serde_json::from_slice(public)
             .map_err(|e| Error::invalid(self.what("targets.pub"), format!("invalid JSON: {e}")))?;
-        let public = PublicKey::from_json(&public_json, false).map_err(|e| Error::invalid(self.what("targets.pub"), e.to_string()))?;
+        let public = PublicKey::from_json(&public_json, false)
+            .map_err(|e| Error::invalid(self.what("targets.pub"), e.to_string()))?;
         let secret_json: Zeroizing<Vec<u8>> = Zeroizing::new(secret.to_vec());
         let secret_value: Value = serde_json::from_slice(&secret_json)
             .map_err(|_| Error::invalid(self.what("targets.sec"), "invalid JSON"))?;
         let key = PrivateKey::from_json(&secret_value, Some(&public));
         wipe(secret_value);
-        key.map(Some).map_err(|e| Error::invalid(self.what("targets.sec"), e.to_string()))
+        key.map(Some)
+            .map_err(|e| Error::invalid(self.what("targets.sec"), e.to_string()))
     }
 
     /// meta-updater's and aktualizr's `CanSignOffline()`: all four entries present.
     pub fn can_sign_offline(&self) -> bool {
-        ["root.json", "targets.pub", "targets.sec", "tufrepo.url"].iter().all(|e| self.entry(e).is_some())
+        ["root.json", "targets.pub", "targets.sec", "tufrepo.url"]
+            .iter()
+            .all(|e| self.entry(e).is_some())
     }
 }
 
@@ -290,7 +346,8 @@ pub fn write_zip(path: &Path, entries: &[(&str, &[u8])]) -> Result<()> {
                 .and_then(|_| w.write_all(data).map_err(Into::into))
                 .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
         }
-        w.finish().map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+        w.finish()
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     }
     fsutil::write_atomic(path, &buf, fsutil::PRIVATE_FILE)
 }
@@ -318,19 +375,37 @@ impl RepoConfig {
         let reposerver = v
             .get("reposerver")
             .and_then(Value::as_str)
-            .ok_or_else(|| Error::invalid(format!("{what}: reposerver"), "missing or not a string"))?
+            .ok_or_else(|| {
+                Error::invalid(format!("{what}: reposerver"), "missing or not a string")
+            })?
             .trim_end_matches('/')
             .to_string();
         let auth = AuthConfig::from_json(v.get("auth").unwrap_or(&Value::Null))?;
         let treehub = match v.get("treehub") {
-            Some(t) if t.is_object() => TreehubConfig::parse(t.to_string().as_bytes(), &format!("{what}: treehub"))?,
-            _ => TreehubConfig { oauth2: None, no_auth: false, ostree: serde_json::json!({}) },
+            Some(t) if t.is_object() => {
+                TreehubConfig::parse(t.to_string().as_bytes(), &format!("{what}: treehub"))?
+            }
+            _ => TreehubConfig {
+                oauth2: None,
+                no_auth: false,
+                ostree: serde_json::json!({}),
+            },
         };
         let director = match v.get("repoServerType").and_then(Value::as_str) {
             None | Some("RepoServer") => false,
             Some("Director") => true,
-            Some(other) => return Err(Error::invalid(format!("{what}: repoServerType"), format!("unknown value {other:?}"))),
+            Some(other) => {
+                return Err(Error::invalid(
+                    format!("{what}: repoServerType"),
+                    format!("unknown value {other:?}"),
+                ))
+            }
         };
-        Ok(RepoConfig { reposerver, auth, treehub, director })
+        Ok(RepoConfig {
+            reposerver,
+            auth,
+            treehub,
+            director,
+        })
     }
 }

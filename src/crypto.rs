@@ -97,14 +97,20 @@ impl SigningKey {
     pub fn ed25519(seed: &[u8; 32], public: &[u8; 32]) -> Result<Self> {
         signature::Ed25519KeyPair::from_seed_and_public_key(seed, public)
             .map(SigningKey::Ed25519)
-            .map_err(|_| Error::Other("the Ed25519 public key does not belong to the private key".into()))
+            .map_err(|_| {
+                Error::Other("the Ed25519 public key does not belong to the private key".into())
+            })
     }
 
     /// Loads an RSA key from PKCS#1 `RSAPrivateKey` DER (2048 to 4096 bits).
     pub fn rsa_pkcs1(der: &[u8]) -> Result<Self> {
         signature::RsaKeyPair::from_der(der)
             .map(SigningKey::Rsa)
-            .map_err(|e| Error::Other(format!("unusable RSA private key ({e}); keys of 2048 to 4096 bits are supported")))
+            .map_err(|e| {
+                Error::Other(format!(
+                    "unusable RSA private key ({e}); keys of 2048 to 4096 bits are supported"
+                ))
+            })
     }
 
     /// For RSA, the PKCS#1 `RSAPublicKey` DER; for Ed25519 the 32 raw bytes.

@@ -160,7 +160,10 @@ impl PublicKey {
     pub fn rsa_from_pkcs1(pkcs1: &[u8]) -> Result<Self> {
         let bits = rsa_modulus_bits(pkcs1)?;
         if bits < 2048 {
-            return Err(Error::key("RSA", format!("{bits}-bit RSA keys are too small; at least 2048 bits are required")));
+            return Err(Error::key(
+                "RSA",
+                format!("{bits}-bit RSA keys are too small; at least 2048 bits are required"),
+            ));
         }
         let spki = spki::SubjectPublicKeyInfoOwned {
             algorithm: spki::AlgorithmIdentifierOwned {
@@ -199,7 +202,10 @@ impl PublicKey {
                 let pem = pem::parse(public.as_bytes())
                     .map_err(|e| bad(format!("keyval.public is not a PEM public key: {e}")))?;
                 if pem.tag() != "PUBLIC KEY" {
-                    return Err(bad(format!("expected a `BEGIN PUBLIC KEY` PEM, found `BEGIN {}`", pem.tag())));
+                    return Err(bad(format!(
+                        "expected a `BEGIN PUBLIC KEY` PEM, found `BEGIN {}`",
+                        pem.tag()
+                    )));
                 }
                 let mut key = Self::from_spki_der(pem.contents())?;
                 if key.keytype != KeyType::Rsa {
@@ -209,7 +215,8 @@ impl PublicKey {
                 Ok(key)
             }
             KeyType::EcPrime256v1 => {
-                let der = hex::decode(public.trim()).map_err(|_| bad("keyval.public is not hex DER".into()))?;
+                let der = hex::decode(public.trim())
+                    .map_err(|_| bad("keyval.public is not hex DER".into()))?;
                 let key = Self::from_spki_der(&der)?;
                 if key.keytype != KeyType::EcPrime256v1 {
                     return Err(bad(format!("the DER holds a {} key", key.keytype)));
@@ -248,7 +255,9 @@ impl PublicKey {
                     .parameters
                     .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok());
                 if curve != Some(OID_P256) {
-                    return Err(bad("only the prime256v1 (P-256) elliptic curve is supported".into()));
+                    return Err(bad(
+                        "only the prime256v1 (P-256) elliptic curve is supported".into(),
+                    ));
                 }
                 Ok(PublicKey {
                     keytype: KeyType::EcPrime256v1,
@@ -266,7 +275,10 @@ impl PublicKey {
         let pem = pem::parse(text.as_bytes())
             .map_err(|e| Error::key("PEM", format!("cannot parse public key: {e}")))?;
         if pem.tag() != "PUBLIC KEY" {
-            return Err(Error::key("PEM", format!("expected `BEGIN PUBLIC KEY`, found `BEGIN {}`", pem.tag())));
+            return Err(Error::key(
+                "PEM",
+                format!("expected `BEGIN PUBLIC KEY`, found `BEGIN {}`", pem.tag()),
+            ));
         }
         Self::from_spki_der(pem.contents())
     }
@@ -284,7 +296,10 @@ impl PublicKey {
             KeyType::parse(keytype_str)
         }
         .ok_or_else(|| {
-            Error::invalid("keytype", format!("unknown key type {keytype_str:?} (expected RSA, ED25519 or ECPRIME256V1)"))
+            Error::invalid(
+                "keytype",
+                format!("unknown key type {keytype_str:?} (expected RSA, ED25519 or ECPRIME256V1)"),
+            )
         })?;
         let public = value
             .pointer("/keyval/public")
@@ -339,7 +354,12 @@ pub struct PrivateKey {
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PrivateKey({} {})", self.public.keytype, self.public.key_id())
+        write!(
+            f,
+            "PrivateKey({} {})",
+            self.public.keytype,
+            self.public.key_id()
+        )
     }
 }
 
@@ -374,9 +394,13 @@ impl PrivateKey {
     }
 
     fn rsa_from_pkcs1(der: Zeroizing<Vec<u8>>) -> Result<Self> {
-        let signer = SigningKey::rsa_pkcs1(&der).map_err(|e| Error::key("RSA private key", e.to_string()))?;
+        let signer = SigningKey::rsa_pkcs1(&der)
+            .map_err(|e| Error::key("RSA private key", e.to_string()))?;
         let public = PublicKey::rsa_from_pkcs1(&signer.public_key_bytes())?;
-        Ok(PrivateKey { secret: der, public })
+        Ok(PrivateKey {
+            secret: der,
+            public,
+        })
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -400,7 +424,10 @@ impl PrivateKey {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::invalid("keytype", "missing or not a string"))?;
         let keytype = KeyType::parse(keytype_str).ok_or_else(|| {
-            Error::invalid("keytype", format!("unknown key type {keytype_str:?} (expected RSA or ED25519)"))
+            Error::invalid(
+                "keytype",
+                format!("unknown key type {keytype_str:?} (expected RSA or ED25519)"),
+            )
         })?;
         let private = value
             .pointer("/keyval/private")

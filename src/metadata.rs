@@ -34,7 +34,10 @@ impl SignedPayload {
     /// Parses a signed document; `what` (a file name or URL) prefixes errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Self> {
         serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid(what, format!("not a signed TUF document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"))
+            Error::invalid(
+                what,
+                format!("not a signed TUF document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"),
+            )
         })
     }
 
@@ -81,7 +84,12 @@ impl Expires {
     pub fn parse(s: &str) -> Result<Self> {
         DateTime::parse_from_rfc3339(s)
             .map(|t| Self::new(t.with_timezone(&Utc)))
-            .map_err(|e| Error::invalid(format!("expires {s:?}"), format!("not an ISO-8601 instant like 2030-01-01T00:00:00Z: {e}")))
+            .map_err(|e| {
+                Error::invalid(
+                    format!("expires {s:?}"),
+                    format!("not an ISO-8601 instant like 2030-01-01T00:00:00Z: {e}"),
+                )
+            })
     }
 
     pub fn datetime(&self) -> DateTime<Utc> {
@@ -123,11 +131,16 @@ pub struct RoleKeys {
 /// Serde adapter: root `keys` entries are ota-tuf key objects, decoded strictly.
 mod key_map {
     use super::*;
-    pub fn serialize<S: Serializer>(keys: &BTreeMap<String, PublicKey>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        keys: &BTreeMap<String, PublicKey>,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         let m: BTreeMap<&String, Value> = keys.iter().map(|(k, v)| (k, v.to_json())).collect();
         m.serialize(s)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, PublicKey>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<BTreeMap<String, PublicKey>, D::Error> {
         let raw = BTreeMap::<String, Value>::deserialize(d)?;
         raw.into_iter()
             .map(|(id, v)| {
@@ -176,7 +189,11 @@ pub struct TargetItem {
     pub custom: Option<Value>,
 }
 
-fn decode_role<T: serde::de::DeserializeOwned>(signed: &Value, expected: &str, what: &str) -> Result<T> {
+fn decode_role<T: serde::de::DeserializeOwned>(
+    signed: &Value,
+    expected: &str,
+    what: &str,
+) -> Result<T> {
     let t = signed.get("_type").and_then(Value::as_str).unwrap_or("");
     if !t.eq_ignore_ascii_case(expected) {
         return Err(Error::invalid(
@@ -188,7 +205,8 @@ fn decode_role<T: serde::de::DeserializeOwned>(signed: &Value, expected: &str, w
 }
 
 fn encode_role<T: Serialize>(role: &T, what: &str) -> Result<Value> {
-    let v = serde_json::to_value(role).map_err(|e| Error::Other(format!("{what}: cannot encode: {e}")))?;
+    let v = serde_json::to_value(role)
+        .map_err(|e| Error::Other(format!("{what}: cannot encode: {e}")))?;
     check_interop(&v, what)?;
     Ok(v)
 }
@@ -224,8 +242,14 @@ impl RootRole {
 
     /// Drops keys no role references, as garage-sign does after editing roles.
     pub fn prune_keys(&mut self) {
-        let used: std::collections::BTreeSet<&String> = self.roles.values().flat_map(|r| r.keyids.iter()).collect();
-        let keep: Vec<String> = self.keys.keys().filter(|k| used.contains(k)).cloned().collect();
+        let used: std::collections::BTreeSet<&String> =
+            self.roles.values().flat_map(|r| r.keyids.iter()).collect();
+        let keep: Vec<String> = self
+            .keys
+            .keys()
+            .filter(|k| used.contains(k))
+            .cloned()
+            .collect();
         self.keys.retain(|k, _| keep.contains(k));
     }
 
@@ -287,7 +311,9 @@ impl TargetFormat {
         match s.to_ascii_uppercase().as_str() {
             "BINARY" => Ok(TargetFormat::Binary),
             "OSTREE" => Ok(TargetFormat::Ostree),
-            _ => Err(Error::Usage(format!("invalid format {s:?}: use binary or ostree"))),
+            _ => Err(Error::Usage(format!(
+                "invalid format {s:?}: use binary or ostree"
+            ))),
         }
     }
 }
@@ -308,7 +334,14 @@ pub struct NewTarget {
 }
 
 /// Fields `--customMeta` may not override (uptane-sign's rule).
-const RESERVED_CUSTOM: [&str; 6] = ["name", "version", "hardwareIds", "targetFormat", "uri", "cliUploaded"];
+const RESERVED_CUSTOM: [&str; 6] = [
+    "name",
+    "version",
+    "hardwareIds",
+    "targetFormat",
+    "uri",
+    "cliUploaded",
+];
 
 impl NewTarget {
     /// `<name>-<version>`, garage-sign's target filename.
@@ -318,29 +351,57 @@ impl NewTarget {
 
     pub fn validate(&self) -> Result<()> {
         let filename = self.filename();
-        if filename.len() >= 254 || filename.contains("..") || self.name.is_empty() || self.version.is_empty() {
+        if filename.len() >= 254
+            || filename.contains("..")
+            || self.name.is_empty()
+            || self.version.is_empty()
+        {
             return Err(Error::invalid(
                 format!("target {filename:?}"),
                 "a target filename (<name>-<version>) must be non-empty, shorter than 254 characters and must not contain \"..\"",
             ));
         }
-        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(Error::invalid("--sha256", format!("{:?} is not 64 lower-case hex characters", self.sha256)));
+        if self.sha256.len() != 64
+            || !self
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::invalid(
+                "--sha256",
+                format!("{:?} is not 64 lower-case hex characters", self.sha256),
+            ));
         }
         if self.hardware_ids.is_empty() {
-            return Err(Error::invalid("--hardwareids", "at least one hardware id is required; devices refuse targets without one"));
+            return Err(Error::invalid(
+                "--hardwareids",
+                "at least one hardware id is required; devices refuse targets without one",
+            ));
         }
-        if let Some(h) = self.hardware_ids.iter().find(|h| h.len() > 200 || h.is_empty()) {
-            return Err(Error::invalid("--hardwareids", format!("hardware id {h:?} must be 1 to 200 characters")));
+        if let Some(h) = self
+            .hardware_ids
+            .iter()
+            .find(|h| h.len() > 200 || h.is_empty())
+        {
+            return Err(Error::invalid(
+                "--hardwareids",
+                format!("hardware id {h:?} must be 1 to 200 characters"),
+            ));
         }
         if let Some(url) = &self.url {
             if url.len() > 2000 {
-                return Err(Error::invalid("--url", "the URL is longer than 2000 characters, which the reposerver refuses"));
+                return Err(Error::invalid(
+                    "--url",
+                    "the URL is longer than 2000 characters, which the reposerver refuses",
+                ));
             }
         }
         if let Some(meta) = &self.custom_meta {
             if let Some(k) = meta.keys().find(|k| RESERVED_CUSTOM.contains(&k.as_str())) {
-                return Err(Error::invalid("--customMeta", format!("may not set the reserved field {k:?}")));
+                return Err(Error::invalid(
+                    "--customMeta",
+                    format!("may not set the reserved field {k:?}"),
+                ));
             }
         }
         Ok(())
@@ -367,7 +428,10 @@ impl NewTarget {
         set("version", Value::from(self.version.clone()));
         set("hardwareIds", Value::from(self.hardware_ids.clone()));
         set("targetFormat", Value::from(self.format.as_str()));
-        set("uri", self.url.clone().map(Value::from).unwrap_or(Value::Null));
+        set(
+            "uri",
+            self.url.clone().map(Value::from).unwrap_or(Value::Null),
+        );
         set("cliUploaded", Value::from(self.cli_uploaded));
         set("createdAt", Value::from(created.to_string()));
         set("updatedAt", Value::from(now.to_string()));
@@ -382,14 +446,20 @@ impl NewTarget {
         };
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
         check_interop(&Value::from(filename.clone()), "target filename")?;
-        check_interop(&serde_json::to_value(&item).unwrap_or(Value::Null), &format!("target {filename}"))?;
+        check_interop(
+            &serde_json::to_value(&item).unwrap_or(Value::Null),
+            &format!("target {filename}"),
+        )?;
         Ok(item)
     }
 
     /// Adds or replaces this target in `role`.
     pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
         let filename = self.filename();
-        let item = self.item(role.targets.get(&filename).and_then(|t| t.custom.as_ref()), now)?;
+        let item = self.item(
+            role.targets.get(&filename).and_then(|t| t.custom.as_ref()),
+            now,
+        )?;
         role.targets.insert(filename, item);
         Ok(())
     }

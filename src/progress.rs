@@ -5,7 +5,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub fn bar(len: u64, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+    {
         bar.set_style(style);
     }
     bar.set_message(message.to_string());

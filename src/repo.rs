@@ -27,7 +27,9 @@ pub struct TufRepo {
 /// Key and repository names become file names: keep them to one path component.
 pub fn check_name(kind: &str, name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(Error::Usage(format!("invalid {kind} name {name:?}: it must be a plain file name")));
+        return Err(Error::Usage(format!(
+            "invalid {kind} name {name:?}: it must be a plain file name"
+        )));
     }
     Ok(())
 }
@@ -35,7 +37,9 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
 impl TufRepo {
     pub fn new(home: &Path, name: &str) -> Result<Self> {
         check_name("repository", name)?;
-        Ok(TufRepo { dir: home.join(name) })
+        Ok(TufRepo {
+            dir: home.join(name),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -88,7 +92,10 @@ impl TufRepo {
     /// Creates `<repo>`, `roles` and `roles/unsigned`, 0700. Refuses an existing repo.
     pub fn create_dirs(&self) -> Result<()> {
         if self.config_path().exists() {
-            return Err(Error::Other(format!("RepoAlreadyInitialized: {} already exists", self.config_path().display())));
+            return Err(Error::Other(format!(
+                "RepoAlreadyInitialized: {} already exists",
+                self.config_path().display()
+            )));
         }
         if self.dir.exists() {
             return Err(Error::Other(format!(
@@ -114,7 +121,11 @@ impl TufRepo {
     }
 
     pub fn write_config(&self, config: &RepoConfig) -> Result<()> {
-        fsutil::write_atomic(&self.config_path(), to_pretty(&config.to_json()).as_bytes(), PRIVATE_FILE)
+        fsutil::write_atomic(
+            &self.config_path(),
+            to_pretty(&config.to_json()).as_bytes(),
+            PRIVATE_FILE,
+        )
     }
 
     fn key_path(&self, name: &str, ext: &str) -> Result<PathBuf> {
@@ -128,11 +139,17 @@ impl TufRepo {
 
     pub fn write_public_key(&self, name: &str, key: &PublicKey) -> Result<()> {
         fsutil::create_private_dir(&self.keys_dir())?;
-        fsutil::write_atomic(&self.key_path(name, "pub")?, to_pretty(&key.to_json()).as_bytes(), PUBLIC_FILE)
+        fsutil::write_atomic(
+            &self.key_path(name, "pub")?,
+            to_pretty(&key.to_json()).as_bytes(),
+            PUBLIC_FILE,
+        )
     }
 
     pub fn has_private_key(&self, name: &str) -> bool {
-        self.key_path(name, "sec").map(|p| p.exists()).unwrap_or(false)
+        self.key_path(name, "sec")
+            .map(|p| p.exists())
+            .unwrap_or(false)
     }
 
     pub fn read_public_key(&self, name: &str) -> Result<PublicKey> {
@@ -145,19 +162,31 @@ impl TufRepo {
     }
 
     pub fn read_signed_root(&self) -> Result<SignedPayload> {
-        read_signed(&self.signed_root_path(), "run `ota-sign root pull` or init from a credentials.zip that contains root.json")
+        read_signed(
+            &self.signed_root_path(),
+            "run `ota-sign root pull` or init from a credentials.zip that contains root.json",
+        )
     }
 
     pub fn write_signed_root(&self, root: &SignedPayload) -> Result<()> {
-        write_role(&self.signed_root_path(), &serde_json::to_value(root).unwrap_or(Value::Null))
+        write_role(
+            &self.signed_root_path(),
+            &serde_json::to_value(root).unwrap_or(Value::Null),
+        )
     }
 
     pub fn read_signed_targets(&self) -> Result<SignedPayload> {
-        read_signed(&self.signed_targets_path(), "run `ota-sign targets sign` first")
+        read_signed(
+            &self.signed_targets_path(),
+            "run `ota-sign targets sign` first",
+        )
     }
 
     pub fn write_signed_targets(&self, targets: &SignedPayload) -> Result<()> {
-        write_role(&self.signed_targets_path(), &serde_json::to_value(targets).unwrap_or(Value::Null))
+        write_role(
+            &self.signed_targets_path(),
+            &serde_json::to_value(targets).unwrap_or(Value::Null),
+        )
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.
@@ -168,7 +197,10 @@ impl TufRepo {
             return RootRole::from_signed(&v, &path.display().to_string());
         }
         let signed = self.read_signed_root()?;
-        RootRole::from_signed(&signed.signed, &self.signed_root_path().display().to_string())
+        RootRole::from_signed(
+            &signed.signed,
+            &self.signed_root_path().display().to_string(),
+        )
     }
 
     pub fn write_unsigned_root(&self, root: &RootRole) -> Result<()> {
@@ -198,7 +230,10 @@ impl TufRepo {
         }
         let s = fsutil::read_to_string(&path)?.trim().to_string();
         if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(Error::invalid(path.display().to_string(), "not a 64-character lower-case hex checksum; run `targets pull` again"));
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "not a 64-character lower-case hex checksum; run `targets pull` again",
+            ));
         }
         Ok(Some(s))
     }
@@ -214,16 +249,28 @@ impl TufRepo {
 pub fn write_key_pair(dir: &Path, name: &str, key: &PrivateKey) -> Result<()> {
     check_name("key", name)?;
     fsutil::create_private_dir(dir)?;
-    fsutil::write_atomic(&dir.join(format!("{name}.sec")), key.to_sec_file().as_bytes(), PRIVATE_FILE)?;
-    fsutil::write_atomic(&dir.join(format!("{name}.pub")), key.to_pub_file().as_bytes(), PUBLIC_FILE)
+    fsutil::write_atomic(
+        &dir.join(format!("{name}.sec")),
+        key.to_sec_file().as_bytes(),
+        PRIVATE_FILE,
+    )?;
+    fsutil::write_atomic(
+        &dir.join(format!("{name}.pub")),
+        key.to_pub_file().as_bytes(),
+        PUBLIC_FILE,
+    )
 }
 
 pub fn read_public_key_file(path: &Path) -> Result<PublicKey> {
     if !path.exists() {
-        return Err(Error::key(path.display().to_string(), "no such key file (generate it with `ota-sign key generate` or import it)"));
+        return Err(Error::key(
+            path.display().to_string(),
+            "no such key file (generate it with `ota-sign key generate` or import it)",
+        ));
     }
     let v: Value = fsutil::read_json(path)?;
-    PublicKey::from_json(&v, false).map_err(|e| Error::key(path.display().to_string(), e.to_string()))
+    PublicKey::from_json(&v, false)
+        .map_err(|e| Error::key(path.display().to_string(), e.to_string()))
 }
 
 /// Reads `<dir>/<name>.sec`, checked against `<dir>/<name>.pub` when present.
@@ -231,13 +278,20 @@ pub fn read_private_key_pair(dir: &Path, name: &str) -> Result<PrivateKey> {
     check_name("key", name)?;
     let sec = dir.join(format!("{name}.sec"));
     let public_path = dir.join(format!("{name}.pub"));
-    let public = if public_path.exists() { Some(read_public_key_file(&public_path)?) } else { None };
+    let public = if public_path.exists() {
+        Some(read_public_key_file(&public_path)?)
+    } else {
+        None
+    };
     read_private_key_file(&sec, public.as_ref())
 }
 
 pub fn read_private_key_file(path: &Path, public: Option<&PublicKey>) -> Result<PrivateKey> {
     if !path.exists() {
-        return Err(Error::key(path.display().to_string(), "no such private key file"));
+        return Err(Error::key(
+            path.display().to_string(),
+            "no such private key file",
+        ));
     }
     let bytes = zeroize::Zeroizing::new(fsutil::read(path)?);
     let v: Value = serde_json::from_slice(&bytes)
@@ -249,7 +303,10 @@ pub fn read_private_key_file(path: &Path, public: Option<&PublicKey>) -> Result<
 
 fn read_signed(path: &Path, hint: &str) -> Result<SignedPayload> {
     if !path.exists() {
-        return Err(Error::Other(format!("{} is missing: {hint}", path.display())));
+        return Err(Error::Other(format!(
+            "{} is missing: {hint}",
+            path.display()
+        )));
     }
     let bytes = fsutil::read(path)?;
     SignedPayload::parse(&bytes, &path.display().to_string())

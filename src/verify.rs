@@ -28,18 +28,28 @@ impl TrustedRoot {
     pub fn from_signed(signed: &Value, what: &str) -> Result<Self> {
         let t = signed.get("_type").and_then(Value::as_str).unwrap_or("");
         if !t.eq_ignore_ascii_case("root") {
-            return Err(Error::invalid(format!("{what}: _type"), format!("expected \"Root\", found {t:?}")));
+            return Err(Error::invalid(
+                format!("{what}: _type"),
+                format!("expected \"Root\", found {t:?}"),
+            ));
         }
         let version = signed
             .get("version")
             .and_then(Value::as_u64)
-            .ok_or_else(|| Error::invalid(format!("{what}: version"), "missing or not an integer"))?;
+            .ok_or_else(|| {
+                Error::invalid(format!("{what}: version"), "missing or not an integer")
+            })?;
         let keys = signed
             .get("keys")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::invalid(format!("{what}: keys"), "missing or not an object"))?
             .iter()
-            .map(|(id, v)| (id.clone(), PublicKey::from_json(v, true).map_err(|e| e.to_string())))
+            .map(|(id, v)| {
+                (
+                    id.clone(),
+                    PublicKey::from_json(v, true).map_err(|e| e.to_string()),
+                )
+            })
             .collect();
         let roles = signed
             .get("roles")
@@ -50,13 +60,21 @@ impl TrustedRoot {
                 let ids = r
                     .get("keyids")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|k| k.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let threshold = r.get("threshold").and_then(Value::as_i64).unwrap_or(0);
                 (name.to_ascii_lowercase(), (ids, threshold))
             })
             .collect();
-        Ok(TrustedRoot { version, keys, roles })
+        Ok(TrustedRoot {
+            version,
+            keys,
+            roles,
+        })
     }
 
     pub fn version(&self) -> u64 {
@@ -65,7 +83,10 @@ impl TrustedRoot {
 
     /// The ids root lists for `role`.
     pub fn role_key_ids(&self, role: &str) -> Vec<String> {
-        self.roles.get(role).map(|r| r.0.clone()).unwrap_or_default()
+        self.roles
+            .get(role)
+            .map(|r| r.0.clone())
+            .unwrap_or_default()
     }
 
     pub fn threshold(&self, role: &str) -> i64 {
@@ -75,12 +96,14 @@ impl TrustedRoot {
     /// Verifies `doc` against `role`'s keys and threshold; returns the number of valid
     /// signatures by keys of the role. The error lists every reason.
     pub fn verify(&self, role: &str, doc: &SignedPayload, what: &str) -> Result<usize> {
-        let (ids, threshold) = self
-            .roles
-            .get(role)
-            .ok_or_else(|| Error::verification(what, format!("the trusted root has no {role} role")))?;
+        let (ids, threshold) = self.roles.get(role).ok_or_else(|| {
+            Error::verification(what, format!("the trusted root has no {role} role"))
+        })?;
         if !(1..=MAX_THRESHOLD).contains(threshold) {
-            return Err(Error::verification(what, format!("the {role} role's threshold {threshold} is outside 1..{MAX_THRESHOLD}")));
+            return Err(Error::verification(
+                what,
+                format!("the {role} role's threshold {threshold} is outside 1..{MAX_THRESHOLD}"),
+            ));
         }
         let mut seen = BTreeSet::new();
         for s in &doc.signatures {
@@ -91,7 +114,10 @@ impl TrustedRoot {
                 ));
             }
             if !seen.insert(s.keyid.as_str()) {
-                return Err(Error::verification(what, format!("key {} signed more than once", s.keyid)));
+                return Err(Error::verification(
+                    what,
+                    format!("key {} signed more than once", s.keyid),
+                ));
             }
         }
         let message = CanonicalJson::of(&doc.signed);
@@ -102,7 +128,10 @@ impl TrustedRoot {
                 continue;
             }
             match self.keys.get(&s.keyid) {
-                None => problems.push(format!("key {} is listed for {role} but missing from root keys", s.keyid)),
+                None => problems.push(format!(
+                    "key {} is listed for {role} but missing from root keys",
+                    s.keyid
+                )),
                 Some(Err(e)) => problems.push(format!("key {} cannot be used: {e}", s.keyid)),
                 Some(Ok(key)) => {
                     if key.verify(&s.method.to_ascii_lowercase(), message.as_bytes(), &s.sig) {
@@ -145,15 +174,26 @@ pub fn verify_self_signed_root(doc: &SignedPayload, what: &str) -> Result<Truste
 
 /// The chain rule: `new` must have version old+1 and be signed by a threshold of the
 /// old root's root keys and a threshold of its own root keys.
-pub fn verify_root_update(old: &TrustedRoot, new: &SignedPayload, what: &str) -> Result<TrustedRoot> {
+pub fn verify_root_update(
+    old: &TrustedRoot,
+    new: &SignedPayload,
+    what: &str,
+) -> Result<TrustedRoot> {
     let next = TrustedRoot::from_signed(&new.signed, what)?;
     if next.version != old.version + 1 {
         return Err(Error::verification(
             what,
-            format!("root version {} does not follow trusted version {} (must be exactly +1)", next.version, old.version),
+            format!(
+                "root version {} does not follow trusted version {} (must be exactly +1)",
+                next.version, old.version
+            ),
         ));
     }
-    old.verify("root", new, &format!("{what} (against the keys of root v{})", old.version))?;
+    old.verify(
+        "root",
+        new,
+        &format!("{what} (against the keys of root v{})", old.version),
+    )?;
     next.verify("root", new, &format!("{what} (against its own root keys)"))?;
     Ok(next)
 }

@@ -10,14 +10,20 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
                 _ => exit::USAGE,
             };
             let _ = e.print();
             std::process::exit(code);
         }
     };
-    let default = if cli.verbose { "ota_sign=debug" } else { "ota_sign=info" };
+    let default = if cli.verbose {
+        "ota_sign=debug"
+    } else {
+        "ota_sign=info"
+    };
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("OTA_SIGN_LOG", default))
         .format_timestamp(None)
         .format_target(false)

@@ -15,36 +15,76 @@ use std::path::Path;
 pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
     match cmd {
         DelegationsCommand::Init => {
-            let expires = Expires::new(chrono::Utc::now() + chrono::Duration::days(ROOT_DAYS as i64));
+            let expires =
+                Expires::new(chrono::Utc::now() + chrono::Duration::days(ROOT_DAYS as i64));
             let role = TargetsRole::new(1, expires);
             print_raw(CanonicalJson::of(&role.to_signed()?).as_bytes())
         }
-        DelegationsCommand::Sign { key_names, keys_path, input, inplace } => {
+        DelegationsCommand::Sign {
+            key_names,
+            keys_path,
+            input,
+            inplace,
+        } => {
             let keys_path = keys_path.unwrap_or_else(|| ctx.home.join("user-keys"));
             let value = read_json(&input)?;
             if value.get("signatures").is_some() && value.get("signed").is_some() {
-                return Err(Error::Other(format!("DelegationsAlreadySigned: {} is already a signed payload", input.display())));
+                return Err(Error::Other(format!(
+                    "DelegationsAlreadySigned: {} is already a signed payload",
+                    input.display()
+                )));
             }
-            let keys = key_names.iter().map(|n| repo::read_private_key_pair(&keys_path, n)).collect::<Result<Vec<_>>>()?;
+            let keys = key_names
+                .iter()
+                .map(|n| repo::read_private_key_pair(&keys_path, n))
+                .collect::<Result<Vec<_>>>()?;
             let payload = SignedPayload::sign(value, &keys.iter().collect::<Vec<_>>())?;
-            output(&input, inplace, &serde_json::to_value(&payload).unwrap_or(Value::Null))
+            output(
+                &input,
+                inplace,
+                &serde_json::to_value(&payload).unwrap_or(Value::Null),
+            )
         }
-        DelegationsCommand::AddTarget { length, target, format, sha256, url, input, inplace } => {
-            let new = super::targets::new_target(&target, TargetFormat::parse(&format)?, sha256, length, url, false)?;
+        DelegationsCommand::AddTarget {
+            length,
+            target,
+            format,
+            sha256,
+            url,
+            input,
+            inplace,
+        } => {
+            let new = super::targets::new_target(
+                &target,
+                TargetFormat::parse(&format)?,
+                sha256,
+                length,
+                url,
+                false,
+            )?;
             let mut value = read_json(&input)?;
             if value.get("signatures").is_some() && value.get("signed").is_some() {
-                return Err(Error::Other(format!("{} is already signed; add targets to the unsigned file", input.display())));
+                return Err(Error::Other(format!(
+                    "{} is already signed; add targets to the unsigned file",
+                    input.display()
+                )));
             }
             let filename = new.filename();
-            let existing = value.pointer(&format!("/targets/{}", filename.replace('~', "~0").replace('/', "~1"))).and_then(|t| t.get("custom")).cloned();
+            let existing = value
+                .pointer(&format!(
+                    "/targets/{}",
+                    filename.replace('~', "~0").replace('/', "~1")
+                ))
+                .and_then(|t| t.get("custom"))
+                .cloned();
             let item = new.item(existing.as_ref(), Expires::now())?;
             let patch = serde_json::json!({"targets": {filename: item}});
             deep_merge(&mut value, &patch);
             output(&input, inplace, &value)
         }
-        DelegationsCommand::Push { .. } | DelegationsCommand::Pull { .. } => {
-            Err(Error::Other("this command needs the server client, which is not built yet".into()))
-        }
+        DelegationsCommand::Push { .. } | DelegationsCommand::Pull { .. } => Err(Error::Other(
+            "this command needs the server client, which is not built yet".into(),
+        )),
     }
 }
 

@@ -25,10 +25,17 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Result<()> {
     let root = if repo.signed_root_path().exists() {
         Some(fsutil::read(&repo.signed_root_path())?)
     } else {
-        log::warn!("{} does not exist: the exported zip has no root.json", repo.signed_root_path().display());
+        log::warn!(
+            "{} does not exist: the exported zip has no root.json",
+            repo.signed_root_path().display()
+        );
         None
     };
-    let original = if repo.credentials_path().exists() { Some(Credentials::read(&repo.credentials_path())?) } else { None };
+    let original = if repo.credentials_path().exists() {
+        Some(Credentials::read(&repo.credentials_path())?)
+    } else {
+        None
+    };
 
     let mut entries: Vec<(&str, &[u8])> = vec![
         ("treehub.json", treehub_json.as_bytes()),
@@ -47,6 +54,11 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Result<()> {
         }
     }
     credentials::write_zip(&args.output, &entries)?;
-    log::info!("exported {} with targets key {} ({})", args.output.display(), args.key_name, key.key_id());
+    log::info!(
+        "exported {} with targets key {} ({})",
+        args.output.display(),
+        args.key_name,
+        key.key_id()
+    );
     Ok(())
 }

@@ -17,7 +17,11 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
     let auth = creds.auth()?;
     let reposerver = match args.reposerver {
         Some(url) => url.trim().trim_end_matches('/').to_string(),
-        None => creds.server_url(if director { "api_gateway.url" } else { "tufrepo.url" })?,
+        None => creds.server_url(if director {
+            "api_gateway.url"
+        } else {
+            "tufrepo.url"
+        })?,
     };
     let root = if director {
         None
@@ -31,7 +35,10 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
         }
     };
     if root.is_none() && !director {
-        log::warn!("{} has no usable root.json: run `ota-sign root pull` before `targets pull`", args.credentials.display());
+        log::warn!(
+            "{} has no usable root.json: run `ota-sign root pull` before `targets pull`",
+            args.credentials.display()
+        );
     }
     let targets_key = match creds.targets_key() {
         Ok(k) => k,
@@ -42,14 +49,30 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
             None
         }
     };
-    let config = RepoConfig { reposerver, auth, treehub, director };
+    let config = RepoConfig {
+        reposerver,
+        auth,
+        treehub,
+        director,
+    };
 
     repo.create_dirs()?;
-    if let Err(e) = write_repo(&repo, &args.credentials, &creds, &config, root.is_some(), targets_key.as_ref()) {
+    if let Err(e) = write_repo(
+        &repo,
+        &args.credentials,
+        &creds,
+        &config,
+        root.is_some(),
+        targets_key.as_ref(),
+    ) {
         let _ = std::fs::remove_dir_all(repo.dir());
         return Err(e);
     }
-    log::info!("initialized repository {} for {}", repo.dir().display(), config.reposerver);
+    log::info!(
+        "initialized repository {} for {}",
+        repo.dir().display(),
+        config.reposerver
+    );
     Ok(())
 }
 
@@ -61,10 +84,20 @@ fn write_repo(
     has_root: bool,
     targets_key: Option<&crate::keys::PrivateKey>,
 ) -> Result<()> {
-    fsutil::write_atomic(&repo.credentials_path(), &fsutil::read(zip_path)?, PRIVATE_FILE)?;
-    if let AuthConfig::MutualTls { cert_path, server_cert_path } = &config.auth {
+    fsutil::write_atomic(
+        &repo.credentials_path(),
+        &fsutil::read(zip_path)?,
+        PRIVATE_FILE,
+    )?;
+    if let AuthConfig::MutualTls {
+        cert_path,
+        server_cert_path,
+    } = &config.auth
+    {
         for name in std::iter::once(cert_path).chain(server_cert_path) {
-            let data = creds.entry(name).ok_or_else(|| Error::invalid(zip_path.display().to_string(), format!("missing {name}")))?;
+            let data = creds.entry(name).ok_or_else(|| {
+                Error::invalid(zip_path.display().to_string(), format!("missing {name}"))
+            })?;
             fsutil::write_atomic(&repo.dir().join(name), data, PRIVATE_FILE)?;
         }
     }

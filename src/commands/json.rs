@@ -31,7 +31,10 @@ pub fn verify_json(a: VerifyJsonArgs) -> Result<()> {
         .collect();
     if valid.is_empty() {
         println!("Invalid signatures");
-        Err(Error::Explained(format!("{}: no valid signature by key {id}", a.input.display())))
+        Err(Error::Explained(format!(
+            "{}: no valid signature by key {id}",
+            a.input.display()
+        )))
     } else {
         println!("Valid signatures: {}", valid.join(", "));
         Ok(())
@@ -42,6 +45,9 @@ pub fn verify_root(_ctx: &Context, a: VerifyRootArgs) -> Result<()> {
     let what = a.input.display().to_string();
     let payload = SignedPayload::parse(&fsutil::read(&a.input)?, &what)?;
     let root = verify::verify_self_signed_root(&payload, &what)?;
-    println!("{what}: root version {} is signed by a threshold of its own root keys", root.version());
+    println!(
+        "{what}: root version {} is signed by a threshold of its own root keys",
+        root.version()
+    );
     Ok(())
 }

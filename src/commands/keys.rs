@@ -20,34 +20,60 @@ pub fn key(ctx: &Context, cmd: KeyCommand) -> Result<()> {
             check_name("key", &a.name)?;
             let key = generate(&a.key)?;
             repo.write_key_pair(&a.name, &key)?;
-            log::info!("generated {} key {} with id {}", key.keytype(), a.name, key.key_id());
+            log::info!(
+                "generated {} key {} with id {}",
+                key.keytype(),
+                a.name,
+                key.key_id()
+            );
             Ok(())
         }
     }
 }
 
 pub fn user_keys(ctx: &Context, args: UserKeysArgs) -> Result<()> {
-    let keys_path = args.keys_path.clone().unwrap_or_else(|| ctx.home.join("user-keys"));
+    let keys_path = args
+        .keys_path
+        .clone()
+        .unwrap_or_else(|| ctx.home.join("user-keys"));
     match args.command {
         UserKeysCommand::Gen { key_name, key } => {
             check_name("key", &key_name)?;
             let k = generate(&key)?;
             repo::write_key_pair(&keys_path, &key_name, &k)?;
-            log::info!("generated {} key {} with id {}", k.keytype(), keys_path.join(&key_name).display(), k.key_id());
+            log::info!(
+                "generated {} key {} with id {}",
+                k.keytype(),
+                keys_path.join(&key_name).display(),
+                k.key_id()
+            );
             Ok(())
         }
         UserKeysCommand::Id { input } => {
             let key = repo::read_public_key_file(&input)?;
             print_raw(key.key_id().as_str().as_bytes())
         }
-        UserKeysCommand::Importpub { repo, key_name, input } => {
+        UserKeysCommand::Importpub {
+            repo,
+            key_name,
+            input,
+        } => {
             let repo = ctx.repo(&repo)?;
             repo.ensure_exists()?;
             let text = fsutil::read_to_string(&input)?;
-            let key = PublicKey::from_pem(&text)
-                .map_err(|e| Error::key(input.display().to_string(), format!("Cannot parse public key from {}: {e}", input.display())))?;
+            let key = PublicKey::from_pem(&text).map_err(|e| {
+                Error::key(
+                    input.display().to_string(),
+                    format!("Cannot parse public key from {}: {e}", input.display()),
+                )
+            })?;
             repo.write_public_key(&key_name, &key)?;
-            log::info!("imported {} key {} with id {}", key.keytype(), key_name, key.key_id());
+            log::info!(
+                "imported {} key {} with id {}",
+                key.keytype(),
+                key_name,
+                key.key_id()
+            );
             Ok(())
         }
     }

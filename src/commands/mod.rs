@@ -39,10 +39,15 @@ impl Context {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let ctx = Context { home: cli.home_dir, cacert: cli.cacert };
+    let ctx = Context {
+        home: cli.home_dir,
+        cacert: cli.cacert,
+    };
     let Some(command) = cli.command else {
         use clap::CommandFactory;
-        Cli::command().print_help().map_err(|e| Error::io("stdout", e))?;
+        Cli::command()
+            .print_help()
+            .map_err(|e| Error::io("stdout", e))?;
         return Ok(());
     };
     // garage-sign creates the home directory on every run.
@@ -61,7 +66,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::MoveOffline(_)
         | Command::ImportClientCert(_)
         | Command::GetTargets(_)
-        | Command::Publish(_) => Err(Error::Other("this command needs the server client, which is not built yet".into())),
+        | Command::Publish(_) => Err(Error::Other(
+            "this command needs the server client, which is not built yet".into(),
+        )),
     }
 }
 
@@ -71,14 +78,18 @@ pub fn parse_key_type(s: &str) -> Result<KeyType> {
     match s.to_ascii_lowercase().as_str() {
         "rsa" => Ok(KeyType::Rsa),
         "ed25519" => Ok(KeyType::Ed25519),
-        _ => Err(Error::Usage(format!("Invalid keytype: {s} valid: (ed25519, rsa)"))),
+        _ => Err(Error::Usage(format!(
+            "Invalid keytype: {s} valid: (ed25519, rsa)"
+        ))),
     }
 }
 
 /// Writes data to stdout as garage-sign does: raw bytes, no trailing newline.
 pub fn print_raw(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(bytes).and_then(|_| out.flush()).map_err(|e| Error::io("stdout", e))
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("stdout", e))
 }
 
 /// `--signatures name=b64,name2=b64`: split at the first `=`, so base64 padding is safe.
@@ -89,7 +100,11 @@ pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
             pair.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
                 .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-                .ok_or_else(|| Error::Usage(format!("invalid --signatures entry {pair:?}: use keyname=base64signature")))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid --signatures entry {pair:?}: use keyname=base64signature"
+                    ))
+                })
         })
         .collect()
 }

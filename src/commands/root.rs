@@ -26,9 +26,9 @@ pub fn run(ctx: &Context, args: RootArgs) -> Result<()> {
         RootCommand::TargetsKey(cmd) => edit_role_keys(&repo, "targets", cmd),
         RootCommand::SetThreshold { threshold } => set_threshold(&repo, "root", threshold),
         RootCommand::Sign(a) => sign(&repo, a),
-        RootCommand::Pull { .. } | RootCommand::Push => {
-            Err(Error::Other("this command needs the server client, which is not built yet".into()))
-        }
+        RootCommand::Pull { .. } | RootCommand::Push => Err(Error::Other(
+            "this command needs the server client, which is not built yet".into(),
+        )),
     }
 }
 
@@ -50,11 +50,22 @@ fn edit_role_keys(repo: &TufRepo, role_name: &str, cmd: RoleKeyCommand) -> Resul
     repo.write_unsigned_root(&root)
 }
 
-fn remove_keys(repo: &TufRepo, root: &mut RootRole, role_name: &str, sel: &KeySelector) -> Result<()> {
+fn remove_keys(
+    repo: &TufRepo,
+    root: &mut RootRole,
+    role_name: &str,
+    sel: &KeySelector,
+) -> Result<()> {
     if sel.key_names.is_empty() && sel.key_ids.is_empty() {
-        return Err(Error::Usage("give at least one --key-name or --key-id to remove".into()));
+        return Err(Error::Usage(
+            "give at least one --key-name or --key-id to remove".into(),
+        ));
     }
-    let mut ids = sel.key_ids.iter().map(|s| KeyId::parse(s).map(|k| k.to_string())).collect::<Result<Vec<_>>>()?;
+    let mut ids = sel
+        .key_ids
+        .iter()
+        .map(|s| KeyId::parse(s).map(|k| k.to_string()))
+        .collect::<Result<Vec<_>>>()?;
     for name in &sel.key_names {
         ids.push(repo.read_public_key(name)?.key_id().to_string());
     }
@@ -63,7 +74,10 @@ fn remove_keys(repo: &TufRepo, root: &mut RootRole, role_name: &str, sel: &KeySe
         .get_mut(role_name)
         .ok_or_else(|| Error::invalid("root.json", format!("roles.{role_name} is missing")))?;
     if let Some(missing) = ids.iter().find(|id| !role.keyids.contains(id)) {
-        return Err(Error::key(missing.clone(), format!("is not a key of the {role_name} role")));
+        return Err(Error::key(
+            missing.clone(),
+            format!("is not a key of the {role_name} role"),
+        ));
     }
     let remaining = role.keyids.iter().filter(|k| !ids.contains(k)).count() as i64;
     if remaining < role.threshold {
@@ -96,8 +110,15 @@ pub fn set_threshold(repo: &TufRepo, role_name: &str, threshold: i64) -> Result<
 
 fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
     let unsigned = repo.read_unsigned_root()?;
-    let choice = ExpiryChoice::from_flags(a.expiry.expires.as_deref(), a.expiry.expire_after.as_deref())?;
-    let keys = a.key_names.iter().map(|n| repo.read_private_key(n)).collect::<Result<Vec<_>>>()?;
+    let choice = ExpiryChoice::from_flags(
+        a.expiry.expires.as_deref(),
+        a.expiry.expire_after.as_deref(),
+    )?;
+    let keys = a
+        .key_names
+        .iter()
+        .map(|n| repo.read_private_key(n))
+        .collect::<Result<Vec<_>>>()?;
     let payload = match &a.signatures {
         Some(spec) => {
             if choice != ExpiryChoice::Default {
@@ -115,7 +136,10 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
                 sigs.push(k.sign(message.as_bytes())?);
             }
             sigs.extend(external_signatures(repo, message.as_bytes(), spec)?);
-            SignedPayload { signatures: sigs, signed }
+            SignedPayload {
+                signatures: sigs,
+                signed,
+            }
         }
         None => {
             if a.old_root_alias.is_some() {
@@ -124,17 +148,28 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
                 ));
             }
             if keys.is_empty() {
-                return Err(Error::Usage("give at least one --key-name (or --signatures)".into()));
+                return Err(Error::Usage(
+                    "give at least one --key-name (or --signatures)".into(),
+                ));
             }
             let mut role = unsigned.clone();
             role.version = unsigned.version + 1;
-            role.expires = choice.resolve(Some(unsigned.expires), ROOT_DAYS, chrono::Utc::now(), a.expiry.force)?;
+            role.expires = choice.resolve(
+                Some(unsigned.expires),
+                ROOT_DAYS,
+                chrono::Utc::now(),
+                a.expiry.force,
+            )?;
             SignedPayload::sign(role.to_signed()?, &keys.iter().collect::<Vec<_>>())?
         }
     };
     check_chain(repo, &payload);
     repo.write_signed_root(&payload)?;
-    log::info!("signed root.json version {} ({} signature(s))", payload.version().unwrap_or(0), payload.signatures.len());
+    log::info!(
+        "signed root.json version {} ({} signature(s))",
+        payload.version().unwrap_or(0),
+        payload.signatures.len()
+    );
     Ok(())
 }
 
@@ -143,8 +178,12 @@ fn check_chain(repo: &TufRepo, payload: &SignedPayload) {
     if let Err(e) = verify::verify_self_signed_root(payload, "new root.json") {
         log::warn!("the new root is not signed by a threshold of its own root keys: {e}");
     }
-    let Ok(current) = repo.read_signed_root() else { return };
-    let Ok(old) = TrustedRoot::from_signed(&current.signed, "roles/root.json") else { return };
+    let Ok(current) = repo.read_signed_root() else {
+        return;
+    };
+    let Ok(old) = TrustedRoot::from_signed(&current.signed, "roles/root.json") else {
+        return;
+    };
     if old.version() + 1 == payload.version().unwrap_or(0) {
         if let Err(e) = old.verify("root", payload, "new root.json") {
             log::warn!("the new root is not signed by a threshold of the current root's keys, so the server will refuse it: {e}");

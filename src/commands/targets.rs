@@ -20,11 +20,28 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
     let repo = ctx.existing_repo(args.repo.as_deref())?;
     match args.command {
         TargetsCommand::Init { version, expires } => {
-            let expires = Expires::parse(&expires).map_err(|_| Error::Usage(format!("invalid --expires {expires:?}: use an instant like 2030-01-01T00:00:00Z")))?;
+            let expires = Expires::parse(&expires).map_err(|_| {
+                Error::Usage(format!(
+                    "invalid --expires {expires:?}: use an instant like 2030-01-01T00:00:00Z"
+                ))
+            })?;
             repo.write_unsigned_targets(&TargetsRole::new(version, expires))
         }
-        TargetsCommand::Add { length, target, format, sha256, url } => {
-            let new = new_target(&target, TargetFormat::parse(&format)?, sha256, length, url, false)?;
+        TargetsCommand::Add {
+            length,
+            target,
+            format,
+            sha256,
+            url,
+        } => {
+            let new = new_target(
+                &target,
+                TargetFormat::parse(&format)?,
+                sha256,
+                length,
+                url,
+                false,
+            )?;
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
             repo.write_unsigned_targets(&role)?;
@@ -37,7 +54,11 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
             repo.write_unsigned_targets(&role)?;
-            log::info!("added uploaded target {} (sha256 {}, {length} bytes)", new.filename(), new.sha256);
+            log::info!(
+                "added uploaded target {} (sha256 {}, {length} bytes)",
+                new.filename(),
+                new.sha256
+            );
             Ok(())
         }
         TargetsCommand::Delete { filename } => {
@@ -59,11 +80,13 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             role.version += 1;
             repo.write_unsigned_targets(&role)
         }
-        TargetsCommand::SetThreshold { threshold } => super::root::set_threshold(&repo, "targets", threshold),
-        TargetsCommand::Sign(a) => sign(&repo, a),
-        TargetsCommand::Pull | TargetsCommand::Push | TargetsCommand::Upload { .. } => {
-            Err(Error::Other("this command needs the server client, which is not built yet".into()))
+        TargetsCommand::SetThreshold { threshold } => {
+            super::root::set_threshold(&repo, "targets", threshold)
         }
+        TargetsCommand::Sign(a) => sign(&repo, a),
+        TargetsCommand::Pull | TargetsCommand::Push | TargetsCommand::Upload { .. } => Err(
+            Error::Other("this command needs the server client, which is not built yet".into()),
+        ),
     }
 }
 
@@ -87,7 +110,12 @@ pub fn new_target(
         version: t.version.clone(),
         sha256,
         length,
-        hardware_ids: t.hardware_ids.iter().map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect(),
+        hardware_ids: t
+            .hardware_ids
+            .iter()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect(),
         format,
         url,
         cli_uploaded,
@@ -120,8 +148,15 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
 
 fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     let unsigned = repo.read_unsigned_targets()?;
-    let choice = ExpiryChoice::from_flags(a.expiry.expires.as_deref(), a.expiry.expire_after.as_deref())?;
-    let keys = a.key_names.iter().map(|n| repo.read_private_key(n)).collect::<Result<Vec<_>>>()?;
+    let choice = ExpiryChoice::from_flags(
+        a.expiry.expires.as_deref(),
+        a.expiry.expire_after.as_deref(),
+    )?;
+    let keys = a
+        .key_names
+        .iter()
+        .map(|n| repo.read_private_key(n))
+        .collect::<Result<Vec<_>>>()?;
     let payload = match &a.signatures {
         Some(spec) => {
             if a.version.is_some() || choice != ExpiryChoice::Default {
@@ -131,31 +166,52 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
             }
             let signed = unsigned.to_signed()?;
             let message = CanonicalJson::of(&signed);
-            let mut sigs = keys.iter().map(|k| k.sign(message.as_bytes())).collect::<Result<Vec<_>>>()?;
+            let mut sigs = keys
+                .iter()
+                .map(|k| k.sign(message.as_bytes()))
+                .collect::<Result<Vec<_>>>()?;
             sigs.extend(external_signatures(repo, message.as_bytes(), spec)?);
-            SignedPayload { signatures: sigs, signed }
+            SignedPayload {
+                signatures: sigs,
+                signed,
+            }
         }
         None => {
             if keys.is_empty() {
-                return Err(Error::Usage("give at least one --key-name (or --signatures)".into()));
+                return Err(Error::Usage(
+                    "give at least one --key-name (or --signatures)".into(),
+                ));
             }
             let mut role = unsigned.clone();
             role.version = a.version.unwrap_or(unsigned.version + 1);
-            role.expires = choice.resolve(Some(unsigned.expires), TARGETS_DAYS, chrono::Utc::now(), a.expiry.force)?;
+            role.expires = choice.resolve(
+                Some(unsigned.expires),
+                TARGETS_DAYS,
+                chrono::Utc::now(),
+                a.expiry.force,
+            )?;
             SignedPayload::sign(role.to_signed()?, &keys.iter().collect::<Vec<_>>())?
         }
     };
     warn_if_not_trusted(repo, &payload);
     warn_size(payload.canonical().as_bytes().len());
     repo.write_signed_targets(&payload)?;
-    log::info!("signed targets.json version {} ({} signature(s))", payload.version().unwrap_or(0), payload.signatures.len());
+    log::info!(
+        "signed targets.json version {} ({} signature(s))",
+        payload.version().unwrap_or(0),
+        payload.signatures.len()
+    );
     Ok(())
 }
 
 /// The reposerver will refuse a targets.json its current root does not trust; say so now.
 fn warn_if_not_trusted(repo: &TufRepo, payload: &SignedPayload) {
-    let Ok(root) = repo.read_signed_root() else { return };
-    let Ok(trusted) = TrustedRoot::from_signed(&root.signed, "roles/root.json") else { return };
+    let Ok(root) = repo.read_signed_root() else {
+        return;
+    };
+    let Ok(trusted) = TrustedRoot::from_signed(&root.signed, "roles/root.json") else {
+        return;
+    };
     if let Err(e) = trusted.verify("targets", payload, "targets.json") {
         log::warn!("the local root.json does not accept this targets.json, so the server will refuse it: {e}");
     }

@@ -8,24 +8,51 @@ use std::path::Path;
 const SHA: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
 fn creds(name: &str) -> String {
-    fixture(&format!("ota-tuf/cli/src/test/resources/{name}")).display().to_string()
+    fixture(&format!("ota-tuf/cli/src/test/resources/{name}"))
+        .display()
+        .to_string()
 }
 
 fn canonical(v: &Value) -> String {
-    ota_sign::canonical::CanonicalJson::of(v).as_str().to_string()
+    ota_sign::canonical::CanonicalJson::of(v)
+        .as_str()
+        .to_string()
 }
 
 /// A repository with an Ed25519 key `k` and an unsigned targets role.
 fn targets_repo(ws: &Workspace) {
     ws.init_from_fixture("r", "credentials_ed25519.zip");
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "k", "--type", "ed25519"]);
-    ws.ok(&["targets", "init", "--repo", "r", "--version", "1", "--expires", "2030-01-01T00:00:00Z"]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "k", "--type", "ed25519",
+    ]);
+    ws.ok(&[
+        "targets",
+        "init",
+        "--repo",
+        "r",
+        "--version",
+        "1",
+        "--expires",
+        "2030-01-01T00:00:00Z",
+    ]);
 }
 
 fn add_target(ws: &Workspace, name: &str, version: &str) {
     ws.ok(&[
-        "targets", "add", "--repo", "r", "--name", name, "--version", version, "--length", "3", "--sha256", SHA,
-        "--hardwareids", "hw1,hw2",
+        "targets",
+        "add",
+        "--repo",
+        "r",
+        "--name",
+        name,
+        "--version",
+        version,
+        "--length",
+        "3",
+        "--sha256",
+        SHA,
+        "--hardwareids",
+        "hw1,hw2",
     ]);
 }
 
@@ -58,7 +85,9 @@ fn init_imports_keys_root_and_config_with_private_modes() {
     assert_eq!(private.len(), 128);
     assert!(private.ends_with(public["keyval"]["public"].as_str().unwrap()));
     // The role files use garage-sign's " : " layout.
-    assert!(std::fs::read_to_string(repo.join("config.json")).unwrap().contains("\"reposerver\" : "));
+    assert!(std::fs::read_to_string(repo.join("config.json"))
+        .unwrap()
+        .contains("\"reposerver\" : "));
 }
 
 #[test]
@@ -67,31 +96,72 @@ fn init_handles_every_credentials_shape() {
     ws.init_from_fixture("legacy", "credentials_auth_plus_legacy.zip");
     let c = read_json(&ws.repo("legacy").join("config.json"));
     assert_eq!(c["auth"]["scope"], "none", "missing scope defaults to none");
-    assert_eq!(c["auth"]["server"], "https://ota-test.auth.eu-west-1.amazoncognito.com");
-    assert!(read_json(&ws.repo("legacy").join("keys/targets.pub"))["keyval"]["public"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(
+        c["auth"]["server"],
+        "https://ota-test.auth.eu-west-1.amazoncognito.com"
+    );
+    assert!(
+        read_json(&ws.repo("legacy").join("keys/targets.pub"))["keyval"]["public"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
     assert!(!ws.repo("legacy").join("roles/root.json").exists());
 
     ws.init_from_fixture("noauth", "credentials_no_auth_ed25519.zip");
     let c = read_json(&ws.repo("noauth").join("config.json"));
     assert_eq!(c["auth"], Value::Null);
-    assert!(!ws.repo("noauth").join("keys/targets.sec").exists(), "2017 legacy keys are not imported");
+    assert!(
+        !ws.repo("noauth").join("keys/targets.sec").exists(),
+        "2017 legacy keys are not imported"
+    );
 
     ws.init_from_fixture("notargets", "credentials_no_targets.zip");
-    assert!(!ws.repo("notargets").join("keys").join("targets.pub").exists());
+    assert!(!ws
+        .repo("notargets")
+        .join("keys")
+        .join("targets.pub")
+        .exists());
 
     ws.init_from_fixture("tls", "credentials_tls-auth_ed25519.zip");
     let c = read_json(&ws.repo("tls").join("config.json"));
-    assert_eq!(c["auth"], json!({"certPath": "client_auth.p12", "serverCertPath": "server.p12"}));
+    assert_eq!(
+        c["auth"],
+        json!({"certPath": "client_auth.p12", "serverCertPath": "server.p12"})
+    );
     assert_eq!(mode(&ws.repo("tls").join("client_auth.p12")), 0o600);
     assert!(ws.repo("tls").join("server.p12").exists());
     assert_eq!(c["reposerver"], "https://localhost:8181");
 
-    ws.ok(&["init", "--repo", "override", "--credentials", &creds("credentials_rsa.zip"), "--reposerver", "http://127.0.0.1:9/x/"]);
-    assert_eq!(read_json(&ws.repo("override").join("config.json"))["reposerver"], "http://127.0.0.1:9/x");
+    ws.ok(&[
+        "init",
+        "--repo",
+        "override",
+        "--credentials",
+        &creds("credentials_rsa.zip"),
+        "--reposerver",
+        "http://127.0.0.1:9/x/",
+    ]);
+    assert_eq!(
+        read_json(&ws.repo("override").join("config.json"))["reposerver"],
+        "http://127.0.0.1:9/x"
+    );
 
-    let err = ws.fails(3, &["init", "--repo", "x", "--credentials", &creds("credentials_no_tufrepo_ed25519.zip")]);
+    let err = ws.fails(
+        3,
+        &[
+            "init",
+            "--repo",
+            "x",
+            "--credentials",
+            &creds("credentials_no_tufrepo_ed25519.zip"),
+        ],
+    );
     assert!(err.contains("tufrepo.url"), "{err}");
-    assert!(!ws.repo("x").exists(), "a failed init leaves nothing behind");
+    assert!(
+        !ws.repo("x").exists(),
+        "a failed init leaves nothing behind"
+    );
 }
 
 #[test]
@@ -99,13 +169,31 @@ fn init_refuses_corrupt_zip_and_existing_repo_without_changes() {
     let ws = Workspace::new();
     let bad = ws.path().join("bad.zip");
     std::fs::write(&bad, b"PK\x03\x04 definitely not a zip").unwrap();
-    let err = ws.fails(3, &["init", "--repo", "r", "--credentials", bad.to_str().unwrap()]);
+    let err = ws.fails(
+        3,
+        &[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            bad.to_str().unwrap(),
+        ],
+    );
     assert!(err.contains("bad.zip") && err.contains("zip"), "{err}");
     assert!(!ws.repo("r").exists());
 
     ws.init_from_fixture("r", "credentials_ed25519.zip");
     let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(3, &["init", "--repo", "r", "--credentials", &creds("credentials_rsa.zip")]);
+    let err = ws.fails(
+        3,
+        &[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            &creds("credentials_rsa.zip"),
+        ],
+    );
     assert!(err.contains("RepoAlreadyInitialized"), "{err}");
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
@@ -114,8 +202,21 @@ fn init_refuses_corrupt_zip_and_existing_repo_without_changes() {
 fn key_generate_writes_garage_sign_key_files() {
     let ws = Workspace::new();
     ws.init_from_fixture("r", "credentials_no_targets.zip");
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "ed", "--type", "Ed25519"]);
-    ws.ok(&["key", "generate", "-r", "r", "-n", "rsa3072", "-t", "RSA", "--keysize", "3072"]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "ed", "--type", "Ed25519",
+    ]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "-r",
+        "r",
+        "-n",
+        "rsa3072",
+        "-t",
+        "RSA",
+        "--keysize",
+        "3072",
+    ]);
     ws.ok(&["key", "generate", "--repo=r", "--name=default"]);
     let keys = ws.repo("r").join("keys");
     assert_eq!(mode(&keys), 0o700);
@@ -125,51 +226,150 @@ fn key_generate_writes_garage_sign_key_files() {
     let ed_pub = read_json(&keys.join("ed.pub"));
     let ed_pub_hex = ed_pub["keyval"]["public"].as_str().unwrap();
     assert_eq!(ed_pub["keytype"], "ED25519");
-    assert!(ed_pub_hex.len() == 64 && ed_pub_hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        ed_pub_hex.len() == 64
+            && ed_pub_hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     // garage-sign 0.7.7's default is RSA-2048; the PEM is SPKI with 64-column lines.
     let def = read_json(&keys.join("default.pub"));
     assert_eq!(def["keytype"], "RSA");
     let pem_text = def["keyval"]["public"].as_str().unwrap();
-    assert!(pem_text.ends_with("-----END PUBLIC KEY-----\n") && pem_text.lines().all(|l| l.len() <= 64));
+    assert!(
+        pem_text.ends_with("-----END PUBLIC KEY-----\n") && pem_text.lines().all(|l| l.len() <= 64)
+    );
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePublicKey;
     use rsa::traits::PublicKeyParts;
     let spki = pem::parse(pem_text).unwrap();
-    assert_eq!(rsa::PublicKey::from_public_key_der(spki.contents()).unwrap().n_bytes().len(), 256);
+    assert_eq!(
+        rsa::PublicKey::from_public_key_der(spki.contents())
+            .unwrap()
+            .n_bytes()
+            .len(),
+        256
+    );
     let sec = read_json(&keys.join("rsa3072.sec"));
-    let private = rsa::PrivateKey::from_pkcs1_pem(sec["keyval"]["private"].as_str().unwrap()).unwrap();
+    let private =
+        rsa::PrivateKey::from_pkcs1_pem(sec["keyval"]["private"].as_str().unwrap()).unwrap();
     assert_eq!(private.n_bytes().len(), 384);
 
     let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(255, &["key", "generate", "--repo", "r", "--name", "x", "--type", "dsa"]);
+    let err = ws.fails(
+        255,
+        &[
+            "key", "generate", "--repo", "r", "--name", "x", "--type", "dsa",
+        ],
+    );
     assert!(err.contains("Invalid keytype"), "{err}");
-    ws.fails(255, &["key", "generate", "--repo", "r", "--name", "x", "--type", "ed25519", "--keysize", "2048"]);
-    ws.fails(255, &["key", "generate", "--repo", "r", "--name", "x", "--type", "rsa", "--keysize", "1024"]);
-    ws.fails(255, &["key", "generate", "--repo", "r", "--name", "../escape"]);
+    ws.fails(
+        255,
+        &[
+            "key",
+            "generate",
+            "--repo",
+            "r",
+            "--name",
+            "x",
+            "--type",
+            "ed25519",
+            "--keysize",
+            "2048",
+        ],
+    );
+    ws.fails(
+        255,
+        &[
+            "key",
+            "generate",
+            "--repo",
+            "r",
+            "--name",
+            "x",
+            "--type",
+            "rsa",
+            "--keysize",
+            "1024",
+        ],
+    );
+    ws.fails(
+        255,
+        &["key", "generate", "--repo", "r", "--name", "../escape"],
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
 
 #[test]
 fn user_keys_gen_id_and_importpub() {
     let ws = Workspace::new();
-    ws.ok(&["user-keys", "gen", "--key-name", "supplier", "--type", "ed25519"]);
+    ws.ok(&[
+        "user-keys",
+        "gen",
+        "--key-name",
+        "supplier",
+        "--type",
+        "ed25519",
+    ]);
     let dir = ws.home().join("user-keys");
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("supplier.sec")), 0o600);
-    let id = ws.ok(&["user-keys", "id", "--input", dir.join("supplier.pub").to_str().unwrap()]);
+    let id = ws.ok(&[
+        "user-keys",
+        "id",
+        "--input",
+        dir.join("supplier.pub").to_str().unwrap(),
+    ]);
     // Independently: sha256 of the RFC 8410 SPKI.
-    let raw = hex::decode(read_json(&dir.join("supplier.pub"))["keyval"]["public"].as_str().unwrap()).unwrap();
+    let raw = hex::decode(
+        read_json(&dir.join("supplier.pub"))["keyval"]["public"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let mut spki = hex::decode("302a300506032b6570032100").unwrap();
     spki.extend(raw);
-    assert_eq!(id, ota_sign::crypto::sha256_hex(&spki), "no trailing newline either");
+    assert_eq!(
+        id,
+        ota_sign::crypto::sha256_hex(&spki),
+        "no trailing newline either"
+    );
 
     ws.init_from_fixture("r", "credentials_no_targets.zip");
     let pems = fixture("ota-tuf/cli/src/test/resources/pem-files");
-    for (file, keytype) in [("valid-public-RSA.pem", "RSA"), ("valid-public-Ed25519.pem", "ED25519"), ("valid-public-EcPrime256.pem", "ECPRIME256V1")] {
-        ws.ok(&["user-keys", "importpub", "--repo", "r", "--key-name", keytype, "--input", pems.join(file).to_str().unwrap()]);
-        assert_eq!(read_json(&ws.repo("r").join(format!("keys/{keytype}.pub")))["keytype"], keytype);
+    for (file, keytype) in [
+        ("valid-public-RSA.pem", "RSA"),
+        ("valid-public-Ed25519.pem", "ED25519"),
+        ("valid-public-EcPrime256.pem", "ECPRIME256V1"),
+    ] {
+        ws.ok(&[
+            "user-keys",
+            "importpub",
+            "--repo",
+            "r",
+            "--key-name",
+            keytype,
+            "--input",
+            pems.join(file).to_str().unwrap(),
+        ]);
+        assert_eq!(
+            read_json(&ws.repo("r").join(format!("keys/{keytype}.pub")))["keytype"],
+            keytype
+        );
     }
-    let err = ws.fails(3, &["user-keys", "importpub", "-r", "r", "-k", "bad", "-i", pems.join("invalid-public-RSA.pem").to_str().unwrap()]);
+    let err = ws.fails(
+        3,
+        &[
+            "user-keys",
+            "importpub",
+            "-r",
+            "r",
+            "-k",
+            "bad",
+            "-i",
+            pems.join("invalid-public-RSA.pem").to_str().unwrap(),
+        ],
+    );
     assert!(err.contains("Cannot parse public key"), "{err}");
     assert!(!ws.repo("r").join("keys/bad.pub").exists());
 }
@@ -185,15 +385,34 @@ fn targets_add_delete_get_unsigned_and_increment() {
     assert_eq!(custom["uri"], Value::Null);
     assert_eq!(custom["targetFormat"], "BINARY");
     assert_eq!(custom["cliUploaded"], false);
-    assert_eq!(unsigned["targets"]["app-1.0"]["hashes"], json!({"sha256": SHA}));
+    assert_eq!(
+        unsigned["targets"]["app-1.0"]["hashes"],
+        json!({"sha256": SHA})
+    );
     let created = custom["createdAt"].clone();
     assert_eq!(created.as_str().unwrap().len(), 20);
 
     // Re-adding keeps createdAt (garage-sign 0.7.7) and the OSTree format is upper-cased.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     ws.ok(&[
-        "targets", "add", "--repo", "r", "--name", "app", "--version", "1.0", "--length", "0", "--sha256", SHA,
-        "--hardwareids", "hw1", "--format", "ostree", "--url", "https://cdn.example.com/app",
+        "targets",
+        "add",
+        "--repo",
+        "r",
+        "--name",
+        "app",
+        "--version",
+        "1.0",
+        "--length",
+        "0",
+        "--sha256",
+        SHA,
+        "--hardwareids",
+        "hw1",
+        "--format",
+        "ostree",
+        "--url",
+        "https://cdn.example.com/app",
     ]);
     let unsigned = read_json(&ws.repo("r").join("roles/unsigned/targets.json"));
     let custom = &unsigned["targets"]["app-1.0"]["custom"];
@@ -203,20 +422,67 @@ fn targets_add_delete_get_unsigned_and_increment() {
     assert_eq!(custom["uri"], "https://cdn.example.com/app");
 
     let printed = ws.ok(&["targets", "get-unsigned", "--repo", "r"]);
-    assert_eq!(printed, canonical(&unsigned), "get-unsigned prints canonical JSON, no newline");
+    assert_eq!(
+        printed,
+        canonical(&unsigned),
+        "get-unsigned prints canonical JSON, no newline"
+    );
 
     ws.ok(&["targets", "increment-version", "--repo", "r"]);
-    assert_eq!(read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"], 2);
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"],
+        2
+    );
 
     ws.ok(&["targets", "delete", "--repo", "r", "--filename", "app-1.0"]);
-    assert_eq!(read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["targets"], json!({}));
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["targets"],
+        json!({})
+    );
     let before = tree_snapshot(&ws.repo("r"));
-    ws.fails(3, &["targets", "delete", "--repo", "r", "--filename", "app-1.0"]);
-    let err = ws.fails(3, &[
-        "targets", "add", "--repo", "r", "--name", "caf\u{e9}", "--version", "1", "--length", "3", "--sha256", SHA, "--hardwareids", "hw",
-    ]);
+    ws.fails(
+        3,
+        &["targets", "delete", "--repo", "r", "--filename", "app-1.0"],
+    );
+    let err = ws.fails(
+        3,
+        &[
+            "targets",
+            "add",
+            "--repo",
+            "r",
+            "--name",
+            "caf\u{e9}",
+            "--version",
+            "1",
+            "--length",
+            "3",
+            "--sha256",
+            SHA,
+            "--hardwareids",
+            "hw",
+        ],
+    );
     assert!(err.contains("non-ASCII"), "{err}");
-    ws.fails(3, &["targets", "add", "--repo", "r", "--name", "a", "--version", "1", "--length", "3", "--sha256", "ABC", "--hardwareids", "hw"]);
+    ws.fails(
+        3,
+        &[
+            "targets",
+            "add",
+            "--repo",
+            "r",
+            "--name",
+            "a",
+            "--version",
+            "1",
+            "--length",
+            "3",
+            "--sha256",
+            "ABC",
+            "--hardwareids",
+            "hw",
+        ],
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
 
@@ -228,20 +494,45 @@ fn targets_sign_bumps_version_and_signs_verifiably() {
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k"]);
     let signed = read_json(&ws.repo("r").join("roles/targets.json"));
     assert_eq!(signed["signed"]["version"], 2);
-    assert_eq!(signed["signed"]["expires"], "2030-01-01T00:00:00Z", "a later previous expiry is kept");
+    assert_eq!(
+        signed["signed"]["expires"], "2030-01-01T00:00:00Z",
+        "a later previous expiry is kept"
+    );
     // Independent check: Ed25519 over canonical(signed) with the key from the .pub file.
-    let public = hex::decode(read_json(&ws.repo("r").join("keys/k.pub"))["keyval"]["public"].as_str().unwrap()).unwrap();
+    let public = hex::decode(
+        read_json(&ws.repo("r").join("keys/k.pub"))["keyval"]["public"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let sig = &signed["signatures"][0];
     assert_eq!(sig["method"], "ed25519");
     use base64::Engine;
-    let sig_bytes = base64::engine::general_purpose::STANDARD.decode(sig["sig"].as_str().unwrap()).unwrap();
+    let sig_bytes = base64::engine::general_purpose::STANDARD
+        .decode(sig["sig"].as_str().unwrap())
+        .unwrap();
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public)
         .verify(canonical(&signed["signed"]).as_bytes(), &sig_bytes)
         .expect("signature verifies");
     // The unsigned file is not bumped: signing again produces the same version.
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k", "--version", "9"]);
-    assert_eq!(read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["version"], 9);
-    assert_eq!(read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"], 1);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--key-name",
+        "k",
+        "--version",
+        "9",
+    ]);
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["version"],
+        9
+    );
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"],
+        1
+    );
 }
 
 #[test]
@@ -250,37 +541,139 @@ fn expiry_rules() {
     targets_repo(&ws);
     let now = chrono::Utc::now();
     let expires = |ws: &Workspace| {
-        let s = read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"].as_str().unwrap().to_string();
-        chrono::DateTime::parse_from_rfc3339(&s).unwrap().with_timezone(&chrono::Utc)
+        let s = read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        chrono::DateTime::parse_from_rfc3339(&s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
     };
     // --expire-after uses calendar arithmetic.
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k", "--expire-after", "1Y"]);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--key-name",
+        "k",
+        "--expire-after",
+        "1Y",
+    ]);
     let e = expires(&ws);
-    assert!(e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(367), "{e}");
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k", "--expire-after", "2W"]);
+    assert!(
+        e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(367),
+        "{e}"
+    );
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--key-name",
+        "k",
+        "--expire-after",
+        "2W",
+    ]);
     let e = expires(&ws);
-    assert!(e > now + chrono::Duration::days(13) && e < now + chrono::Duration::days(15), "{e}");
+    assert!(
+        e > now + chrono::Duration::days(13) && e < now + chrono::Duration::days(15),
+        "{e}"
+    );
     // Default: max(previous, now + 31 days). An old previous expiry gives now + 31 d.
-    ws.ok(&["targets", "init", "--repo", "r", "--version", "1", "--expires", "2020-01-01T00:00:00Z"]);
+    ws.ok(&[
+        "targets",
+        "init",
+        "--repo",
+        "r",
+        "--version",
+        "1",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ]);
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k"]);
     let e = expires(&ws);
-    assert!(e > now + chrono::Duration::days(30) && e < now + chrono::Duration::days(32), "{e}");
+    assert!(
+        e > now + chrono::Duration::days(30) && e < now + chrono::Duration::days(32),
+        "{e}"
+    );
     // A date in the past: exit 1, nothing written; --force accepts it.
     let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(1, &["targets", "sign", "--repo", "r", "--key-name", "k", "--expires", "2021-01-01T00:00:00Z"]);
+    let err = ws.fails(
+        1,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "r",
+            "--key-name",
+            "k",
+            "--expires",
+            "2021-01-01T00:00:00Z",
+        ],
+    );
     assert!(err.contains("--force"), "{err}");
-    ws.fails(1, &["targets", "sign", "--repo", "r", "--key-name", "k", "--expire-after", "-1D"]);
+    ws.fails(
+        1,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "r",
+            "--key-name",
+            "k",
+            "--expire-after",
+            "-1D",
+        ],
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
-    ws.fails(255, &["targets", "sign", "--repo", "r", "--key-name", "k", "--expires", "2031-01-01T00:00:00Z", "--expire-after", "1M"]);
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k", "--expires", "2021-01-01T00:00:00Z", "--force"]);
-    assert_eq!(read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"], "2021-01-01T00:00:00Z");
+    ws.fails(
+        255,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "r",
+            "--key-name",
+            "k",
+            "--expires",
+            "2031-01-01T00:00:00Z",
+            "--expire-after",
+            "1M",
+        ],
+    );
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--key-name",
+        "k",
+        "--expires",
+        "2021-01-01T00:00:00Z",
+        "--force",
+    ]);
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"],
+        "2021-01-01T00:00:00Z"
+    );
     // Root: default now + 365 days.
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "root2", "--type", "ed25519"]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "root2", "--type", "ed25519",
+    ]);
     ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "root2"]);
     ws.ok(&["root", "sign", "--repo", "r", "--key-name", "root2"]);
-    let s = read_json(&ws.repo("r").join("roles/root.json"))["signed"]["expires"].as_str().unwrap().to_string();
-    let e = chrono::DateTime::parse_from_rfc3339(&s).unwrap().with_timezone(&chrono::Utc);
-    assert!(e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(366), "{e}");
+    let s = read_json(&ws.repo("r").join("roles/root.json"))["signed"]["expires"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = chrono::DateTime::parse_from_rfc3339(&s)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    assert!(
+        e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(366),
+        "{e}"
+    );
 }
 
 /// increment-version → get-unsigned → sign elsewhere (openssl) → sign --signatures.
@@ -288,39 +681,101 @@ fn expiry_rules() {
 fn external_signature_flow_with_openssl() {
     let ws = Workspace::new();
     ws.init_from_fixture("r", "credentials_rsa.zip");
-    ws.ok(&["targets", "init", "--repo", "r", "--version", "4", "--expires", "2030-01-01T00:00:00Z"]);
+    ws.ok(&[
+        "targets",
+        "init",
+        "--repo",
+        "r",
+        "--version",
+        "4",
+        "--expires",
+        "2030-01-01T00:00:00Z",
+    ]);
     add_target(&ws, "app", "1.0");
     ws.ok(&["targets", "increment-version", "--repo", "r"]);
     let unsigned = ws.ok(&["targets", "get-unsigned", "--repo", "r"]);
     let msg = ws.path().join("msg.json");
     std::fs::write(&msg, &unsigned).unwrap();
     let key_pem = ws.path().join("key.pem");
-    std::fs::write(&key_pem, read_json(&ws.repo("r").join("keys/targets.sec"))["keyval"]["private"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        &key_pem,
+        read_json(&ws.repo("r").join("keys/targets.sec"))["keyval"]["private"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let out = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32", "-sign"])
+        .args([
+            "dgst",
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
+            "-sign",
+        ])
         .arg(&key_pem)
         .arg(&msg)
         .output()
         .expect("openssl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     use base64::Engine;
     let sig = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
 
     // A wrong signature is refused and nothing is written.
     let before = tree_snapshot(&ws.repo("r"));
     let wrong = base64::engine::general_purpose::STANDARD.encode(vec![7u8; out.stdout.len()]);
-    let err = ws.fails(3, &["targets", "sign", "--repo", "r", "--signatures", &format!("targets={wrong}")]);
+    let err = ws.fails(
+        3,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "r",
+            "--signatures",
+            &format!("targets={wrong}"),
+        ],
+    );
     assert!(err.contains("Wrong signature"), "{err}");
-    ws.fails(255, &["targets", "sign", "--repo", "r", "--signatures", &format!("targets={sig}"), "--version", "8"]);
+    ws.fails(
+        255,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "r",
+            "--signatures",
+            &format!("targets={sig}"),
+            "--version",
+            "8",
+        ],
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 
-    ws.ok(&["targets", "sign", "--repo", "r", "--signatures", &format!("targets={sig}")]);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--signatures",
+        &format!("targets={sig}"),
+    ]);
     let signed = read_json(&ws.repo("r").join("roles/targets.json"));
-    assert_eq!(signed["signed"]["version"], 5, "external signatures change neither version nor expiry");
+    assert_eq!(
+        signed["signed"]["version"], 5,
+        "external signatures change neither version nor expiry"
+    );
     assert_eq!(signed["signed"]["expires"], "2030-01-01T00:00:00Z");
     assert_eq!(canonical(&signed["signed"]), unsigned);
     assert_eq!(signed["signatures"][0]["method"], "rsassa-pss-sha256");
-    assert_eq!(signed["signatures"][0]["keyid"], "2a65c0523fd844e15d58cee221891ab51618f18f8110add928c6e4c09d446e39");
+    assert_eq!(
+        signed["signatures"][0]["keyid"],
+        "2a65c0523fd844e15d58cee221891ab51618f18f8110add928c6e4c09d446e39"
+    );
     // ota-sign's own verifier agrees.
     let sec = read_json(&ws.repo("r").join("keys/targets.pub"));
     let public = ota_sign::keys::PublicKey::from_json(&sec, false).unwrap();
@@ -336,77 +791,235 @@ fn root_key_edits_threshold_and_sign() {
     let printed = ws.ok(&["root", "get-unsigned", "--repo", "r"]);
     assert_eq!(printed, canonical(&original["signed"]));
 
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "newroot", "--type", "ed25519"]);
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "newtargets", "--type", "rsa"]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "newroot", "--type", "ed25519",
+    ]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "--repo",
+        "r",
+        "--name",
+        "newtargets",
+        "--type",
+        "rsa",
+    ]);
     ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "newroot"]);
-    ws.ok(&["root", "targets-key", "add", "--repo", "r", "--key-name", "newtargets"]);
+    ws.ok(&[
+        "root",
+        "targets-key",
+        "add",
+        "--repo",
+        "r",
+        "--key-name",
+        "newtargets",
+    ]);
     let unsigned = read_json(&ws.repo("r").join("roles/unsigned/root.json"));
-    let newroot_id = ota_sign::keys::PublicKey::from_json(&read_json(&ws.repo("r").join("keys/newroot.pub")), false).unwrap().key_id().to_string();
-    assert_eq!(unsigned["roles"]["root"]["keyids"].as_array().unwrap().len(), 2);
+    let newroot_id = ota_sign::keys::PublicKey::from_json(
+        &read_json(&ws.repo("r").join("keys/newroot.pub")),
+        false,
+    )
+    .unwrap()
+    .key_id()
+    .to_string();
+    assert_eq!(
+        unsigned["roles"]["root"]["keyids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert!(unsigned["keys"][&newroot_id].is_object());
-    assert_eq!(unsigned["roles"]["targets"]["keyids"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        unsigned["roles"]["targets"]["keyids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     ws.ok(&["root", "set-threshold", "--repo", "r", "--threshold", "2"]);
     let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(3, &["root", "key", "remove", "--repo", "r", "--key-name", "newroot"]);
+    let err = ws.fails(
+        3,
+        &[
+            "root",
+            "key",
+            "remove",
+            "--repo",
+            "r",
+            "--key-name",
+            "newroot",
+        ],
+    );
     assert!(err.contains("threshold"), "{err}");
-    ws.fails(255, &["root", "set-threshold", "--repo", "r", "--threshold", "3"]);
+    ws.fails(
+        255,
+        &["root", "set-threshold", "--repo", "r", "--threshold", "3"],
+    );
     ws.fails(255, &["root", "key", "remove", "--repo", "r"]);
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
     ws.ok(&["root", "set-threshold", "--repo", "r", "--threshold", "1"]);
 
     // Remove the old root key by id and the old targets key by name.
-    let old_root_id = original["signed"]["roles"]["root"]["keyids"][0].as_str().unwrap().to_string();
-    ws.ok(&["root", "key", "remove", "--repo", "r", "--key-id", &old_root_id]);
-    ws.ok(&["root", "targets-key", "remove", "--repo", "r", "--key-name", "targets"]);
+    let old_root_id = original["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.ok(&[
+        "root",
+        "key",
+        "remove",
+        "--repo",
+        "r",
+        "--key-id",
+        &old_root_id,
+    ]);
+    ws.ok(&[
+        "root",
+        "targets-key",
+        "remove",
+        "--repo",
+        "r",
+        "--key-name",
+        "targets",
+    ]);
     let unsigned = read_json(&ws.repo("r").join("roles/unsigned/root.json"));
     assert_eq!(unsigned["roles"]["root"]["keyids"], json!([newroot_id]));
-    assert!(unsigned["keys"].get(&old_root_id).is_none(), "unreferenced keys are pruned");
+    assert!(
+        unsigned["keys"].get(&old_root_id).is_none(),
+        "unreferenced keys are pruned"
+    );
 
     ws.ok(&["root", "increment-version", "--repo", "r"]);
-    assert_eq!(read_json(&ws.repo("r").join("roles/unsigned/root.json"))["version"], 4);
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/unsigned/root.json"))["version"],
+        4
+    );
     ws.ok(&["root", "sign", "--repo", "r", "--key-name", "newroot"]);
     let signed = read_json(&ws.repo("r").join("roles/root.json"));
     assert_eq!(signed["signed"]["version"], 5);
     assert_eq!(signed["signed"]["consistent_snapshot"], false);
-    let out = ws.ok(&["verify-root", "--input", ws.repo("r").join("roles/root.json").to_str().unwrap()]);
+    let out = ws.ok(&[
+        "verify-root",
+        "--input",
+        ws.repo("r").join("roles/root.json").to_str().unwrap(),
+    ]);
     assert!(out.contains("version 5"), "{out}");
-    ws.fails(255, &["root", "sign", "--repo", "r", "--key-name", "newroot", "--old-root-alias", "targets"]);
+    ws.fails(
+        255,
+        &[
+            "root",
+            "sign",
+            "--repo",
+            "r",
+            "--key-name",
+            "newroot",
+            "--old-root-alias",
+            "targets",
+        ],
+    );
 }
 
 #[test]
 fn export_credentials_with_both_spellings() {
     let ws = Workspace::new();
     ws.init_from_fixture("r", "credentials_ed25519.zip");
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "mytargets", "--type", "ed25519"]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "--repo",
+        "r",
+        "--name",
+        "mytargets",
+        "--type",
+        "ed25519",
+    ]);
     let out = ws.path().join("offline.zip");
-    ws.ok(&["export-credentials", "--repo", "r", "--target-key-name", "mytargets", "--to", out.to_str().unwrap()]);
+    ws.ok(&[
+        "export-credentials",
+        "--repo",
+        "r",
+        "--target-key-name",
+        "mytargets",
+        "--to",
+        out.to_str().unwrap(),
+    ]);
     let names = zip_names(&out);
-    assert_eq!(&names[..5], ["treehub.json", "tufrepo.url", "targets.pub", "targets.sec", "root.json"]);
+    assert_eq!(
+        &names[..5],
+        [
+            "treehub.json",
+            "tufrepo.url",
+            "targets.pub",
+            "targets.sec",
+            "root.json"
+        ]
+    );
     for carried in ["autoprov.url", "autoprov_credentials.p12"] {
         assert!(names.contains(&carried.to_string()), "{names:?}");
     }
     assert_eq!(names.iter().filter(|n| *n == "targets.pub").count(), 1);
     assert_eq!(mode(&out), 0o600);
-    assert_eq!(zip_entry(&out, "targets.sec").unwrap(), std::fs::read(ws.repo("r").join("keys/mytargets.sec")).unwrap());
-    assert_eq!(zip_entry(&out, "tufrepo.url").unwrap(), b"https://test-reposerver");
-    assert_eq!(zip_entry(&out, "root.json").unwrap(), std::fs::read(ws.repo("r").join("roles/root.json")).unwrap());
+    assert_eq!(
+        zip_entry(&out, "targets.sec").unwrap(),
+        std::fs::read(ws.repo("r").join("keys/mytargets.sec")).unwrap()
+    );
+    assert_eq!(
+        zip_entry(&out, "tufrepo.url").unwrap(),
+        b"https://test-reposerver"
+    );
+    assert_eq!(
+        zip_entry(&out, "root.json").unwrap(),
+        std::fs::read(ws.repo("r").join("roles/root.json")).unwrap()
+    );
     let treehub: Value = serde_json::from_slice(&zip_entry(&out, "treehub.json").unwrap()).unwrap();
-    assert_eq!(treehub["oauth2"]["client_id"], "8f505046-bf38-4e17-a0bc-8a289bbd1403");
+    assert_eq!(
+        treehub["oauth2"]["client_id"],
+        "8f505046-bf38-4e17-a0bc-8a289bbd1403"
+    );
     assert_eq!(treehub["no_auth"], false);
 
     // The exported zip initialises a new repository that can sign offline.
     let out2 = ws.path().join("offline2.zip");
-    ws.ok(&["export-credentials", "-r", "r", "-k", "mytargets", "-o", out2.to_str().unwrap()]);
-    assert_eq!(zip_entry(&out2, "targets.sec"), zip_entry(&out, "targets.sec"));
-    ws.ok(&["init", "--repo", "again", "--credentials", out.to_str().unwrap()]);
+    ws.ok(&[
+        "export-credentials",
+        "-r",
+        "r",
+        "-k",
+        "mytargets",
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        zip_entry(&out2, "targets.sec"),
+        zip_entry(&out, "targets.sec")
+    );
+    ws.ok(&[
+        "init",
+        "--repo",
+        "again",
+        "--credentials",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(
         read_json(&ws.repo("again").join("keys/targets.pub")),
         read_json(&ws.repo("r").join("keys/mytargets.pub"))
     );
 
     let missing = ws.path().join("missing.zip");
-    ws.fails(3, &["export-credentials", "--repo", "r", "--key-name", "nokey", "--output", missing.to_str().unwrap()]);
+    ws.fails(
+        3,
+        &[
+            "export-credentials",
+            "--repo",
+            "r",
+            "--key-name",
+            "nokey",
+            "--output",
+            missing.to_str().unwrap(),
+        ],
+    );
     assert!(!missing.exists());
 }
 
@@ -414,17 +1027,42 @@ fn export_credentials_with_both_spellings() {
 fn mismatched_key_pair_is_refused_everywhere() {
     let ws = Workspace::new();
     targets_repo(&ws);
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "other", "--type", "ed25519"]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "other", "--type", "ed25519",
+    ]);
     let keys = ws.repo("r").join("keys");
     std::fs::copy(keys.join("other.pub"), keys.join("k.pub")).unwrap();
     let before = tree_snapshot(&ws.repo("r"));
     let err = ws.fails(3, &["targets", "sign", "--repo", "r", "--key-name", "k"]);
-    assert!(err.contains("not a pair") || err.contains("does not belong"), "{err}");
-    ws.fails(3, &["export-credentials", "--repo", "r", "--key-name", "k", "--output", "x.zip"]);
+    assert!(
+        err.contains("not a pair") || err.contains("does not belong"),
+        "{err}"
+    );
+    ws.fails(
+        3,
+        &[
+            "export-credentials",
+            "--repo",
+            "r",
+            "--key-name",
+            "k",
+            "--output",
+            "x.zip",
+        ],
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
     // A key of the wrong type: an ECPRIME256V1 public key cannot sign.
     let ec = fixture("ota-tuf/cli/src/test/resources/pem-files/valid-public-EcPrime256.pem");
-    ws.ok(&["user-keys", "importpub", "--repo", "r", "--key-name", "ec", "--input", ec.to_str().unwrap()]);
+    ws.ok(&[
+        "user-keys",
+        "importpub",
+        "--repo",
+        "r",
+        "--key-name",
+        "ec",
+        "--input",
+        ec.to_str().unwrap(),
+    ]);
     let err = ws.fails(3, &["targets", "sign", "--repo", "r", "--key-name", "ec"]);
     assert!(err.contains("ec"), "{err}");
 }
@@ -432,7 +1070,14 @@ fn mismatched_key_pair_is_refused_everywhere() {
 #[test]
 fn delegations_and_sign_json() {
     let ws = Workspace::new();
-    ws.ok(&["user-keys", "gen", "--key-name", "supplier", "--type", "rsa"]);
+    ws.ok(&[
+        "user-keys",
+        "gen",
+        "--key-name",
+        "supplier",
+        "--type",
+        "rsa",
+    ]);
     let init = ws.ok(&["delegations", "init"]);
     let role: Value = serde_json::from_str(&init).unwrap();
     assert_eq!(role["_type"], "Targets");
@@ -440,31 +1085,88 @@ fn delegations_and_sign_json() {
     let file = ws.path().join("deleg.json");
     std::fs::write(&file, &init).unwrap();
     ws.ok(&[
-        "delegations", "add-target", "--input", file.to_str().unwrap(), "--inplace", "--name", "supplier01-fw", "--version", "2",
-        "--length", "3", "--sha256", SHA, "--hardwareids", "ecu1",
+        "delegations",
+        "add-target",
+        "--input",
+        file.to_str().unwrap(),
+        "--inplace",
+        "--name",
+        "supplier01-fw",
+        "--version",
+        "2",
+        "--length",
+        "3",
+        "--sha256",
+        SHA,
+        "--hardwareids",
+        "ecu1",
     ]);
     let unsigned = read_json(&file);
     assert_eq!(unsigned["targets"]["supplier01-fw-2"]["length"], 3);
-    let signed_text = ws.ok(&["delegations", "sign", "--input", file.to_str().unwrap(), "--key-name", "supplier"]);
+    let signed_text = ws.ok(&[
+        "delegations",
+        "sign",
+        "--input",
+        file.to_str().unwrap(),
+        "--key-name",
+        "supplier",
+    ]);
     let signed: Value = serde_json::from_str(&signed_text).unwrap();
-    assert_eq!(signed["signed"], unsigned, "the raw input is signed as it is");
+    assert_eq!(
+        signed["signed"], unsigned,
+        "the raw input is signed as it is"
+    );
     let signed_file = ws.path().join("signed.json");
     std::fs::write(&signed_file, &signed_text).unwrap();
-    ws.fails(3, &["delegations", "sign", "--input", signed_file.to_str().unwrap(), "--key-name", "supplier"]);
+    ws.fails(
+        3,
+        &[
+            "delegations",
+            "sign",
+            "--input",
+            signed_file.to_str().unwrap(),
+            "--key-name",
+            "supplier",
+        ],
+    );
 
     // sign-json keeps number spelling; verify-json checks it.
     let raw = ws.path().join("raw.json");
     std::fs::write(&raw, br#"{"b": 1.0, "a": "x"}"#).unwrap();
     let keys = ws.home().join("user-keys");
-    let out = ws.ok(&["sign-json", "--priv-key", keys.join("supplier.sec").to_str().unwrap(), "--pub-key", keys.join("supplier.pub").to_str().unwrap(), "--input", raw.to_str().unwrap()]);
+    let out = ws.ok(&[
+        "sign-json",
+        "--priv-key",
+        keys.join("supplier.sec").to_str().unwrap(),
+        "--pub-key",
+        keys.join("supplier.pub").to_str().unwrap(),
+        "--input",
+        raw.to_str().unwrap(),
+    ]);
     assert!(out.contains(r#""signed":{"a":"x","b":1.0}"#), "{out}");
     let sj = ws.path().join("sj.json");
     std::fs::write(&sj, &out).unwrap();
-    let verdict = ws.ok(&["verify-json", "--pub-key", keys.join("supplier.pub").to_str().unwrap(), "--input", sj.to_str().unwrap()]);
+    let verdict = ws.ok(&[
+        "verify-json",
+        "--pub-key",
+        keys.join("supplier.pub").to_str().unwrap(),
+        "--input",
+        sj.to_str().unwrap(),
+    ]);
     assert!(verdict.starts_with("Valid signatures"), "{verdict}");
     let tampered = out.replace(r#""a":"x""#, r#""a":"y""#);
     std::fs::write(&sj, tampered).unwrap();
-    let o = ws.cmd().args(["verify-json", "--pub-key", keys.join("supplier.pub").to_str().unwrap(), "--input", sj.to_str().unwrap()]).output().unwrap();
+    let o = ws
+        .cmd()
+        .args([
+            "verify-json",
+            "--pub-key",
+            keys.join("supplier.pub").to_str().unwrap(),
+            "--input",
+            sj.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("Invalid signatures"));
 }
@@ -473,10 +1175,20 @@ fn delegations_and_sign_json() {
 fn help_and_exit_codes() {
     let ws = Workspace::new();
     let help = ws.ok(&["--help"]);
-    for cmd in ["init", "key", "targets", "root", "move-offline", "export-credentials", "publish"] {
+    for cmd in [
+        "init",
+        "key",
+        "targets",
+        "root",
+        "move-offline",
+        "export-credentials",
+        "publish",
+    ] {
         assert!(help.contains(cmd), "--help lists {cmd}");
     }
-    assert!(ws.ok(&["targets", "sign", "--help"]).contains("--expire-after"));
+    assert!(ws
+        .ok(&["targets", "sign", "--help"])
+        .contains("--expire-after"));
     ws.fails(255, &["no-such-command"]);
     ws.fails(255, &["init", "--repo", "x"]);
     // Running without a command prints help and exits 0.

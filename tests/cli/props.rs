@@ -17,7 +17,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(any::<String>(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(any::<String>(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -84,11 +85,17 @@ fn rsa_key_files_round_trip() {
         let key = PrivateKey::generate(KeyType::Rsa, Some(bits)).unwrap();
         let sec_text = key.to_sec_file();
         let sec: Value = serde_json::from_str(&sec_text).unwrap();
-        assert!(sec["keyval"]["private"].as_str().unwrap().starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(sec["keyval"]["private"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
         let again = PrivateKey::from_json(&sec, Some(key.public())).unwrap();
         assert_eq!(&*again.to_sec_file(), &*sec_text);
         let pub_value: Value = serde_json::from_str(&key.to_pub_file()).unwrap();
-        assert_eq!(PublicKey::from_json(&pub_value, false).unwrap(), *key.public());
+        assert_eq!(
+            PublicKey::from_json(&pub_value, false).unwrap(),
+            *key.public()
+        );
         // The PEM carries the SPKI DER whose hash is the key id.
         let pem = pub_value["keyval"]["public"].as_str().unwrap();
         let der = pem::parse(pem).unwrap().into_contents();
@@ -101,10 +108,15 @@ fn mismatched_pairs_and_pkcs8_are_refused() {
     let a = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
     let b = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
     let sec: Value = serde_json::from_str(&a.to_sec_file()).unwrap();
-    let err = PrivateKey::from_json(&sec, Some(b.public())).unwrap_err().to_string();
+    let err = PrivateKey::from_json(&sec, Some(b.public()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does not belong"), "{err}");
     let pkcs8 = json!({"keytype": "RSA", "keyval": {"private": "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n"}});
-    assert!(PrivateKey::from_json(&pkcs8, None).unwrap_err().to_string().contains("PKCS#1"));
+    assert!(PrivateKey::from_json(&pkcs8, None)
+        .unwrap_err()
+        .to_string()
+        .contains("PKCS#1"));
     let ec = json!({"keytype": "ECPRIME256V1", "keyval": {"private": "00"}});
     assert!(PrivateKey::from_json(&ec, None).is_err());
 }

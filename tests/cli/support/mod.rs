@@ -45,7 +45,9 @@ pub fn zip_entry(zip_path: &Path, name: &str) -> Option<Vec<u8>> {
 pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let mut z = zip::ZipArchive::new(f).unwrap();
-    (0..z.len()).map(|i| z.by_index(i).unwrap().name().unwrap().to_string()).collect()
+    (0..z.len())
+        .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+        .collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
@@ -65,7 +67,11 @@ pub fn tree_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>>
         .into_iter()
         .filter_map(Result::ok)
         .map(|e| {
-            let data = if e.file_type().is_file() { std::fs::read(e.path()).unwrap() } else { b"<dir>".to_vec() };
+            let data = if e.file_type().is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                b"<dir>".to_vec()
+            };
             (e.path().to_path_buf(), data)
         })
         .collect()
@@ -78,7 +84,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().unwrap() }
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -129,6 +137,12 @@ impl Workspace {
     /// `init --repo name` from an upstream credentials fixture.
     pub fn init_from_fixture(&self, name: &str, zip: &str) {
         let zip = fixture(&format!("ota-tuf/cli/src/test/resources/{zip}"));
-        self.ok(&["init", "--repo", name, "--credentials", zip.to_str().unwrap()]);
+        self.ok(&[
+            "init",
+            "--repo",
+            name,
+            "--credentials",
+            zip.to_str().unwrap(),
+        ]);
     }
 }
