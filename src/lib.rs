@@ -27,6 +27,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod keys;
 pub mod metadata;
 pub mod verify;

@@ -45,7 +45,7 @@ pub fn zip_entry(zip_path: &Path, name: &str) -> Option<Vec<u8>> {
 pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let z = zip::ZipArchive::new(f).unwrap();
-    z.file_names().map(str::to_string).collect()
+    z.file_names().map(|n| n.expect("zip entry name").into_owned()).collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
