@@ -89,7 +89,9 @@ impl ClientOptions {
     /// A `--cacert` flag should then overwrite `cacert`.
     pub fn from_env() -> Self {
         ClientOptions {
-            cacert: std::env::var_os(CACERT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from),
+            cacert: std::env::var_os(CACERT_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             ..Self::default()
         }
     }
@@ -105,8 +107,9 @@ pub enum ClientAuth {
         client_p12: Zeroizing<Vec<u8>>,
         /// PKCS#12 trust store, empty password; its certificates become the only roots.
         server_p12: Option<Vec<u8>>,
-        /// Names of the two stores for messages.
-        what: (String, String),
+        /// How the stores are named in messages (file paths, or entry names).
+        client_name: String,
+        server_name: String,
     },
 }
 
@@ -115,10 +118,15 @@ impl std::fmt::Debug for ClientAuth {
         match self {
             ClientAuth::None => f.write_str("None"),
             ClientAuth::OAuth2(o) => f.debug_tuple("OAuth2").field(o).finish(),
-            ClientAuth::MutualTls { what, server_p12, .. } => f
+            ClientAuth::MutualTls {
+                client_name,
+                server_name,
+                server_p12,
+                ..
+            } => f
                 .debug_struct("MutualTls")
-                .field("client", &what.0)
-                .field("server", &server_p12.as_ref().map(|_| &what.1))
+                .field("client", client_name)
+                .field("server", &server_p12.as_ref().map(|_| server_name))
                 .finish(),
         }
     }
@@ -130,7 +138,8 @@ impl ClientAuth {
         ClientAuth::MutualTls {
             client_p12,
             server_p12,
-            what: ("client_auth.p12".into(), "server.p12".into()),
+            client_name: "client_auth.p12".into(),
+            server_name: "server.p12".into(),
         }
     }
 
@@ -139,16 +148,17 @@ impl ClientAuth {
         Ok(match auth {
             AuthConfig::None => ClientAuth::None,
             AuthConfig::OAuth2(o) => ClientAuth::OAuth2(o.clone()),
-            AuthConfig::MutualTls { cert_path, server_cert_path } => {
+            AuthConfig::MutualTls {
+                cert_path,
+                server_cert_path,
+            } => {
                 let client = repo_dir.join(cert_path);
                 let server = server_cert_path.as_ref().map(|p| repo_dir.join(p));
                 ClientAuth::MutualTls {
                     client_p12: Zeroizing::new(crate::fsutil::read(&client)?),
                     server_p12: server.as_deref().map(crate::fsutil::read).transpose()?,
-                    what: (
-                        client.display().to_string(),
-                        server.map(|s| s.display().to_string()).unwrap_or_default(),
-                    ),
+                    client_name: client.display().to_string(),
+                    server_name: server.map(|s| s.display().to_string()).unwrap_or_default(),
                 }
             }
         })
@@ -199,7 +209,10 @@ impl ReposerverClient {
         let trimmed = base_url.trim().trim_end_matches('/');
         let bad = |m: &str| Error::invalid("tufrepo.url", format!("{trimmed:?} {m}"));
         let mut api = Url::parse(trimmed).map_err(|e| bad(&format!("is not a valid URL: {e}")))?;
-        if !matches!(api.scheme(), "http" | "https") || api.cannot_be_a_base() || api.host_str().is_none() {
+        if !matches!(api.scheme(), "http" | "https")
+            || api.cannot_be_a_base()
+            || api.host_str().is_none()
+        {
             return Err(bad("is not an http(s) URL"));
         }
         if api.query().is_some() || api.fragment().is_some() {
@@ -214,11 +227,21 @@ impl ReposerverClient {
     }
 
     /// From a repository's config.json (`reposerver` and `auth`).
-    pub fn from_repo_config(config: &RepoConfig, repo_dir: &Path, options: &ClientOptions) -> Result<Self> {
+    pub fn from_repo_config(
+        config: &RepoConfig,
+        repo_dir: &Path,
+        options: &ClientOptions,
+    ) -> Result<Self> {
         if config.director {
-            return Err(Error::Other("director repositories (repoServerType Director) are not supported".into()));
+            return Err(Error::Other(
+                "director repositories (repoServerType Director) are not supported".into(),
+            ));
         }
-        Self::new(&config.reposerver, ClientAuth::from_config(&config.auth, repo_dir)?, options)
+        Self::new(
+            &config.reposerver,
+            ClientAuth::from_config(&config.auth, repo_dir)?,
+            options,
+        )
     }
 
     /// `<base>/api/v1/user_repo/<segments…>`; each segment is percent-encoded.
@@ -231,11 +254,13 @@ impl ReposerverClient {
     }
 
     fn get(&self, url: &Url, cap: u64) -> Result<Answer> {
-        self.http.exchange(Method::GET, url, Replay::Idempotent, cap, &|rb| Ok(rb))
+        self.http
+            .exchange(Method::GET, url, Replay::Idempotent, cap, &|rb| Ok(rb))
     }
 
     fn unexpected(&self, method: Method, url: &Url, answer: &Answer) -> Error {
-        self.http.http_error(&method, url, answer.server_error().summary())
+        self.http
+            .http_error(&method, url, answer.server_error().summary())
     }
 
     fn signed(&self, url: &Url, body: Vec<u8>) -> Result<Fetched> {
@@ -292,29 +317,50 @@ impl ReposerverClient {
             }
         };
         let f = self.signed(&url, a.body)?;
-        Ok(FetchedTargets { payload: f.payload, raw: f.raw, checksum })
+        Ok(FetchedTargets {
+            payload: f.payload,
+            raw: f.raw,
+            checksum,
+        })
     }
 
     /// `PUT targets` with the checksum of the pulled version. Never retried once sent.
-    pub fn put_targets(&self, targets: &SignedPayload, checksum: Option<&str>) -> Result<PushOutcome> {
+    pub fn put_targets(
+        &self,
+        targets: &SignedPayload,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
         let url = self.url(&["targets"]);
-        let body = serde_json::to_vec(targets).map_err(|e| Error::Other(format!("cannot encode targets.json: {e}")))?;
+        let body = serde_json::to_vec(targets)
+            .map_err(|e| Error::Other(format!("cannot encode targets.json: {e}")))?;
         if let Some(c) = checksum {
             if !is_checksum(c) {
-                return Err(Error::invalid("targets checksum", format!("{c:?} is not 64 hex digits; run `targets pull` again")));
+                return Err(Error::invalid(
+                    "targets checksum",
+                    format!("{c:?} is not 64 hex digits; run `targets pull` again"),
+                ));
             }
         }
-        let a = self.http.exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-            let rb = rb.header(CONTENT_TYPE, "application/json").body(body.clone());
-            Ok(match checksum {
-                Some(c) => rb.header(ROLE_CHECKSUM, c),
-                None => rb,
-            })
-        })?;
+        let a = self
+            .http
+            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                let rb = rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                Ok(match checksum {
+                    Some(c) => rb.header(ROLE_CHECKSUM, c),
+                    None => rb,
+                })
+            })?;
         if a.status.is_success() {
             return Ok(PushOutcome {
-                checksum: a.header(ROLE_CHECKSUM).filter(|c| is_checksum(c)).map(str::to_string),
-                size_limit: a.header("x-ats-targets-role-size-limit").and_then(|s| s.trim().parse().ok()),
+                checksum: a
+                    .header(ROLE_CHECKSUM)
+                    .filter(|c| is_checksum(c))
+                    .map(str::to_string),
+                size_limit: a
+                    .header("x-ats-targets-role-size-limit")
+                    .and_then(|s| s.trim().parse().ok()),
             });
         }
         let e = a.server_error();
@@ -357,10 +403,15 @@ impl ReposerverClient {
     /// once sent.
     pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
         let url = self.url(&["root"]);
-        let body = serde_json::to_vec(root).map_err(|e| Error::Other(format!("cannot encode root.json: {e}")))?;
-        let a = self.http.exchange(Method::POST, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-            Ok(rb.header(CONTENT_TYPE, "application/json").body(body.clone()))
-        })?;
+        let body = serde_json::to_vec(root)
+            .map_err(|e| Error::Other(format!("cannot encode root.json: {e}")))?;
+        let a = self
+            .http
+            .exchange(Method::POST, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                Ok(rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })?;
         if a.status.is_success() {
             return Ok(());
         }
@@ -385,8 +436,15 @@ impl ReposerverClient {
     }
 
     fn key_url(&self, keyid: &str) -> Result<Url> {
-        if keyid.len() != 64 || !keyid.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(Error::invalid("key id", format!("{keyid:?} is not 64 lower-case hex digits")));
+        if keyid.len() != 64
+            || !keyid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::invalid(
+                "key id",
+                format!("{keyid:?} is not 64 lower-case hex digits"),
+            ));
         }
         Ok(self.url(&["root", "private_keys", keyid]))
     }
@@ -398,21 +456,35 @@ impl ReposerverClient {
         let a = self.get(&url, SMALL_BODY_CAP)?;
         let body = Zeroizing::new(a.body);
         if !a.status.is_success() {
-            return Err(self
-                .http
-                .http_error(&Method::GET, &url, ServerError::parse(a.status, &body).summary()));
+            return Err(self.http.http_error(
+                &Method::GET,
+                &url,
+                ServerError::parse(a.status, &body).summary(),
+            ));
         }
         let text = std::str::from_utf8(&body)
             .ok()
-            .filter(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok() && t.trim_start().starts_with('{'))
-            .ok_or_else(|| self.http.http_error(&Method::GET, &url, "the answer is not a JSON key pair"))?;
+            .filter(|t| {
+                serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+                    && t.trim_start().starts_with('{')
+            })
+            .ok_or_else(|| {
+                self.http
+                    .http_error(&Method::GET, &url, "the answer is not a JSON key pair")
+            })?;
         Ok(Zeroizing::new(text.to_string()))
     }
 
     /// `DELETE root/private_keys/<keyid>`.
     pub fn delete_private_key(&self, keyid: &str) -> Result<()> {
         let url = self.key_url(keyid)?;
-        let a = self.http.exchange(Method::DELETE, &url, Replay::Idempotent, SMALL_BODY_CAP, &|rb| Ok(rb))?;
+        let a = self.http.exchange(
+            Method::DELETE,
+            &url,
+            Replay::Idempotent,
+            SMALL_BODY_CAP,
+            &|rb| Ok(rb),
+        )?;
         if !a.status.is_success() {
             return Err(self.unexpected(Method::DELETE, &url, &a));
         }
@@ -420,8 +492,16 @@ impl ReposerverClient {
     }
 
     fn delegation_url(&self, name: &str) -> Result<Url> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.chars().any(char::is_control) {
-            return Err(Error::invalid("delegation name", format!("{name:?} is not a valid delegated role name")));
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "delegation name",
+                format!("{name:?} is not a valid delegated role name"),
+            ));
         }
         Ok(self.url(&["delegations", &format!("{name}.json")]))
     }
@@ -429,11 +509,15 @@ impl ReposerverClient {
     /// `PUT delegations/<name>.json`.
     pub fn put_delegation(&self, name: &str, delegation: &SignedPayload) -> Result<()> {
         let url = self.delegation_url(name)?;
-        let body =
-            serde_json::to_vec(delegation).map_err(|e| Error::Other(format!("cannot encode delegation {name}: {e}")))?;
-        let a = self.http.exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-            Ok(rb.header(CONTENT_TYPE, "application/json").body(body.clone()))
-        })?;
+        let body = serde_json::to_vec(delegation)
+            .map_err(|e| Error::Other(format!("cannot encode delegation {name}: {e}")))?;
+        let a = self
+            .http
+            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                Ok(rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })?;
         if a.status.is_success() {
             return Ok(());
         }

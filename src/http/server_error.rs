@@ -70,7 +70,10 @@ impl ServerError {
                 s.push_str(code);
             }
             None => {
-                if let Some(reason) = StatusCode::from_u16(self.status).ok().and_then(|c| c.canonical_reason()) {
+                if let Some(reason) = StatusCode::from_u16(self.status)
+                    .ok()
+                    .and_then(|c| c.canonical_reason())
+                {
                     s.push(' ');
                     s.push_str(reason);
                 }
@@ -88,7 +91,15 @@ impl ServerError {
     pub fn cause_strings(&self) -> Vec<String> {
         fn strings(v: &Value) -> Option<Vec<String>> {
             let a = v.as_array()?;
-            Some(a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect())
+            Some(
+                a.iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect(),
+            )
         }
         let Some(cause) = &self.cause else {
             return Vec::new();
@@ -121,27 +132,46 @@ mod tests {
             StatusCode::CONFLICT,
             br#"{"code":"invalid_version_bump","description":"Cannot bump version from 3 to 5","cause":null,"errorId":"x"}"#,
         );
-        assert_eq!(e.summary(), "409 invalid_version_bump: Cannot bump version from 3 to 5");
+        assert_eq!(
+            e.summary(),
+            "409 invalid_version_bump: Cannot bump version from 3 to 5"
+        );
         assert_eq!(e.error_id.as_deref(), Some("x"));
         assert!(e.cause.is_none());
     }
 
     #[test]
     fn summary_without_body() {
-        assert_eq!(ServerError::parse(StatusCode::NOT_FOUND, b"").summary(), "404 Not Found");
-        let e = ServerError::parse(StatusCode::BAD_GATEWAY, b"<html>\n<body>bad\tgateway</body></html>");
-        assert_eq!(e.summary(), "502 Bad Gateway: <html> <body>bad gateway</body></html>");
+        assert_eq!(
+            ServerError::parse(StatusCode::NOT_FOUND, b"").summary(),
+            "404 Not Found"
+        );
+        let e = ServerError::parse(
+            StatusCode::BAD_GATEWAY,
+            b"<html>\n<body>bad\tgateway</body></html>",
+        );
+        assert_eq!(
+            e.summary(),
+            "502 Bad Gateway: <html> <body>bad gateway</body></html>"
+        );
     }
 
     #[test]
     fn causes_flat_and_nested() {
-        let flat = ServerError::parse(StatusCode::BAD_REQUEST, br#"{"code":"invalid_offline_targets","description":"d","cause":["a","b"]}"#);
+        let flat = ServerError::parse(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":"invalid_offline_targets","description":"d","cause":["a","b"]}"#,
+        );
         assert_eq!(flat.cause_strings(), vec!["a", "b"]);
         let nested = ServerError::parse(
             StatusCode::BAD_GATEWAY,
             br#"{"code":"invalid_root_role","description":"d","cause":{"code":"invalid_root_role","description":"d","cause":["x","y"]}}"#,
         );
         assert_eq!(nested.cause_strings(), vec!["x", "y"]);
-        assert!(ServerError::parse(StatusCode::BAD_REQUEST, br#"{"code":"c"}"#).cause_strings().is_empty());
+        assert!(
+            ServerError::parse(StatusCode::BAD_REQUEST, br#"{"code":"c"}"#)
+                .cause_strings()
+                .is_empty()
+        );
     }
 }

@@ -11,8 +11,12 @@ use zeroize::Zeroizing;
 const PASSWORD: &str = "";
 
 fn open(data: &[u8], what: &str) -> Result<Pkcs12Archive> {
-    Pkcs12Archive::from_pkcs12(data, PASSWORD)
-        .map_err(|e| Error::invalid(what, format!("not a PKCS#12 key store readable with the empty password: {e}")))
+    Pkcs12Archive::from_pkcs12(data, PASSWORD).map_err(|e| {
+        Error::invalid(
+            what,
+            format!("not a PKCS#12 key store readable with the empty password: {e}"),
+        )
+    })
 }
 
 fn pem_block(tag: &str, der: &[u8]) -> Zeroizing<String> {
@@ -24,22 +28,42 @@ fn pem_block(tag: &str, der: &[u8]) -> Zeroizing<String> {
 pub fn identity(data: &[u8], what: &str) -> Result<reqwest::Identity> {
     let archive = open(data, what)?;
     let key = match archive.keys.as_slice() {
-        [] => return Err(Error::invalid(what, "holds no private key (expected the client key and certificate)")),
+        [] => {
+            return Err(Error::invalid(
+                what,
+                "holds no private key (expected the client key and certificate)",
+            ))
+        }
         [k] => k,
         [k, ..] => {
             // Prefer a key that has its certificate in the store.
             archive
                 .keys
                 .iter()
-                .find(|k| k.local_key_id.as_ref().is_some_and(|id| archive.certs.iter().any(|c| c.local_key_id.as_deref() == Some(id.as_ref()))))
+                .find(|k| {
+                    k.local_key_id.as_ref().is_some_and(|id| {
+                        archive
+                            .certs
+                            .iter()
+                            .any(|c| c.local_key_id.as_deref() == Some(id.as_ref()))
+                    })
+                })
                 .unwrap_or(k)
         }
     };
     let leaf = archive
         .certs
         .iter()
-        .position(|c| key.local_key_id.as_ref().is_some_and(|id| c.local_key_id.as_deref() == Some(id.as_ref())))
-        .or(if archive.certs.len() == 1 { Some(0) } else { None })
+        .position(|c| {
+            key.local_key_id
+                .as_ref()
+                .is_some_and(|id| c.local_key_id.as_deref() == Some(id.as_ref()))
+        })
+        .or(if archive.certs.len() == 1 {
+            Some(0)
+        } else {
+            None
+        })
         .ok_or_else(|| Error::invalid(what, "holds no certificate for its private key"))?;
 
     let mut pem = Zeroizing::new(String::new());
@@ -50,8 +74,12 @@ pub fn identity(data: &[u8], what: &str) -> Result<reqwest::Identity> {
         }
     }
     pem.push_str(&pem_block("PRIVATE KEY", key.key.as_der()));
-    reqwest::Identity::from_pem(pem.as_bytes())
-        .map_err(|e| Error::invalid(what, format!("the client key or certificate cannot be used for TLS: {e}")))
+    reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+        Error::invalid(
+            what,
+            format!("the client key or certificate cannot be used for TLS: {e}"),
+        )
+    })
 }
 
 /// Every certificate of a trust store, to become the trusted roots.
@@ -64,7 +92,8 @@ pub fn trusted_roots(data: &[u8], what: &str) -> Result<Vec<reqwest::Certificate
         .certs
         .iter()
         .map(|c| {
-            reqwest::Certificate::from_der(c.cert.as_der()).map_err(|e| Error::invalid(what, format!("unusable certificate: {e}")))
+            reqwest::Certificate::from_der(c.cert.as_der())
+                .map_err(|e| Error::invalid(what, format!("unusable certificate: {e}")))
         })
         .collect()
 }

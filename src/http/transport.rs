@@ -59,8 +59,18 @@ impl Answer {
 /// garage-sign's `AuthenticatedHttpBackend`), and the Azure blob hosts uptane-sign
 /// uploads to with a SAS URL (Azure refuses a request that carries both).
 pub fn sends_bearer(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or("").trim_end_matches('.').to_ascii_lowercase();
-    ![".amazonaws.com", ".core.windows.net", ".core.chinacloudapi.cn"].iter().any(|suffix| host.ends_with(suffix))
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    ![
+        ".amazonaws.com",
+        ".core.windows.net",
+        ".core.chinacloudapi.cn",
+    ]
+    .iter()
+    .any(|suffix| host.ends_with(suffix))
 }
 
 /// The OAuth2 token URL and form, exactly as garage-sign's `OAuth2Client`: a server
@@ -70,10 +80,16 @@ pub fn token_request(oauth: &OAuth2Config) -> (String, Vec<(&'static str, String
     if oauth.server.ends_with("/token") {
         (
             oauth.server.clone(),
-            vec![("grant_type", "client_credentials".into()), ("scope", oauth.scope.clone())],
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("scope", oauth.scope.clone()),
+            ],
         )
     } else {
-        (format!("{}/token", oauth.server.trim_end_matches('/')), vec![("grant_type", "client_credentials".into())])
+        (
+            format!("{}/token", oauth.server.trim_end_matches('/')),
+            vec![("grant_type", "client_credentials".into())],
+        )
     }
 }
 
@@ -127,12 +143,17 @@ impl Transport {
                     builder = builder.tls_certs_merge(extra);
                 }
             }
-            ClientAuth::MutualTls { client_p12, server_p12, what } => {
-                builder = builder.identity(tls::identity(&client_p12, &what.0)?);
+            ClientAuth::MutualTls {
+                client_p12,
+                server_p12,
+                client_name,
+                server_name,
+            } => {
+                builder = builder.identity(tls::identity(&client_p12, &client_name)?);
                 match server_p12 {
                     // Like a JVM trust store: only these roots (and --cacert) are trusted.
                     Some(server) => {
-                        let mut roots = tls::trusted_roots(&server, &what.1)?;
+                        let mut roots = tls::trusted_roots(&server, &server_name)?;
                         roots.extend(extra);
                         builder = builder.tls_certs_only(roots);
                     }
@@ -184,16 +205,33 @@ impl Transport {
             return Ok(t.clone());
         }
         let (token_url, form) = token_request(oauth);
-        let url = Url::parse(&token_url)
-            .map_err(|e| Error::invalid("auth server", format!("{token_url:?} is not a valid URL: {e}")))?;
-        let answer = self.exchange_inner(Method::POST, &url, Replay::Idempotent, SMALL_BODY_CAP, false, &|rb| {
-            Ok(rb.basic_auth(&oauth.client_id, Some(&oauth.client_secret)).form(&form))
+        let url = Url::parse(&token_url).map_err(|e| {
+            Error::invalid(
+                "auth server",
+                format!("{token_url:?} is not a valid URL: {e}"),
+            )
         })?;
+        let answer = self.exchange_inner(
+            Method::POST,
+            &url,
+            Replay::Idempotent,
+            SMALL_BODY_CAP,
+            false,
+            &|rb| {
+                Ok(rb
+                    .basic_auth(&oauth.client_id, Some(&oauth.client_secret))
+                    .form(&form))
+            },
+        )?;
         if !answer.status.is_success() {
             // OAuth2 error bodies are {"error": "invalid_client", ...}; show the code only.
             let code = serde_json::from_slice::<serde_json::Value>(&answer.body)
                 .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(|s| format!(" ({s})")))
+                .and_then(|v| {
+                    v.get("error")
+                        .and_then(|e| e.as_str())
+                        .map(|s| format!(" ({s})"))
+                })
                 .unwrap_or_default();
             return Err(self.http_error(
                 &Method::POST,
@@ -208,11 +246,19 @@ impl Transport {
         let body = Zeroizing::new(answer.body);
         let token = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|mut v| match v.get_mut("access_token").map(serde_json::Value::take) {
-                Some(serde_json::Value::String(s)) => Some(Zeroizing::new(s)),
-                _ => None,
-            })
-            .ok_or_else(|| self.http_error(&Method::POST, &url, "the token answer is not JSON with a string access_token"))?;
+            .and_then(
+                |mut v| match v.get_mut("access_token").map(serde_json::Value::take) {
+                    Some(serde_json::Value::String(s)) => Some(Zeroizing::new(s)),
+                    _ => None,
+                },
+            )
+            .ok_or_else(|| {
+                self.http_error(
+                    &Method::POST,
+                    &url,
+                    "the token answer is not JSON with a string access_token",
+                )
+            })?;
         *slot = Some(token.clone());
         Ok(token)
     }
@@ -242,8 +288,14 @@ impl Transport {
         let bearer = match &self.oauth {
             Some(o) if authorize && sends_bearer(url) => {
                 let token = self.token(o)?;
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.as_str()))
-                    .map_err(|_| self.http_error(&method, url, "the access token is not a valid header value"))?;
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", token.as_str())).map_err(|_| {
+                        self.http_error(
+                            &method,
+                            url,
+                            "the access token is not a valid header value",
+                        )
+                    })?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -257,11 +309,18 @@ impl Transport {
                 rb = rb.header(AUTHORIZATION, b.clone());
             }
             let rb = build(rb)?;
-            let outcome = rb.send().map_err(Failure::Transport).and_then(|resp| read_answer(resp, cap));
+            let outcome = rb
+                .send()
+                .map_err(Failure::Transport)
+                .and_then(|resp| read_answer(resp, cap));
             let retry_because = match &outcome {
-                Ok(a) if replay == Replay::Idempotent && retryable_status(a.status) => Some(a.status.to_string()),
+                Ok(a) if replay == Replay::Idempotent && retryable_status(a.status) => {
+                    Some(a.status.to_string())
+                }
                 Ok(_) => None,
-                Err(Failure::Transport(e)) if e.is_connect() || (replay == Replay::Idempotent && !e.is_builder()) => {
+                Err(Failure::Transport(e))
+                    if e.is_connect() || (replay == Replay::Idempotent && !e.is_builder()) =>
+                {
                     Some(chain(e))
                 }
                 Err(Failure::Read(e)) if replay == Replay::Idempotent => Some(chain(e)),
@@ -270,7 +329,11 @@ impl Transport {
             match (retry_because, outcome) {
                 (Some(why), _) if attempt < self.retries => {
                     let delay = self.backoff(attempt);
-                    log::warn!("{method} {shown}: {why}; retry {}/{} in {delay:?}", attempt + 1, self.retries);
+                    log::warn!(
+                        "{method} {shown}: {why}; retry {}/{} in {delay:?}",
+                        attempt + 1,
+                        self.retries
+                    );
                     std::thread::sleep(delay);
                     attempt += 1;
                 }
@@ -286,17 +349,31 @@ impl Transport {
                     } else {
                         "the request failed"
                     };
-                    let tries = if attempt > 0 { format!(" (after {} attempts)", attempt + 1) } else { String::new() };
-                    return Err(self.http_error(&method, url, format!("{what}{tries}: {}", chain(&e))));
+                    let tries = if attempt > 0 {
+                        format!(" (after {} attempts)", attempt + 1)
+                    } else {
+                        String::new()
+                    };
+                    return Err(self.http_error(
+                        &method,
+                        url,
+                        format!("{what}{tries}: {}", chain(&e)),
+                    ));
                 }
                 (_, Err(Failure::Read(e))) => {
-                    return Err(self.http_error(&method, url, format!("reading the answer failed: {}", chain(&e))))
+                    return Err(self.http_error(
+                        &method,
+                        url,
+                        format!("reading the answer failed: {}", chain(&e)),
+                    ))
                 }
                 (_, Err(Failure::TooLarge(n))) => {
                     return Err(self.http_error(
                         &method,
                         url,
-                        format!("the server's answer is larger than {n} bytes; refusing to read it"),
+                        format!(
+                            "the server's answer is larger than {n} bytes; refusing to read it"
+                        ),
                     ))
                 }
             }
@@ -306,7 +383,10 @@ impl Transport {
     /// Exponential backoff with "equal jitter": a random delay in [d/2, d], where
     /// d = base · 2^attempt capped at the maximum.
     fn backoff(&self, attempt: u32) -> Duration {
-        let d = self.base_delay.saturating_mul(1u32 << attempt.min(16)).min(self.max_delay);
+        let d = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
         let mut r = [0u8; 4];
         let frac = match crate::crypto::fill_random(&mut r) {
             Ok(()) => u32::from_le_bytes(r) as f64 / u32::MAX as f64,
@@ -333,7 +413,11 @@ fn retryable_status(s: StatusCode) -> bool {
 fn read_answer(mut resp: Response, cap: u64) -> std::result::Result<Answer, Failure> {
     let status = resp.status();
     let headers = std::mem::take(resp.headers_mut());
-    let limit = if status.is_success() { cap } else { cap.min(ERROR_BODY_CAP) };
+    let limit = if status.is_success() {
+        cap
+    } else {
+        cap.min(ERROR_BODY_CAP)
+    };
     if status.is_success() && resp.content_length().is_some_and(|n| n > cap) {
         return Err(Failure::TooLarge(cap));
     }
@@ -349,7 +433,11 @@ fn read_answer(mut resp: Response, cap: u64) -> std::result::Result<Answer, Fail
         }
         body.truncate(limit as usize);
     }
-    Ok(Answer { status, headers, body })
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// An error and its sources, deduplicated: `error sending request: client error
@@ -383,11 +471,20 @@ mod tests {
 
     #[test]
     fn bearer_rule() {
-        let no = ["https://bucket.s3.amazonaws.com/x?X-Amz-Signature=1", "https://s3.eu-west-1.AMAZONAWS.com./k", "https://acct.blob.core.windows.net/c/b"];
+        let no = [
+            "https://bucket.s3.amazonaws.com/x?X-Amz-Signature=1",
+            "https://s3.eu-west-1.AMAZONAWS.com./k",
+            "https://acct.blob.core.windows.net/c/b",
+        ];
         for u in no {
             assert!(!sends_bearer(&Url::parse(u).unwrap()), "{u}");
         }
-        let yes = ["https://ota.example.com/api", "http://127.0.0.1:8085/", "https://amazonaws.com.evil.example/", "https://notamazonaws.com/"];
+        let yes = [
+            "https://ota.example.com/api",
+            "http://127.0.0.1:8085/",
+            "https://amazonaws.com.evil.example/",
+            "https://notamazonaws.com/",
+        ];
         for u in yes {
             assert!(sends_bearer(&Url::parse(u).unwrap()), "{u}");
         }
@@ -404,9 +501,20 @@ mod tests {
 
     #[test]
     fn token_request_styles() {
-        let (url, form) = token_request(&oauth("https://x.auth.eu-west-1.amazoncognito.com/oauth2/token"));
-        assert_eq!(url, "https://x.auth.eu-west-1.amazoncognito.com/oauth2/token");
-        assert_eq!(form, vec![("grant_type", "client_credentials".to_string()), ("scope", "ota-treehub/namespace.default".to_string())]);
+        let (url, form) = token_request(&oauth(
+            "https://x.auth.eu-west-1.amazoncognito.com/oauth2/token",
+        ));
+        assert_eq!(
+            url,
+            "https://x.auth.eu-west-1.amazoncognito.com/oauth2/token"
+        );
+        assert_eq!(
+            form,
+            vec![
+                ("grant_type", "client_credentials".to_string()),
+                ("scope", "ota-treehub/namespace.default".to_string())
+            ]
+        );
         let (url, form) = token_request(&oauth("https://auth-plus.atsgarage.com"));
         assert_eq!(url, "https://auth-plus.atsgarage.com/token");
         assert_eq!(form, vec![("grant_type", "client_credentials".to_string())]);

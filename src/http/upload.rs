@@ -37,7 +37,9 @@ pub fn progress_bar(len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
         pb.set_style(style.progress_chars("=> "));
     }
     pb
@@ -49,7 +51,9 @@ fn target_segments(filename: &str) -> Result<Vec<&str>> {
     let ok = !filename.is_empty()
         && filename.len() < 254
         && !filename.chars().any(char::is_control)
-        && filename.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+        && filename
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
     if !ok {
         return Err(Error::invalid(
             "target filename",
@@ -92,7 +96,10 @@ fn part_md5(path: &Path, offset: u64, len: u64) -> Result<String> {
         n += k as u64;
     }
     if n != len {
-        return Err(Error::io(path, std::io::Error::other("the file became shorter during the upload")));
+        return Err(Error::io(
+            path,
+            std::io::Error::other("the file became shorter during the upload"),
+        ));
     }
     Ok(base64::engine::general_purpose::STANDARD.encode(h.finalize()))
 }
@@ -115,38 +122,61 @@ impl ReposerverClient {
             413 => "\nthe file is larger than the server accepts for uploads",
             _ => "",
         };
-        self.http.http_error(&method, url, format!("{}{hint}", e.summary()))
+        self.http
+            .http_error(&method, url, format!("{}{hint}", e.summary()))
     }
 
     /// Uploads `path` as target `filename`: S3 multipart, or `PUT uploads/<file>`
     /// when the server answers `not_implemented`. `progress` gets the file length and
     /// the bytes sent.
-    pub fn upload_target(&self, filename: &str, path: &Path, progress: &ProgressBar) -> Result<UploadOutcome> {
+    pub fn upload_target(
+        &self,
+        filename: &str,
+        path: &Path,
+        progress: &ProgressBar,
+    ) -> Result<UploadOutcome> {
         let meta = std::fs::metadata(path).with_path(path)?;
         if !meta.is_file() {
-            return Err(Error::invalid(path.display().to_string(), "is not a regular file"));
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "is not a regular file",
+            ));
         }
         let size = meta.len();
         progress.set_length(size);
         progress.set_position(0);
 
         let mut init = self.target_url(&["multipart", "initiate"], filename)?;
-        init.query_pairs_mut().append_pair("fileSize", &size.to_string());
-        let a = self.http.exchange(Method::POST, &init, Replay::Once, SMALL_BODY_CAP, &|rb| Ok(rb))?;
+        init.query_pairs_mut()
+            .append_pair("fileSize", &size.to_string());
+        let a = self
+            .http
+            .exchange(Method::POST, &init, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                Ok(rb)
+            })?;
         if !a.status.is_success() {
             let e = a.server_error();
             if e.code() == Some("not_implemented") {
-                log::info!("the server has no multipart uploads; uploading with PUT uploads/{filename}");
+                log::info!(
+                    "the server has no multipart uploads; uploading with PUT uploads/{filename}"
+                );
                 return self.upload_direct(filename, path, size, progress);
             }
             return Err(self.upload_error(Method::POST, &init, &e));
         }
         let initiated: Initiated = serde_json::from_slice(&a.body).map_err(|e| {
-            self.http
-                .http_error(&Method::POST, &init, format!("the answer is not {{\"uploadId\",\"partSize\"}}: {e}"))
+            self.http.http_error(
+                &Method::POST,
+                &init,
+                format!("the answer is not {{\"uploadId\",\"partSize\"}}: {e}"),
+            )
         })?;
         let part_size = initiated.part_size;
-        let parts = if size == 0 { 1 } else { size.div_ceil(part_size.max(1)) };
+        let parts = if size == 0 {
+            1
+        } else {
+            size.div_ceil(part_size.max(1))
+        };
         if part_size == 0 || parts > MAX_PARTS {
             return Err(self.http.http_error(
                 &Method::POST,
@@ -168,7 +198,13 @@ impl ReposerverClient {
                 .append_pair("uploadId", &initiated.upload_id)
                 .append_pair("md5", &md5)
                 .append_pair("contentLength", &len.to_string());
-            let a = self.http.exchange(Method::GET, &url_req, Replay::Idempotent, SMALL_BODY_CAP, &|rb| Ok(rb))?;
+            let a = self.http.exchange(
+                Method::GET,
+                &url_req,
+                Replay::Idempotent,
+                SMALL_BODY_CAP,
+                &|rb| Ok(rb),
+            )?;
             if !a.status.is_success() {
                 return Err(self.upload_error(Method::GET, &url_req, &a.server_error()));
             }
@@ -176,32 +212,62 @@ impl ReposerverClient {
                 .ok()
                 .and_then(|p| Url::parse(&p.uri).ok())
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| self.http.http_error(&Method::GET, &url_req, "the answer is not {\"uri\": <http(s) URL>}"))?;
+                .ok_or_else(|| {
+                    self.http.http_error(
+                        &Method::GET,
+                        &url_req,
+                        "the answer is not {\"uri\": <http(s) URL>}",
+                    )
+                })?;
 
-            let a = self.http.exchange(Method::PUT, &target, Replay::Idempotent, SMALL_BODY_CAP, &|rb| {
-                progress.set_position(offset);
-                let body = progress.wrap_read(open_at(path, offset)?.take(len));
-                Ok(rb
-                    .header("Content-MD5", md5.as_str())
-                    .timeout(self.http.upload_timeout)
-                    .body(Body::sized(body, len)))
-            })?;
+            let a = self.http.exchange(
+                Method::PUT,
+                &target,
+                Replay::Idempotent,
+                SMALL_BODY_CAP,
+                &|rb| {
+                    progress.set_position(offset);
+                    let body = progress.wrap_read(open_at(path, offset)?.take(len));
+                    Ok(rb
+                        .header("Content-MD5", md5.as_str())
+                        .timeout(self.http.upload_timeout)
+                        .body(Body::sized(body, len)))
+                },
+            )?;
             if !a.status.is_success() {
-                return Err(self.http.http_error(&Method::PUT, &target, format!("part {part}/{parts}: {}", a.server_error().summary())));
+                return Err(self.http.http_error(
+                    &Method::PUT,
+                    &target,
+                    format!("part {part}/{parts}: {}", a.server_error().summary()),
+                ));
             }
-            let etag = a
-                .header("etag")
-                .ok_or_else(|| self.http.http_error(&Method::PUT, &target, format!("part {part}/{parts}: no ETag in the answer")))?;
+            let etag = a.header("etag").ok_or_else(|| {
+                self.http.http_error(
+                    &Method::PUT,
+                    &target,
+                    format!("part {part}/{parts}: no ETag in the answer"),
+                )
+            })?;
             etags.push(serde_json::json!({"part": part, "eTag": etag}));
             progress.set_position(offset + len);
         }
 
         let complete = self.target_url(&["multipart", "complete"], filename)?;
-        let body = serde_json::to_vec(&serde_json::json!({"uploadId": initiated.upload_id, "partETags": etags}))
-            .map_err(|e| Error::Other(e.to_string()))?;
-        let a = self.http.exchange(Method::PUT, &complete, Replay::Idempotent, SMALL_BODY_CAP, &|rb| {
-            Ok(rb.header(CONTENT_TYPE, "application/json").body(body.clone()))
-        })?;
+        let body = serde_json::to_vec(
+            &serde_json::json!({"uploadId": initiated.upload_id, "partETags": etags}),
+        )
+        .map_err(|e| Error::Other(e.to_string()))?;
+        let a = self.http.exchange(
+            Method::PUT,
+            &complete,
+            Replay::Idempotent,
+            SMALL_BODY_CAP,
+            &|rb| {
+                Ok(rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            },
+        )?;
         if !a.status.is_success() {
             return Err(self.upload_error(Method::PUT, &complete, &a.server_error()));
         }
@@ -211,17 +277,28 @@ impl ReposerverClient {
     /// `PUT uploads/<file>` with the file as body; a redirect is followed by PUTting
     /// the body again to `Location` (uptane-sign's behaviour for non-Azure stores).
     /// Sent once: these PUTs are not repeated after the body went out.
-    fn upload_direct(&self, filename: &str, path: &Path, size: u64, progress: &ProgressBar) -> Result<UploadOutcome> {
+    fn upload_direct(
+        &self,
+        filename: &str,
+        path: &Path,
+        size: u64,
+        progress: &ProgressBar,
+    ) -> Result<UploadOutcome> {
         let put = |url: &Url| {
-            self.http.exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &|rb| {
-                progress.set_position(0);
-                let body = progress.wrap_read(open_at(path, 0)?.take(size));
-                let rb = rb
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .timeout(self.http.upload_timeout)
-                    .body(Body::sized(body, size));
-                Ok(if is_azure(url) { rb.header("x-ms-blob-type", "BlockBlob") } else { rb })
-            })
+            self.http
+                .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &|rb| {
+                    progress.set_position(0);
+                    let body = progress.wrap_read(open_at(path, 0)?.take(size));
+                    let rb = rb
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .timeout(self.http.upload_timeout)
+                        .body(Body::sized(body, size));
+                    Ok(if is_azure(url) {
+                        rb.header("x-ms-blob-type", "BlockBlob")
+                    } else {
+                        rb
+                    })
+                })
         };
         let url = self.target_url(&["uploads"], filename)?;
         let a = put(&url)?;
@@ -235,8 +312,18 @@ impl ReposerverClient {
             .header(LOCATION.as_str())
             .and_then(|l| url.join(l).ok())
             .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| self.http.http_error(&Method::PUT, &url, format!("{} without a usable Location header", a.status)))?;
-        log::debug!("PUT {} redirected to {}", self.http.shown(&url), self.http.shown(&location));
+            .ok_or_else(|| {
+                self.http.http_error(
+                    &Method::PUT,
+                    &url,
+                    format!("{} without a usable Location header", a.status),
+                )
+            })?;
+        log::debug!(
+            "PUT {} redirected to {}",
+            self.http.shown(&url),
+            self.http.shown(&location)
+        );
         let a = put(&location)?;
         if !a.status.is_success() {
             return Err(self.upload_error(Method::PUT, &location, &a.server_error()));

@@ -1,6 +1,8 @@
 //! Shared test setup: binaries, temporary homes, fixtures.
 #![allow(dead_code)]
 
+pub mod fake_http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,8 +46,8 @@ pub fn zip_entry(zip_path: &Path, name: &str) -> Option<Vec<u8>> {
 /// Names of the entries of a zip archive, in order.
 pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
-    let z = zip::ZipArchive::new(f).unwrap();
-    z.file_names().map(|n| n.expect("zip entry name").into_owned()).collect()
+    let mut z = zip::ZipArchive::new(f).unwrap();
+    (0..z.len()).map(|i| z.by_index(i).unwrap().name().unwrap().to_string()).collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
