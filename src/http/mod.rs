@@ -14,7 +14,8 @@
 //!   → [`Error::Http`] (exit 3), e.g.
 //!   `PUT http://host/api/v1/user_repo/targets: 409 invalid_version_bump: Cannot bump version from 3 to 5`.
 //! - **Nothing secret is logged or shown**: no token, no client secret, no presigned
-//!   URL query. Logs carry method, URL and status only.
+//!   URL query. Logs carry method, URL and status only. The bearer token never follows
+//!   a redirect to another origin.
 //! - **Bounded memory**: answers are size-capped ([`METADATA_CAP`]); uploads stream
 //!   from disk one buffer at a time.
 //!
@@ -187,7 +188,7 @@ pub struct PushOutcome {
     /// The new `x-ats-role-checksum`, when the server sent a valid one: store it to
     /// push again without pulling.
     pub checksum: Option<String>,
-    /// `x-ats-targets-role-size-limit` ([AT] servers).
+    /// `x-ats-targets-role-size-limit` (advancedtelematic-era servers).
     pub size_limit: Option<u64>,
 }
 
@@ -197,6 +198,13 @@ pub struct ReposerverClient {
     /// `<tufrepo.url>/api/v1/user_repo`, path prefix kept.
     api: Url,
     http: Transport,
+}
+
+/// Redirects followed for a GET.
+const MAX_REDIRECTS: usize = 5;
+
+fn is_redirect(s: reqwest::StatusCode) -> bool {
+    matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 fn is_checksum(s: &str) -> bool {
@@ -253,9 +261,34 @@ impl ReposerverClient {
         u
     }
 
+    /// A GET, following up to [`MAX_REDIRECTS`] redirects (the bearer token is sent
+    /// only to the reposerver's own origin).
     fn get(&self, url: &Url, cap: u64) -> Result<Answer> {
-        self.http
-            .exchange(Method::GET, url, Replay::Idempotent, cap, &|rb| Ok(rb))
+        let mut a = self
+            .http
+            .exchange(Method::GET, url, Replay::Idempotent, cap, &|rb| Ok(rb))?;
+        let mut at = url.clone();
+        for _ in 0..MAX_REDIRECTS {
+            if !is_redirect(a.status) {
+                return Ok(a);
+            }
+            at = self.http.redirect_target(&Method::GET, &at, &a)?;
+            a = self.http.exchange_redirected(
+                Method::GET,
+                &at,
+                Replay::Idempotent,
+                cap,
+                &|rb| Ok(rb),
+            )?;
+        }
+        if is_redirect(a.status) {
+            return Err(self.http.http_error(
+                &Method::GET,
+                url,
+                format!("more than {MAX_REDIRECTS} redirects"),
+            ));
+        }
+        Ok(a)
     }
 
     fn unexpected(&self, method: Method, url: &Url, answer: &Answer) -> Error {

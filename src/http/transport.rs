@@ -276,6 +276,54 @@ impl Transport {
         self.exchange_inner(method, url, replay, cap, true, build)
     }
 
+    /// Like [`Transport::exchange`], for a URL reached through a redirect: the bearer
+    /// token goes only to the reposerver's own origin, never to wherever a `Location`
+    /// header points.
+    pub fn exchange_redirected(
+        &self,
+        method: Method,
+        url: &Url,
+        replay: Replay,
+        cap: u64,
+        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
+    ) -> Result<Answer> {
+        let same_origin = url.origin() == self.home.origin();
+        self.exchange_inner(method, url, replay, cap, same_origin, build)
+    }
+
+    /// The `Location` of a redirect answer, resolved against the request URL; an
+    /// https → http downgrade is refused.
+    pub fn redirect_target(&self, method: &Method, from: &Url, answer: &Answer) -> Result<Url> {
+        let to = answer
+            .header("location")
+            .and_then(|l| from.join(l).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                self.http_error(
+                    method,
+                    from,
+                    format!("{} without a usable Location header", answer.status),
+                )
+            })?;
+        if from.scheme() == "https" && to.scheme() != "https" {
+            return Err(self.http_error(
+                method,
+                from,
+                format!(
+                    "{} to plain http refused: {}",
+                    answer.status,
+                    self.shown(&to)
+                ),
+            ));
+        }
+        log::debug!(
+            "{method} {} redirected to {}",
+            self.shown(from),
+            self.shown(&to)
+        );
+        Ok(to)
+    }
+
     fn exchange_inner(
         &self,
         method: Method,

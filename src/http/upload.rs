@@ -11,7 +11,7 @@ use base64::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
 use md5::{Digest, Md5};
 use reqwest::blocking::Body;
-use reqwest::header::{CONTENT_TYPE, LOCATION};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use std::fs::File;
@@ -275,7 +275,8 @@ impl ReposerverClient {
     }
 
     /// `PUT uploads/<file>` with the file as body; a redirect is followed by PUTting
-    /// the body again to `Location` (uptane-sign's behaviour for non-Azure stores).
+    /// the body again to `Location` (uptane-sign's behaviour for non-Azure stores),
+    /// without the bearer token unless `Location` is on the reposerver's origin.
     /// Sent once: these PUTs are not repeated after the body went out.
     fn upload_direct(
         &self,
@@ -284,47 +285,38 @@ impl ReposerverClient {
         size: u64,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
-        let put = |url: &Url| {
-            self.http
-                .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &|rb| {
-                    progress.set_position(0);
-                    let body = progress.wrap_read(open_at(path, 0)?.take(size));
-                    let rb = rb
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .timeout(self.http.upload_timeout)
-                        .body(Body::sized(body, size));
-                    Ok(if is_azure(url) {
-                        rb.header("x-ms-blob-type", "BlockBlob")
-                    } else {
-                        rb
-                    })
+        let put = |url: &Url, redirected: bool| {
+            let build = |rb: reqwest::blocking::RequestBuilder| {
+                progress.set_position(0);
+                let body = progress.wrap_read(open_at(path, 0)?.take(size));
+                let rb = rb
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .timeout(self.http.upload_timeout)
+                    .body(Body::sized(body, size));
+                Ok(if is_azure(url) {
+                    rb.header("x-ms-blob-type", "BlockBlob")
+                } else {
+                    rb
                 })
+            };
+            if redirected {
+                self.http
+                    .exchange_redirected(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
+            } else {
+                self.http
+                    .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
+            }
         };
         let url = self.target_url(&["uploads"], filename)?;
-        let a = put(&url)?;
+        let a = put(&url, false)?;
         if a.status.is_success() {
             return Ok(UploadOutcome::Direct { redirected: false });
         }
         if !a.status.is_redirection() {
             return Err(self.upload_error(Method::PUT, &url, &a.server_error()));
         }
-        let location = a
-            .header(LOCATION.as_str())
-            .and_then(|l| url.join(l).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                self.http.http_error(
-                    &Method::PUT,
-                    &url,
-                    format!("{} without a usable Location header", a.status),
-                )
-            })?;
-        log::debug!(
-            "PUT {} redirected to {}",
-            self.http.shown(&url),
-            self.http.shown(&location)
-        );
-        let a = put(&location)?;
+        let location = self.http.redirect_target(&Method::PUT, &url, &a)?;
+        let a = put(&location, true)?;
         if !a.status.is_success() {
             return Err(self.upload_error(Method::PUT, &location, &a.server_error()));
         }

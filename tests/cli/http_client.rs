@@ -796,3 +796,38 @@ mod mtls {
         assert!(e.to_string().contains("PKCS#12"), "{e}");
     }
 }
+
+#[test]
+fn get_follows_redirects_but_the_token_stays_home() {
+    let elsewhere = FakeServer::start(|_, _| Reply::json(200, &doc("Root", 9)));
+    let other = elsewhere.url();
+    let server = FakeServer::start(move |req, _| match (req.method.as_str(), req.path()) {
+        ("POST", "/oauth2/token") => Reply::json(200, &json!({"access_token": "tok-123"})),
+        ("GET", "/api/v1/user_repo/root.json") => {
+            Reply::status(302).header("Location", "/moved/root.json")
+        }
+        ("GET", "/moved/root.json") => {
+            Reply::status(307).header("Location", &format!("{other}/cdn/root.json?sig=1"))
+        }
+        _ => Reply::status(404),
+    });
+    let c = ReposerverClient::new(
+        &server.url(),
+        oauth(&format!("{}/oauth2/token", server.url())),
+        &opts(),
+    )
+    .unwrap();
+    assert_eq!(c.get_root().unwrap().payload.version(), Some(9));
+    let home = server.requests();
+    assert_eq!(home.len(), 3);
+    assert_eq!(home[2].path(), "/moved/root.json");
+    assert_eq!(home[2].header("authorization"), Some("Bearer tok-123"));
+    let away = elsewhere.requests();
+    assert_eq!(away.len(), 1);
+    assert_eq!(away[0].target, "/cdn/root.json?sig=1");
+    assert_eq!(
+        away[0].header("authorization"),
+        None,
+        "the bearer token must not follow a redirect to another origin"
+    );
+}
