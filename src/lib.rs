@@ -30,6 +30,7 @@ pub mod crypto;
 pub mod error;
 pub mod expiry;
 pub mod fsutil;
+pub mod http;
 pub mod keys;
 pub mod metadata;
 pub mod progress;

@@ -1,6 +1,8 @@
 //! Shared test setup: binaries, temporary homes, fixtures.
 #![allow(dead_code)]
 
+pub mod fake_http;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,0 +1,575 @@
+//! Client for the ota-tuf reposerver's `user_repo` API, as garage-sign uses it
+//! (reference/garage-sign.md §6, reference/reposerver.md §2).
+//!
+//! - **One client per command.** [`ReposerverClient`] holds the connection pool and,
+//!   for OAuth2, the bearer token, fetched once on first use.
+//! - **Auth as garage-sign selects it** ([`ClientAuth`]): none, OAuth2 client
+//!   credentials, or mutual TLS from `client_auth.p12` (+ `server.p12` trust store).
+//! - **Retries only where repeating is harmless** (see [Retries](#retries)):
+//!   reads, deletes and the multipart steps; never a `PUT targets` or `POST root` that
+//!   may already have been applied.
+//! - **Errors say what happened and what to do**, mapped onto garage-sign's exit codes:
+//!   412/428 on push → [`Error::ChecksumConflict`] (exit 2), `invalid_root_role` and
+//!   a bad `x-ats-role-checksum` → [`Error::Explained`] (exit 1), everything else
+//!   → [`Error::Http`] (exit 3), e.g.
+//!   `PUT http://host/api/v1/user_repo/targets: 409 invalid_version_bump: Cannot bump version from 3 to 5`.
+//! - **Nothing secret is logged or shown**: no token, no client secret, no presigned
+//!   URL query. Logs carry method, URL and status only. The bearer token never follows
+//!   a redirect to another origin.
+//! - **Bounded memory**: answers are size-capped ([`METADATA_CAP`]); uploads stream
+//!   from disk one buffer at a time.
+//!
+//! # Retries
+//! Idempotent requests are retried on connection errors and on 429/500/502/503/504 with
+//! exponential backoff and jitter ([`ClientOptions::retries`],
+//! [`ClientOptions::retry_base_delay`]). Non-idempotent requests are retried only when
+//! the connection could not be opened, before anything was sent.
+
+mod server_error;
+mod tls;
+mod transport;
+mod upload;
+
+pub use server_error::ServerError;
+pub use transport::{sends_bearer, token_request};
+pub use upload::{progress_bar, UploadOutcome};
+
+use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
+use crate::error::{Error, Result};
+use crate::metadata::SignedPayload;
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Url};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use transport::{Answer, Replay, Transport, SMALL_BODY_CAP};
+use zeroize::Zeroizing;
+
+/// Largest metadata document accepted from the server.
+pub const METADATA_CAP: u64 = 16 << 20;
+/// The optimistic-locking header of `targets.json` (reference/garage-sign.md §6.3).
+pub const ROLE_CHECKSUM: &str = "x-ats-role-checksum";
+/// Environment variable naming an extra CA bundle (like `--cacert`).
+pub const CACERT_ENV: &str = "OTA_SIGN_CACERT";
+
+/// Timeouts, retries and trust settings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Whole-request timeout for metadata requests.
+    pub timeout: Duration,
+    /// Whole-request timeout for each upload request (one part, or the whole file).
+    pub upload_timeout: Duration,
+    /// Extra attempts after the first, for requests that may be repeated.
+    pub retries: u32,
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    /// A PEM bundle of extra trusted CA certificates.
+    pub cacert: Option<PathBuf>,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    /// garage-sign's upload policy (6 retries, 1 s doubling to 32 s) applied to every
+    /// idempotent request; 3600 s for uploads like garage-sign's `--timeout`.
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
+            upload_timeout: Duration::from_secs(3600),
+            retries: 6,
+            retry_base_delay: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(32),
+            cacert: None,
+            user_agent: concat!("ota-sign/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty.
+    /// A `--cacert` flag should then overwrite `cacert`.
+    pub fn from_env() -> Self {
+        ClientOptions {
+            cacert: std::env::var_os(CACERT_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            ..Self::default()
+        }
+    }
+}
+
+/// Authentication material, loaded (mutual TLS key stores are read here, from files
+/// or from memory).
+pub enum ClientAuth {
+    None,
+    OAuth2(OAuth2Config),
+    MutualTls {
+        /// PKCS#12, empty password.
+        client_p12: Zeroizing<Vec<u8>>,
+        /// PKCS#12 trust store, empty password; its certificates become the only roots.
+        server_p12: Option<Vec<u8>>,
+        /// How the stores are named in messages (file paths, or entry names).
+        client_name: String,
+        server_name: String,
+    },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::None => f.write_str("None"),
+            ClientAuth::OAuth2(o) => f.debug_tuple("OAuth2").field(o).finish(),
+            ClientAuth::MutualTls {
+                client_name,
+                server_name,
+                server_p12,
+                ..
+            } => f
+                .debug_struct("MutualTls")
+                .field("client", client_name)
+                .field("server", &server_p12.as_ref().map(|_| server_name))
+                .finish(),
+        }
+    }
+}
+
+impl ClientAuth {
+    /// Mutual TLS from key stores in memory (e.g. read straight from credentials.zip).
+    pub fn mutual_tls(client_p12: Zeroizing<Vec<u8>>, server_p12: Option<Vec<u8>>) -> Self {
+        ClientAuth::MutualTls {
+            client_p12,
+            server_p12,
+            client_name: "client_auth.p12".into(),
+            server_name: "server.p12".into(),
+        }
+    }
+
+    /// From a repository's config.json `auth`; key store paths are relative to `repo_dir`.
+    pub fn from_config(auth: &AuthConfig, repo_dir: &Path) -> Result<Self> {
+        Ok(match auth {
+            AuthConfig::None => ClientAuth::None,
+            AuthConfig::OAuth2(o) => ClientAuth::OAuth2(o.clone()),
+            AuthConfig::MutualTls {
+                cert_path,
+                server_cert_path,
+            } => {
+                let client = repo_dir.join(cert_path);
+                let server = server_cert_path.as_ref().map(|p| repo_dir.join(p));
+                ClientAuth::MutualTls {
+                    client_p12: Zeroizing::new(crate::fsutil::read(&client)?),
+                    server_p12: server.as_deref().map(crate::fsutil::read).transpose()?,
+                    client_name: client.display().to_string(),
+                    server_name: server.map(|s| s.display().to_string()).unwrap_or_default(),
+                }
+            }
+        })
+    }
+}
+
+/// A signed document as served, with the exact bytes received.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    pub payload: SignedPayload,
+    pub raw: Vec<u8>,
+}
+
+/// `targets.json` and its `x-ats-role-checksum`.
+#[derive(Clone, Debug)]
+pub struct FetchedTargets {
+    pub payload: SignedPayload,
+    pub raw: Vec<u8>,
+    /// 64 hex digits, as the server sent it.
+    pub checksum: String,
+}
+
+/// What a successful `PUT targets` answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// The new `x-ats-role-checksum`, when the server sent a valid one: store it to
+    /// push again without pulling.
+    pub checksum: Option<String>,
+    /// `x-ats-targets-role-size-limit` (advancedtelematic-era servers).
+    pub size_limit: Option<u64>,
+}
+
+/// The reposerver `user_repo` API.
+#[derive(Debug)]
+pub struct ReposerverClient {
+    /// `<tufrepo.url>/api/v1/user_repo`, path prefix kept.
+    api: Url,
+    http: Transport,
+}
+
+/// Redirects followed for a GET.
+const MAX_REDIRECTS: usize = 5;
+
+fn is_redirect(s: reqwest::StatusCode) -> bool {
+    matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn is_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl ReposerverClient {
+    /// `base_url` is `tufrepo.url`; any path prefix is kept and a trailing `/` ignored.
+    pub fn new(base_url: &str, auth: ClientAuth, options: &ClientOptions) -> Result<Self> {
+        let trimmed = base_url.trim().trim_end_matches('/');
+        let bad = |m: &str| Error::invalid("tufrepo.url", format!("{trimmed:?} {m}"));
+        let mut api = Url::parse(trimmed).map_err(|e| bad(&format!("is not a valid URL: {e}")))?;
+        if !matches!(api.scheme(), "http" | "https")
+            || api.cannot_be_a_base()
+            || api.host_str().is_none()
+        {
+            return Err(bad("is not an http(s) URL"));
+        }
+        if api.query().is_some() || api.fragment().is_some() {
+            return Err(bad("must not have a query or fragment"));
+        }
+        api.path_segments_mut()
+            .map_err(|_| bad("is not an http(s) URL"))?
+            .pop_if_empty()
+            .extend(["api", "v1", "user_repo"]);
+        let http = Transport::new(&api, auth, options)?;
+        Ok(ReposerverClient { api, http })
+    }
+
+    /// From a repository's config.json (`reposerver` and `auth`).
+    pub fn from_repo_config(
+        config: &RepoConfig,
+        repo_dir: &Path,
+        options: &ClientOptions,
+    ) -> Result<Self> {
+        if config.director {
+            return Err(Error::Other(
+                "director repositories (repoServerType Director) are not supported".into(),
+            ));
+        }
+        Self::new(
+            &config.reposerver,
+            ClientAuth::from_config(&config.auth, repo_dir)?,
+            options,
+        )
+    }
+
+    /// `<base>/api/v1/user_repo/<segments…>`; each segment is percent-encoded.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut u = self.api.clone();
+        if let Ok(mut s) = u.path_segments_mut() {
+            s.extend(segments);
+        }
+        u
+    }
+
+    /// A GET, following up to [`MAX_REDIRECTS`] redirects (the bearer token is sent
+    /// only to the reposerver's own origin).
+    fn get(&self, url: &Url, cap: u64) -> Result<Answer> {
+        let mut a = self
+            .http
+            .exchange(Method::GET, url, Replay::Idempotent, cap, &|rb| Ok(rb))?;
+        let mut at = url.clone();
+        for _ in 0..MAX_REDIRECTS {
+            if !is_redirect(a.status) {
+                return Ok(a);
+            }
+            at = self.http.redirect_target(&Method::GET, &at, &a)?;
+            a = self.http.exchange_redirected(
+                Method::GET,
+                &at,
+                Replay::Idempotent,
+                cap,
+                &|rb| Ok(rb),
+            )?;
+        }
+        if is_redirect(a.status) {
+            return Err(self.http.http_error(
+                &Method::GET,
+                url,
+                format!("more than {MAX_REDIRECTS} redirects"),
+            ));
+        }
+        Ok(a)
+    }
+
+    fn unexpected(&self, method: Method, url: &Url, answer: &Answer) -> Error {
+        self.http
+            .http_error(&method, url, answer.server_error().summary())
+    }
+
+    fn signed(&self, url: &Url, body: Vec<u8>) -> Result<Fetched> {
+        let payload = serde_json::from_slice::<SignedPayload>(&body).map_err(|e| {
+            self.http.http_error(
+                &Method::GET,
+                url,
+                format!("the answer is not a signed TUF document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"),
+            )
+        })?;
+        Ok(Fetched { payload, raw: body })
+    }
+
+    /// `GET root.json`: the latest root.
+    pub fn get_root(&self) -> Result<Fetched> {
+        let url = self.url(&["root.json"]);
+        let a = self.get(&url, METADATA_CAP)?;
+        if !a.status.is_success() {
+            return Err(self.unexpected(Method::GET, &url, &a));
+        }
+        self.signed(&url, a.body)
+    }
+
+    /// `GET <n>.root.json`; `None` when the server has no such version (404).
+    pub fn get_root_version(&self, version: u64) -> Result<Option<Fetched>> {
+        let url = self.url(&[&format!("{version}.root.json")]);
+        let a = self.get(&url, METADATA_CAP)?;
+        match a.status.as_u16() {
+            404 => Ok(None),
+            s if (200..300).contains(&s) => self.signed(&url, a.body).map(Some),
+            _ => Err(self.unexpected(Method::GET, &url, &a)),
+        }
+    }
+
+    /// `GET targets.json` with its required `x-ats-role-checksum`.
+    pub fn get_targets(&self) -> Result<FetchedTargets> {
+        let url = self.url(&["targets.json"]);
+        let a = self.get(&url, METADATA_CAP)?;
+        if !a.status.is_success() {
+            return Err(self.unexpected(Method::GET, &url, &a));
+        }
+        let checksum = match a.header(ROLE_CHECKSUM) {
+            Some(c) if is_checksum(c) => c.to_string(),
+            got => {
+                return Err(Error::Explained(format!(
+                    "TargetsPullError: GET {}: the server sent {}; it is needed to push targets.json back \
+                     (is tufrepo.url the reposerver's URL?)",
+                    self.http.shown(&url),
+                    match got {
+                        None => format!("no {ROLE_CHECKSUM} header"),
+                        Some(v) => format!("an invalid {ROLE_CHECKSUM} header {v:?} (expected 64 hex digits)"),
+                    }
+                )))
+            }
+        };
+        let f = self.signed(&url, a.body)?;
+        Ok(FetchedTargets {
+            payload: f.payload,
+            raw: f.raw,
+            checksum,
+        })
+    }
+
+    /// `PUT targets` with the checksum of the pulled version. Never retried once sent.
+    pub fn put_targets(
+        &self,
+        targets: &SignedPayload,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
+        let url = self.url(&["targets"]);
+        let body = serde_json::to_vec(targets)
+            .map_err(|e| Error::Other(format!("cannot encode targets.json: {e}")))?;
+        if let Some(c) = checksum {
+            if !is_checksum(c) {
+                return Err(Error::invalid(
+                    "targets checksum",
+                    format!("{c:?} is not 64 hex digits; run `targets pull` again"),
+                ));
+            }
+        }
+        let a = self
+            .http
+            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                let rb = rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                Ok(match checksum {
+                    Some(c) => rb.header(ROLE_CHECKSUM, c),
+                    None => rb,
+                })
+            })?;
+        if a.status.is_success() {
+            return Ok(PushOutcome {
+                checksum: a
+                    .header(ROLE_CHECKSUM)
+                    .filter(|c| is_checksum(c))
+                    .map(str::to_string),
+                size_limit: a
+                    .header("x-ats-targets-role-size-limit")
+                    .and_then(|s| s.trim().parse().ok()),
+            });
+        }
+        let e = a.server_error();
+        let shown = self.http.shown(&url);
+        match e.status {
+            412 | 428 => {
+                let why = if e.status == 428 {
+                    "the server requires the checksum of the targets.json it holds, and none was sent"
+                } else {
+                    "targets.json on the server changed since it was pulled"
+                };
+                Err(Error::ChecksumConflict(format!(
+                    "PUT {shown}: {}\n{why}: run `targets pull` again, re-apply your changes, sign and push",
+                    e.summary()
+                )))
+            }
+            400 => {
+                let causes = e.cause_strings();
+                let mut msg = e.summary();
+                for c in &causes {
+                    msg.push_str("\n  - ");
+                    msg.push_str(c);
+                }
+                Err(self.http.http_error(&Method::PUT, &url, msg))
+            }
+            409 => Err(self.http.http_error(
+                &Method::PUT,
+                &url,
+                format!(
+                    "{}\nthe targets version must be exactly the server's version + 1{}: pull, sign (which bumps the version) and push",
+                    e.summary(),
+                    targets.version().map(|v| format!(" (this targets.json has version {v})")).unwrap_or_default()
+                ),
+            )),
+            _ => Err(self.http.http_error(&Method::PUT, &url, e.summary())),
+        }
+    }
+
+    /// `POST root`: a new root signed by the old and the new root keys. Never retried
+    /// once sent.
+    pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
+        let url = self.url(&["root"]);
+        let body = serde_json::to_vec(root)
+            .map_err(|e| Error::Other(format!("cannot encode root.json: {e}")))?;
+        let a = self
+            .http
+            .exchange(Method::POST, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                Ok(rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })?;
+        if a.status.is_success() {
+            return Ok(());
+        }
+        let e = a.server_error();
+        if e.code() == Some("invalid_root_role") {
+            let mut msg = format!(
+                "POST {}: the server rejected the new root.json ({})",
+                self.http.shown(&url),
+                e.summary()
+            );
+            let causes = e.cause_strings();
+            if !causes.is_empty() {
+                msg.push_str("; reasons:");
+                for c in causes {
+                    msg.push_str("\n  - ");
+                    msg.push_str(&c);
+                }
+            }
+            return Err(Error::Explained(msg));
+        }
+        Err(self.http.http_error(&Method::POST, &url, e.summary()))
+    }
+
+    fn key_url(&self, keyid: &str) -> Result<Url> {
+        if keyid.len() != 64
+            || !keyid
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::invalid(
+                "key id",
+                format!("{keyid:?} is not 64 lower-case hex digits"),
+            ));
+        }
+        Ok(self.url(&["root", "private_keys", keyid]))
+    }
+
+    /// `GET root/private_keys/<keyid>`: the online key pair JSON
+    /// (`{"keytype":…,"keyval":{"public":…,"private":…}}`), in a zeroizing buffer.
+    pub fn get_private_key(&self, keyid: &str) -> Result<Zeroizing<String>> {
+        let url = self.key_url(keyid)?;
+        let a = self.get(&url, SMALL_BODY_CAP)?;
+        let body = Zeroizing::new(a.body);
+        if !a.status.is_success() {
+            return Err(self.http.http_error(
+                &Method::GET,
+                &url,
+                ServerError::parse(a.status, &body).summary(),
+            ));
+        }
+        let text = std::str::from_utf8(&body)
+            .ok()
+            .filter(|t| {
+                serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()
+                    && t.trim_start().starts_with('{')
+            })
+            .ok_or_else(|| {
+                self.http
+                    .http_error(&Method::GET, &url, "the answer is not a JSON key pair")
+            })?;
+        Ok(Zeroizing::new(text.to_string()))
+    }
+
+    /// `DELETE root/private_keys/<keyid>`.
+    pub fn delete_private_key(&self, keyid: &str) -> Result<()> {
+        let url = self.key_url(keyid)?;
+        let a = self.http.exchange(
+            Method::DELETE,
+            &url,
+            Replay::Idempotent,
+            SMALL_BODY_CAP,
+            &|rb| Ok(rb),
+        )?;
+        if !a.status.is_success() {
+            return Err(self.unexpected(Method::DELETE, &url, &a));
+        }
+        Ok(())
+    }
+
+    fn delegation_url(&self, name: &str) -> Result<Url> {
+        if name.is_empty()
+            || name.contains('/')
+            || name == "."
+            || name == ".."
+            || name.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "delegation name",
+                format!("{name:?} is not a valid delegated role name"),
+            ));
+        }
+        Ok(self.url(&["delegations", &format!("{name}.json")]))
+    }
+
+    /// `PUT delegations/<name>.json`.
+    pub fn put_delegation(&self, name: &str, delegation: &SignedPayload) -> Result<()> {
+        let url = self.delegation_url(name)?;
+        let body = serde_json::to_vec(delegation)
+            .map_err(|e| Error::Other(format!("cannot encode delegation {name}: {e}")))?;
+        let a = self
+            .http
+            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                Ok(rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone()))
+            })?;
+        if a.status.is_success() {
+            return Ok(());
+        }
+        let e = a.server_error();
+        let mut msg = e.summary();
+        for c in e.cause_strings() {
+            msg.push_str("\n  - ");
+            msg.push_str(&c);
+        }
+        Err(self.http.http_error(&Method::PUT, &url, msg))
+    }
+
+    /// `GET delegations/<name>.json`, the bytes as served.
+    pub fn get_delegation(&self, name: &str) -> Result<Vec<u8>> {
+        let url = self.delegation_url(name)?;
+        let a = self.get(&url, METADATA_CAP)?;
+        if !a.status.is_success() {
+            return Err(self.unexpected(Method::GET, &url, &a));
+        }
+        Ok(a.body)
+    }
+}
