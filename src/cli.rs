@@ -542,8 +542,9 @@ pub struct PublishArgs {
     #[arg(long, conflicts_with_all = ["sha256", "length"])]
     pub image: Option<PathBuf>,
     /// sha256 of the target (OSTree: the commit hash)
-    #[arg(long, requires = "length")]
+    #[arg(long)]
     pub sha256: Option<String>,
+    /// Length in bytes, with --sha256 (OSTree: 0, the default)
     #[arg(long, requires = "sha256")]
     pub length: Option<u64>,
     /// binary (default) or ostree

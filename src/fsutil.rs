@@ -56,3 +56,26 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid(path.display().to_string(), format!("invalid JSON: {e}")))
 }
+
+/// sha256 and length of a file in one streaming pass with a 1 MiB buffer (constant
+/// memory for images of any size), with a progress bar on a terminal.
+pub fn hash_file(path: &Path) -> Result<(String, u64)> {
+    use std::io::Read;
+    let file = fs::File::open(path).with_path(path)?;
+    let len = file.metadata().with_path(path)?.len();
+    let bar = crate::progress::bar(len, &format!("hashing {}", path.display()));
+    let mut reader = bar.wrap_read(file);
+    let mut hasher = crate::crypto::Sha256Stream::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).with_path(path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    bar.finish_and_clear();
+    Ok((hasher.finish_hex(), total))
+}

@@ -34,6 +34,7 @@ pub mod http;
 pub mod keys;
 pub mod metadata;
 pub mod progress;
+pub mod publish;
 pub mod repo;
 pub mod verify;
 

@@ -9,7 +9,7 @@
 use crate::canonical::CanonicalJson;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::SignedPayload;
+use crate::metadata::{SignedPayload, TargetsRole};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -196,4 +196,41 @@ pub fn verify_root_update(
     )?;
     next.verify("root", new, &format!("{what} (against its own root keys)"))?;
     Ok(next)
+}
+
+/// Walks a server's root chain from `trusted` as aktualizr does: fetch version v+1,
+/// v+2, … until the server has none (`fetch` returns `None`), checking every step with
+/// [`verify_root_update`]. Returns the roots that were accepted, oldest first (empty
+/// when `trusted` is already the latest). `max_steps` bounds a hostile server.
+pub fn walk_root_chain(
+    trusted: &SignedPayload,
+    what: &str,
+    max_steps: u64,
+    mut fetch: impl FnMut(u64) -> Result<Option<SignedPayload>>,
+) -> Result<Vec<SignedPayload>> {
+    let mut current = TrustedRoot::from_signed(&trusted.signed, what)?;
+    let mut accepted = Vec::new();
+    for _ in 0..max_steps {
+        let next_version = current.version() + 1;
+        let Some(next) = fetch(next_version)? else {
+            return Ok(accepted);
+        };
+        current = verify_root_update(&current, &next, &format!("{next_version}.root.json"))?;
+        accepted.push(next);
+    }
+    Err(Error::verification(
+        what,
+        format!("the server offers more than {max_steps} new root versions; refusing to follow"),
+    ))
+}
+
+/// A pulled targets.json, checked against root's targets role and decoded. Failure is
+/// garage-sign's `TargetsPullError` (exit 1).
+pub fn verified_targets(trusted: &TrustedRoot, payload: &SignedPayload) -> Result<TargetsRole> {
+    trusted.verify("targets", payload, "targets.json").map_err(|e| {
+        Error::Explained(format!(
+            "TargetsPullError: the server's targets.json is not signed by a threshold of root's targets keys: {e}"
+        ))
+    })?;
+    TargetsRole::from_signed(&payload.signed, "targets.json")
 }

@@ -82,9 +82,22 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
             deep_merge(&mut value, &patch);
             output(&input, inplace, &value)
         }
-        DelegationsCommand::Push { .. } | DelegationsCommand::Pull { .. } => Err(Error::Other(
-            "this command needs the server client, which is not built yet".into(),
-        )),
+        DelegationsCommand::Push { repo, name, input } => {
+            let repo = ctx.existing_repo(Some(&repo))?;
+            let payload =
+                SignedPayload::parse(&fsutil::read(&input)?, &input.display().to_string())?;
+            ctx.client(&repo)?.put_delegation(&name, &payload)?;
+            log::info!("pushed delegation {name}");
+            Ok(())
+        }
+        DelegationsCommand::Pull { repo, name, output } => {
+            let repo = ctx.existing_repo(Some(&repo))?;
+            let bytes = ctx.client(&repo)?.get_delegation(&name)?;
+            match output {
+                Some(path) => fsutil::write_atomic(&path, &bytes, PUBLIC_FILE),
+                None => print_raw(&bytes),
+            }
+        }
     }
 }
 

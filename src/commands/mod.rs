@@ -1,17 +1,21 @@
 //! One module per command group (tough style). [`run`] resolves the parsed command
 //! line into the work to do; every command validates its input before it writes.
 
+mod client_cert;
 mod delegations;
 mod export;
 mod init;
 mod json;
 mod keys;
+mod move_offline;
+mod publish;
 mod root;
 mod targets;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::http::{ClientOptions, ReposerverClient};
 use crate::keys::{KeyType, PublicKey};
 use crate::metadata::Signature;
 use crate::repo::TufRepo;
@@ -30,6 +34,21 @@ impl Context {
     }
 
     /// An existing repository named by a parent command's optional `--repo`.
+    /// HTTP options: defaults, the environment, then `--cacert`.
+    pub fn client_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::from_env();
+        if let Some(c) = &self.cacert {
+            options.cacert = Some(c.clone());
+        }
+        options
+    }
+
+    /// A client for the repository's server, authenticated as config.json says.
+    pub fn client(&self, repo: &TufRepo) -> Result<ReposerverClient> {
+        let config = repo.read_config()?;
+        ReposerverClient::from_repo_config(&config, repo.dir(), &self.client_options())
+    }
+
     pub fn existing_repo(&self, name: Option<&str>) -> Result<TufRepo> {
         let name = name.ok_or_else(|| Error::Usage("--repo is required".into()))?;
         let repo = self.repo(name)?;
@@ -63,12 +82,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::VerifyRoot(a) => json::verify_root(&ctx, a),
         Command::SignJson(a) => json::sign_json(a),
         Command::VerifyJson(a) => json::verify_json(a),
-        Command::MoveOffline(_)
-        | Command::ImportClientCert(_)
-        | Command::GetTargets(_)
-        | Command::Publish(_) => Err(Error::Other(
-            "this command needs the server client, which is not built yet".into(),
-        )),
+        Command::MoveOffline(a) => move_offline::run(&ctx, a),
+        Command::ImportClientCert(a) => client_cert::run(&ctx, a),
+        Command::GetTargets(a) => targets::get_targets(&ctx, &a.repo),
+        Command::Publish(a) => publish::run(&ctx, *a),
     }
 }
 

@@ -26,9 +26,8 @@ pub fn run(ctx: &Context, args: RootArgs) -> Result<()> {
         RootCommand::TargetsKey(cmd) => edit_role_keys(&repo, "targets", cmd),
         RootCommand::SetThreshold { threshold } => set_threshold(&repo, "root", threshold),
         RootCommand::Sign(a) => sign(&repo, a),
-        RootCommand::Pull { .. } | RootCommand::Push => Err(Error::Other(
-            "this command needs the server client, which is not built yet".into(),
-        )),
+        RootCommand::Pull { force } => pull(ctx, &repo, force).map(|_| ()),
+        RootCommand::Push => push(ctx, &repo),
     }
 }
 
@@ -189,4 +188,69 @@ fn check_chain(repo: &TufRepo, payload: &SignedPayload) {
             log::warn!("the new root is not signed by a threshold of the current root's keys, so the server will refuse it: {e}");
         }
     }
+}
+
+/// The server's latest root, reached from the local root by the chain rule
+/// (reference/garage-sign.md §1.6); writes roles/root.json and roles/unsigned/root.json.
+pub fn pull(ctx: &Context, repo: &TufRepo, force: bool) -> Result<SignedPayload> {
+    let client = ctx.client(repo)?;
+    let latest = client.get_root()?.payload;
+    let what = "the server's root.json";
+    if force || !repo.signed_root_path().exists() {
+        if !force {
+            return Err(Error::Other(format!(
+                "{} is missing: there is no trusted root to check the server's root against (init from a credentials.zip with root.json, or pass --force to trust the server's root as it is)",
+                repo.signed_root_path().display()
+            )));
+        }
+        verify::verify_self_signed_root(&latest, what)?;
+    } else {
+        let local = repo.read_signed_root()?;
+        let local_version = local.version().unwrap_or(0);
+        let latest_version = latest.version().unwrap_or(0);
+        if latest_version < local_version {
+            return Err(Error::verification(what, format!("version {latest_version} is older than the local root version {local_version}: refusing a rollback")));
+        }
+        if latest_version == local_version {
+            if CanonicalJson::of(&latest.signed) != CanonicalJson::of(&local.signed) {
+                return Err(Error::verification(
+                    what,
+                    format!(
+                        "differs from the local root although both are version {local_version}"
+                    ),
+                ));
+            }
+        } else {
+            let chain = verify::walk_root_chain(&local, "roles/root.json", 10_000, |v| {
+                if v == latest_version {
+                    Ok(Some(latest.clone()))
+                } else {
+                    client.get_root_version(v).map(|f| f.map(|f| f.payload))
+                }
+            })?;
+            if chain.last().and_then(SignedPayload::version) != Some(latest_version) {
+                return Err(Error::verification(
+                    what,
+                    "the version chain does not reach the server's latest root",
+                ));
+            }
+        }
+    }
+    let role = RootRole::from_signed(&latest.signed, what)?;
+    if role.expires.is_past() {
+        log::warn!("the server's root.json expired at {}", role.expires);
+    }
+    repo.write_unsigned_root(&role)?;
+    repo.write_signed_root(&latest)?;
+    log::info!("pulled root.json version {}", role.version);
+    Ok(latest)
+}
+
+/// `root push`: roles/root.json, checked locally against its own root keys first.
+fn push(ctx: &Context, repo: &TufRepo) -> Result<()> {
+    let root = repo.read_signed_root()?;
+    verify::verify_self_signed_root(&root, &repo.signed_root_path().display().to_string())?;
+    ctx.client(repo)?.post_root(&root)?;
+    log::info!("pushed root.json version {}", root.version().unwrap_or(0));
+    Ok(())
 }

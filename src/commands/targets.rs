@@ -3,15 +3,13 @@
 use super::{external_signatures, print_raw, Context};
 use crate::canonical::CanonicalJson;
 use crate::cli::{TargetFields, TargetsArgs, TargetsCommand, TargetsSignArgs};
-use crate::crypto::Sha256Stream;
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
+use crate::http::ReposerverClient;
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
 use crate::repo::TufRepo;
 use crate::verify::TrustedRoot;
 use serde_json::Value;
-use std::io::Read;
-use std::path::Path;
 
 /// The reposerver refuses targets.json documents of this many bytes or more.
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
@@ -49,7 +47,7 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             Ok(())
         }
         TargetsCommand::AddUploaded { input, target } => {
-            let (sha256, length) = hash_file(&input)?;
+            let (sha256, length) = crate::fsutil::hash_file(&input)?;
             let new = new_target(&target, TargetFormat::Binary, sha256, length, None, true)?;
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
@@ -84,9 +82,29 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             super::root::set_threshold(&repo, "targets", threshold)
         }
         TargetsCommand::Sign(a) => sign(&repo, a),
-        TargetsCommand::Pull | TargetsCommand::Push | TargetsCommand::Upload { .. } => Err(
-            Error::Other("this command needs the server client, which is not built yet".into()),
-        ),
+        TargetsCommand::Pull => pull(ctx, &repo),
+        TargetsCommand::Push => push(ctx, &repo),
+        TargetsCommand::Upload {
+            input,
+            name,
+            version,
+            timeout,
+            force,
+        } => {
+            if force {
+                log::warn!("--force is ignored: the reposerver decides whether an upload may replace another");
+            }
+            let mut options = ctx.client_options();
+            options.upload_timeout = std::time::Duration::from_secs(timeout);
+            let client =
+                ReposerverClient::from_repo_config(&repo.read_config()?, repo.dir(), &options)?;
+            let filename = format!("{name}-{version}");
+            let bar = crate::http::progress_bar(0);
+            client.upload_target(&filename, &input, &bar)?;
+            bar.finish_and_clear();
+            log::info!("uploaded {} as {filename}; now run `targets add-uploaded` with the same --name and --version", input.display());
+            Ok(())
+        }
     }
 }
 
@@ -123,27 +141,6 @@ pub fn new_target(
     };
     new.validate()?;
     Ok(new)
-}
-
-/// sha256 and length of a file in one streaming pass, with a progress bar on a terminal.
-pub fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let bar = crate::progress::bar(len, &format!("hashing {}", path.display()));
-    let mut reader = bar.wrap_read(file);
-    let mut hasher = Sha256Stream::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    bar.finish_and_clear();
-    Ok((hasher.finish_hex(), total))
 }
 
 fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
@@ -224,4 +221,74 @@ pub fn warn_size(len: usize) {
             len * 100 / TARGETS_SIZE_LIMIT
         );
     }
+}
+
+/// `targets pull`: verify against the local root, refuse a rollback, store the unsigned
+/// role and the checksum (reference/garage-sign.md §1.7).
+fn pull(ctx: &Context, repo: &TufRepo) -> Result<()> {
+    let root = repo.read_signed_root()?;
+    let trusted =
+        TrustedRoot::from_signed(&root.signed, &repo.signed_root_path().display().to_string())?;
+    let client = ctx.client(repo)?;
+    let fetched = client.get_targets()?;
+    let role = crate::verify::verified_targets(&trusted, &fetched.payload)?;
+    if repo.unsigned_targets_path().exists() && repo.checksum_path().exists() {
+        if let Ok(held) = repo.read_unsigned_targets() {
+            if role.version < held.version {
+                return Err(Error::Explained(format!(
+                    "TargetsPullError: the server offers targets.json version {} but version {} was pulled before: refusing a rollback. \
+                     If you only incremented the version locally, remove {} and pull again",
+                    role.version,
+                    held.version,
+                    repo.unsigned_targets_path().display()
+                )));
+            }
+        }
+    }
+    if role.expires.is_past() {
+        log::warn!("the server's targets.json expired at {}: devices refuse it until you sign and push a new one", role.expires);
+    }
+    repo.write_unsigned_targets(&role)?;
+    repo.write_checksum(&fetched.checksum)?;
+    log::info!(
+        "pulled targets.json version {} ({} targets)",
+        role.version,
+        role.targets.len()
+    );
+    Ok(())
+}
+
+/// `targets push`: send roles/targets.json with the pulled checksum; on success store
+/// the new checksum and the pushed role, so sign → push can repeat without a pull.
+fn push(ctx: &Context, repo: &TufRepo) -> Result<()> {
+    let signed = repo.read_signed_targets()?;
+    let checksum = repo.read_checksum()?.ok_or_else(|| {
+        Error::Other(format!(
+            "{} is missing: run `targets pull` before `targets push`",
+            repo.checksum_path().display()
+        ))
+    })?;
+    let client = ctx.client(repo)?;
+    let outcome = client.put_targets(&signed, Some(&checksum))?;
+    if let Some(limit) = outcome.size_limit {
+        let len = serde_json::to_vec(&signed).map(|v| v.len()).unwrap_or(0) as u64;
+        if len * 4 >= limit * 3 {
+            log::warn!("targets.json is {len} bytes, {}% of the server's limit of {limit} bytes; delete old targets", len * 100 / limit.max(1));
+        }
+    }
+    let role = TargetsRole::from_signed(&signed.signed, "roles/targets.json")?;
+    repo.write_unsigned_targets(&role)?;
+    match outcome.checksum {
+        Some(c) => repo.write_checksum(&c)?,
+        None => repo.write_checksum(&signed.checksum())?,
+    }
+    log::info!("pushed targets.json version {}", role.version);
+    Ok(())
+}
+
+/// Hidden `get-targets`: print the server's targets.json.
+pub fn get_targets(ctx: &Context, repo: &str) -> Result<()> {
+    let repo = ctx.existing_repo(Some(repo))?;
+    let fetched = ctx.client(&repo)?.get_targets()?;
+    print_raw(&fetched.raw)
 }

@@ -76,9 +76,10 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(300),
             upload_timeout: Duration::from_secs(3600),
-            retries: 6,
-            retry_base_delay: Duration::from_secs(1),
-            retry_max_delay: Duration::from_secs(32),
+            // A dead server is reported after ~8 s rather than garage-sign's 63 s.
+            retries: 4,
+            retry_base_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(8),
             cacert: None,
             user_agent: concat!("ota-sign/", env!("CARGO_PKG_VERSION")).to_string(),
         }
@@ -86,14 +87,25 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty.
-    /// A `--cacert` flag should then overwrite `cacert`.
+    /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty,
+    /// and the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS`
+    /// (CI and tests shorten it). A `--cacert` flag should then overwrite `cacert`.
     pub fn from_env() -> Self {
+        let env_u64 = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let defaults = Self::default();
         ClientOptions {
             cacert: std::env::var_os(CACERT_ENV)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            ..Self::default()
+            retries: env_u64("OTA_SIGN_HTTP_RETRIES")
+                .map_or(defaults.retries, |n| n.min(20) as u32),
+            retry_base_delay: env_u64("OTA_SIGN_HTTP_RETRY_DELAY_MS")
+                .map_or(defaults.retry_base_delay, Duration::from_millis),
+            ..defaults
         }
     }
 }
