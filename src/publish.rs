@@ -298,7 +298,7 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
     item.hashes.get("sha256") == Some(&target.sha256)
         && item.length == target.length
         && field("hardwareIds") == Value::from(target.hardware_ids.clone())
-        && field("targetFormat") == Value::from(target.format.as_str())
+        && field("targetFormat") == target.format.as_str()
         && field("uri") == target.url.clone().map(Value::from).unwrap_or(Value::Null)
         && target
             .custom_meta
