@@ -12,12 +12,13 @@ mod publish;
 mod root;
 mod targets;
 
+use crate::canonical::CanonicalJson;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
-use crate::keys::{KeyType, PublicKey};
-use crate::metadata::Signature;
+use crate::keys::{KeyType, PrivateKey, PublicKey};
+use crate::metadata::{Signature, SignedPayload};
 use crate::repo::TufRepo;
 use std::io::Write;
 use std::path::PathBuf;
@@ -124,6 +125,35 @@ pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
                 })
         })
         .collect()
+}
+
+/// Signs `signed` with local `keys` and, with `--signatures`, adds the external
+/// signatures checked against the repository's public keys.
+pub fn sign_role(
+    repo: &TufRepo,
+    signed: serde_json::Value,
+    keys: &[PrivateKey],
+    external: Option<&str>,
+) -> Result<SignedPayload> {
+    let message = CanonicalJson::of(&signed);
+    let mut signatures = keys
+        .iter()
+        .map(|k| k.sign(message.as_bytes()))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(spec) = external {
+        signatures.extend(external_signatures(repo, message.as_bytes(), spec)?);
+    }
+    if signatures.is_empty() {
+        return Err(Error::Usage(
+            "give at least one --key-name (or --signatures)".into(),
+        ));
+    }
+    Ok(SignedPayload { signatures, signed })
+}
+
+/// Loads `keys/<name>.sec` for each name, each checked against its `.pub`.
+pub fn read_private_keys(repo: &TufRepo, names: &[String]) -> Result<Vec<PrivateKey>> {
+    names.iter().map(|n| repo.read_private_key(n)).collect()
 }
 
 /// Checks external signatures against `keys/<name>.pub` and turns them into signature

@@ -1,6 +1,6 @@
 //! `root …` (reference/garage-sign.md §1.6, §5.3).
 
-use super::{external_signatures, print_raw, Context};
+use super::{print_raw, Context};
 use crate::canonical::CanonicalJson;
 use crate::cli::{KeySelector, RoleKeyCommand, RootArgs, RootCommand, RootSignArgs};
 use crate::error::{Error, Result};
@@ -113,55 +113,36 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
         a.expiry.expires.as_deref(),
         a.expiry.expire_after.as_deref(),
     )?;
-    let keys = a
-        .key_names
-        .iter()
-        .map(|n| repo.read_private_key(n))
-        .collect::<Result<Vec<_>>>()?;
-    let payload = match &a.signatures {
-        Some(spec) => {
-            if choice != ExpiryChoice::Default {
-                return Err(Error::Usage(
-                    "--signatures signs the unsigned root as it is: --expires and --expire-after cannot be used with it".into(),
-                ));
-            }
-            let signed = unsigned.to_signed()?;
-            let message = CanonicalJson::of(&signed);
-            let mut sigs = Vec::new();
-            if let Some(alias) = &a.old_root_alias {
-                sigs.push(repo.read_private_key(alias)?.sign(message.as_bytes())?);
-            }
-            for k in &keys {
-                sigs.push(k.sign(message.as_bytes())?);
-            }
-            sigs.extend(external_signatures(repo, message.as_bytes(), spec)?);
-            SignedPayload {
-                signatures: sigs,
-                signed,
-            }
+    let mut keys = Vec::new();
+    let role = if a.signatures.is_some() {
+        if choice != ExpiryChoice::Default {
+            return Err(Error::Usage(
+                "--signatures signs the unsigned root as it is: --expires and --expire-after cannot be used with it".into(),
+            ));
         }
-        None => {
-            if a.old_root_alias.is_some() {
-                return Err(Error::Usage(
-                    "--old-root-alias goes with --signatures; to sign with the old root key locally, pass it as another --key-name".into(),
-                ));
-            }
-            if keys.is_empty() {
-                return Err(Error::Usage(
-                    "give at least one --key-name (or --signatures)".into(),
-                ));
-            }
-            let mut role = unsigned.clone();
-            role.version = unsigned.version + 1;
-            role.expires = choice.resolve(
-                Some(unsigned.expires),
-                ROOT_DAYS,
-                chrono::Utc::now(),
-                a.expiry.force,
-            )?;
-            SignedPayload::sign(role.to_signed()?, &keys.iter().collect::<Vec<_>>())?
+        // The old root key's signature comes first (garage-sign).
+        if let Some(alias) = &a.old_root_alias {
+            keys.push(repo.read_private_key(alias)?);
         }
+        unsigned
+    } else {
+        if a.old_root_alias.is_some() {
+            return Err(Error::Usage(
+                "--old-root-alias goes with --signatures; to sign with the old root key locally, pass it as another --key-name".into(),
+            ));
+        }
+        let mut role = unsigned.clone();
+        role.version = unsigned.version + 1;
+        role.expires = choice.resolve(
+            Some(unsigned.expires),
+            ROOT_DAYS,
+            chrono::Utc::now(),
+            a.expiry.force,
+        )?;
+        role
     };
+    keys.extend(super::read_private_keys(repo, &a.key_names)?);
+    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
     check_chain(repo, &payload);
     repo.write_signed_root(&payload)?;
     log::info!(

@@ -1,6 +1,6 @@
 //! `targets …` (reference/garage-sign.md §1.7, §5.3).
 
-use super::{external_signatures, print_raw, Context};
+use super::{print_raw, Context};
 use crate::canonical::CanonicalJson;
 use crate::cli::{TargetFields, TargetsArgs, TargetsCommand, TargetsSignArgs};
 use crate::error::{Error, Result};
@@ -149,47 +149,27 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
         a.expiry.expires.as_deref(),
         a.expiry.expire_after.as_deref(),
     )?;
-    let keys = a
-        .key_names
-        .iter()
-        .map(|n| repo.read_private_key(n))
-        .collect::<Result<Vec<_>>>()?;
-    let payload = match &a.signatures {
-        Some(spec) => {
-            if a.version.is_some() || choice != ExpiryChoice::Default {
-                return Err(Error::Usage(
-                    "--signatures signs the unsigned targets as they are: --version, --expires and --expire-after cannot be used with it (use `targets increment-version` before `get-unsigned`)".into(),
-                ));
-            }
-            let signed = unsigned.to_signed()?;
-            let message = CanonicalJson::of(&signed);
-            let mut sigs = keys
-                .iter()
-                .map(|k| k.sign(message.as_bytes()))
-                .collect::<Result<Vec<_>>>()?;
-            sigs.extend(external_signatures(repo, message.as_bytes(), spec)?);
-            SignedPayload {
-                signatures: sigs,
-                signed,
-            }
+    let keys = super::read_private_keys(repo, &a.key_names)?;
+    let role = if a.signatures.is_some() {
+        // External signatures cover the unsigned role exactly as get-unsigned printed it.
+        if a.version.is_some() || choice != ExpiryChoice::Default {
+            return Err(Error::Usage(
+                "--signatures signs the unsigned targets as they are: --version, --expires and --expire-after cannot be used with it (use `targets increment-version` before `get-unsigned`)".into(),
+            ));
         }
-        None => {
-            if keys.is_empty() {
-                return Err(Error::Usage(
-                    "give at least one --key-name (or --signatures)".into(),
-                ));
-            }
-            let mut role = unsigned.clone();
-            role.version = a.version.unwrap_or(unsigned.version + 1);
-            role.expires = choice.resolve(
-                Some(unsigned.expires),
-                TARGETS_DAYS,
-                chrono::Utc::now(),
-                a.expiry.force,
-            )?;
-            SignedPayload::sign(role.to_signed()?, &keys.iter().collect::<Vec<_>>())?
-        }
+        unsigned
+    } else {
+        let mut role = unsigned.clone();
+        role.version = a.version.unwrap_or(unsigned.version + 1);
+        role.expires = choice.resolve(
+            Some(unsigned.expires),
+            TARGETS_DAYS,
+            chrono::Utc::now(),
+            a.expiry.force,
+        )?;
+        role
     };
+    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
     warn_if_not_trusted(repo, &payload);
     warn_size(payload.canonical().as_bytes().len());
     repo.write_signed_targets(&payload)?;

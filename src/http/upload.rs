@@ -8,14 +8,14 @@ use super::transport::{Replay, SMALL_BODY_CAP};
 use super::{ReposerverClient, METADATA_CAP};
 use crate::error::{Error, IoContext, Result};
 use base64::Engine;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use md5::{Digest, Md5};
 use reqwest::blocking::Body;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use std::fs::File;
-use std::io::{IsTerminal, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// S3 allows at most 10 000 parts.
@@ -31,18 +31,9 @@ pub enum UploadOutcome {
     Direct { redirected: bool },
 }
 
-/// A byte progress bar on stderr, hidden when stderr is not a terminal.
+/// A byte progress bar for uploads (see [`crate::progress::bar`]).
 pub fn progress_bar(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    ) {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb
+    crate::progress::bar(len, "uploading")
 }
 
 /// A target filename as URL path segments. The reposerver matches the rest of the
