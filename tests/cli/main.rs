@@ -4,5 +4,7 @@
 mod fixtures;
 mod http_client;
 mod local_repo;
+mod procedure;
 mod props;
+mod publish;
 mod support;
