@@ -29,6 +29,7 @@ pub mod error;
 pub mod fsutil;
 pub mod keys;
 pub mod metadata;
+pub mod server;
 pub mod verify;
 
 pub use error::{Error, Result};
