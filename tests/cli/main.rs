@@ -2,3 +2,4 @@
 //! Each module covers one area; `support` holds the shared setup.
 
 mod support;
+mod reposerver;

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod reposerver;
+
 /// `ota-sign` with a clean environment for logging.
 pub fn ota_sign() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ota-sign"));
@@ -45,7 +47,7 @@ pub fn zip_entry(zip_path: &Path, name: &str) -> Option<Vec<u8>> {
 pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let z = zip::ZipArchive::new(f).unwrap();
-    z.file_names().map(str::to_string).collect()
+    z.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
