@@ -4,7 +4,7 @@ use crate::support::reposerver::{Auth, Options, TestServer};
 use crate::support::{fixture, zip_entry, zip_names};
 use chrono::{Duration, Utc};
 use ota_sign::crypto::sha256_hex;
-use ota_sign::keys::PrivateKey;
+use ota_sign::keys::{PrivateKey, PublicKey};
 use ota_sign::metadata::{Expires, RoleKeys, RootRole, SignedPayload};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
@@ -177,12 +177,12 @@ fn put_targets_status_paths() {
 
 /// Builds root v(N+1) from the served root with `targets` as the targets key,
 /// signed by `signers`.
-fn rotated_root(s: &TestServer, targets: &PrivateKey, signers: &[&PrivateKey]) -> Vec<u8> {
+fn rotated_root(s: &TestServer, targets: &PublicKey, signers: &[&PrivateKey]) -> Vec<u8> {
     let (root, _, _) = s.role("root.json");
     let mut r = RootRole::from_signed(&root.signed, "root").unwrap();
     r.version += 1;
     let id = targets.key_id().to_string();
-    r.keys.insert(id.clone(), targets.public().clone());
+    r.keys.insert(id.clone(), targets.clone());
     r.roles.insert("targets".into(), RoleKeys { keyids: vec![id], threshold: 1 });
     r.prune_keys();
     sign(r.to_signed().unwrap(), signers)
@@ -196,24 +196,66 @@ fn online_root_key(s: &TestServer) -> PrivateKey {
     PrivateKey::from_json(&r.json().unwrap(), None).unwrap()
 }
 
+const PROV: &str = "aktualizr/tests/test_data/prov/metadata/repo";
+
 #[test]
-fn upstream_vectors_behave_as_on_the_real_server() {
+fn upstream_fixtures_signed_by_foreign_keys_are_refused() {
     let s = TestServer::start();
     let (_, sum1, _) = s.role("targets.json");
-    // aktualizr's sample targets.json is signed by keys our root does not list.
-    let foreign = std::fs::read(fixture("aktualizr/tests/tuf/sample1/targets.json")).unwrap();
+    // A real ota-tuf targets.json, signed by a key our root does not list.
+    let foreign = std::fs::read(fixture(&format!("{PROV}/targets.json"))).unwrap();
     let r = push(&s, Some(&sum1), foreign);
     assert_eq!(r.status(), 400);
     let e = error_body(r);
     assert_eq!(e["code"], "invalid_offline_targets");
-    assert!(e["cause"].to_string().contains("required for role validation not found in authoritative role"), "{e}");
+    assert_eq!(
+        e["cause"],
+        json!([
+            "key 848a526d39328aaece8c8fd933b8c5b9418361c3e515bfd4d84342f35b0efcc0 required for role validation not found in authoritative role",
+            "Valid signature count must be >= threshold (1)"
+        ])
+    );
+    // aktualizr's sample1 lists sha512 hashes, which ota-tuf's decoder refuses.
+    let sample = std::fs::read(fixture("aktualizr/tests/tuf/sample1/targets.json")).unwrap();
+    let r = push(&s, Some(&sum1), sample);
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_body(r)["code"], "invalid_entity");
+}
+
+#[test]
+fn upstream_fixture_is_accepted_once_root_trusts_its_key() {
+    let s = TestServer::start();
+    // The fixture's targets key becomes root's targets key (no targets role exists yet,
+    // so neither a checksum nor a version bump is required, as upstream).
+    let prov_root: Value = crate::support::read_json(&fixture(&format!("{PROV}/root.json")));
+    let kid = prov_root["signed"]["roles"]["targets"]["keyids"][0].as_str().unwrap();
+    let fixture_key = PublicKey::from_json(&prov_root["signed"]["keys"][kid], false).unwrap();
+    assert_eq!(fixture_key.key_id().as_str(), kid);
+    let root_key = online_root_key(&s);
+    let r = s.post("root").body(rotated_root(&s, &fixture_key, &[&root_key])).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let raw = std::fs::read(fixture(&format!("{PROV}/targets.json"))).unwrap();
+    let doc = SignedPayload::parse(&raw, "fixture").unwrap();
+    let r = push(&s, None, raw);
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()[CHECKSUM].to_str().unwrap(), doc.checksum());
+    let (t, sum, body) = s.role("targets.json");
+    assert_eq!(sum, doc.checksum());
+    assert_eq!(body, doc.canonical().into_bytes());
+    assert_eq!(t.version(), Some(21), "expired and offline-signed: served unchanged");
+}
+
+#[test]
+fn reference_vector_after_moving_the_targets_key() {
+    let s = TestServer::start();
+    let (_, sum1, _) = s.role("targets.json");
 
     // Move the targets role to the reference key (seed 32×0x01, reposerver.md §6.6).
     let vector_key = PrivateKey::from_json(&json!({"keytype": "ED25519", "keyval": {"private": "01".repeat(32)}}), None).unwrap();
     assert_eq!(vector_key.key_id().as_str(), "fd110d301d2f077de1414b8f99f441b1403fab207b2052fbd2c065e4ee8e7dc2");
     let old_targets_id = s.targets_key().key_id().to_string();
     let root_key = online_root_key(&s);
-    let r = s.post("root").header("content-type", "application/json").body(rotated_root(&s, &vector_key, &[&root_key])).send().unwrap();
+    let r = s.post("root").header("content-type", "application/json").body(rotated_root(&s, vector_key.public(), &[&root_key])).send().unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().unwrap());
     assert_eq!(s.role("root.json").0.version(), Some(2));
     assert_eq!(s.get("2.root.json").send().unwrap().status(), 200);
@@ -252,7 +294,7 @@ fn post_root_failures_are_502_invalid_root_role() {
         assert!(causes.iter().any(|c| c.contains(needle)), "{needle:?} not in {causes:?}");
     };
     // Signed by a key the old root does not trust.
-    check(post(rotated_root(&s, &t, &[&stranger])), "root.json version 1 requires 1 valid signatures for root.json version 2, 0 supplied");
+    check(post(rotated_root(&s, t.public(), &[&stranger])), "root.json version 1 requires 1 valid signatures for root.json version 2, 0 supplied");
     // Wrong version.
     let (root, _, _) = s.role("root.json");
     let mut r = RootRole::from_signed(&root.signed, "root").unwrap();
@@ -281,7 +323,11 @@ fn private_key_routes() {
     assert_eq!(r.status(), 404);
     assert_eq!(error_body(r)["code"], "keypair_not_found");
     assert_eq!(s.get("root/private_keys/NOTAKEY").send().unwrap().status(), 404);
-    assert!(!s.log().contains("private"), "no key material in the log");
+    let t = s.targets_key();
+    let pair: Value = serde_json::from_str(&t.to_key_pair_json()).unwrap();
+    let secret = pair["keyval"]["private"].as_str().unwrap();
+    assert!(s.log().contains("GET /api/v1/user_repo/root/private_keys/"), "one line per request");
+    assert!(!s.log().contains(&secret[..64]), "no key material in the log");
 }
 
 #[test]
