@@ -76,17 +76,45 @@ enum Command {
 
 fn run(cli: Cli) -> ota_sign::Result<()> {
     match cli.command {
-        Command::InitAccount { data_dir, url, key_type, auth, credentials } => {
-            let key_type = if key_type == "rsa" { KeyType::Rsa } else { KeyType::Ed25519 };
-            let opts = account::InitOptions { data_dir, key_type, auth, url, credentials };
+        Command::InitAccount {
+            data_dir,
+            url,
+            key_type,
+            auth,
+            credentials,
+        } => {
+            let key_type = if key_type == "rsa" {
+                KeyType::Rsa
+            } else {
+                KeyType::Ed25519
+            };
+            let opts = account::InitOptions {
+                data_dir,
+                key_type,
+                auth,
+                url,
+                credentials,
+            };
             let acc = account::init_account(&opts)?;
-            println!("created repository {} in {} (auth: {:?})", acc.repo_id, opts.data_dir.display(), acc.auth);
+            println!(
+                "created repository {} in {} (auth: {:?})",
+                acc.repo_id,
+                opts.data_dir.display(),
+                acc.auth
+            );
             if let Some(c) = &opts.credentials {
                 println!("wrote {}", c.display());
             }
             Ok(())
         }
-        Command::Serve { data_dir, listen, credentials, no_multipart, part_size, upload_limit } => server::serve(server::ServeOptions {
+        Command::Serve {
+            data_dir,
+            listen,
+            credentials,
+            no_multipart,
+            part_size,
+            upload_limit,
+        } => server::serve(server::ServeOptions {
             data_dir,
             listen,
             credentials,
@@ -106,6 +134,10 @@ fn main() {
         .init();
     if let Err(e) = run(cli) {
         eprintln!("ota-reposerver: error: {e}");
-        std::process::exit(if e.exit_code() == ota_sign::error::exit::USAGE { 2 } else { 1 });
+        std::process::exit(if e.exit_code() == ota_sign::error::exit::USAGE {
+            2
+        } else {
+            1
+        });
     }
 }

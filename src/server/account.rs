@@ -70,7 +70,10 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account").field("repo_id", &self.repo_id).field("auth", &self.auth).finish_non_exhaustive()
+        f.debug_struct("Account")
+            .field("repo_id", &self.repo_id)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,9 +99,15 @@ impl Account {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        let bytes = Zeroizing::new(serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?);
+        let bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(self).map_err(|e| Error::Other(e.to_string()))?,
+        );
         fsutil::write_atomic(&account_path(dir), &bytes, fsutil::PRIVATE_FILE)?;
-        fsutil::write_atomic(&admin_token_path(dir), self.admin_token.as_bytes(), fsutil::PRIVATE_FILE)
+        fsutil::write_atomic(
+            &admin_token_path(dir),
+            self.admin_token.as_bytes(),
+            fsutil::PRIVATE_FILE,
+        )
     }
 
     /// The URL scheme `serve` uses.
@@ -123,10 +132,15 @@ pub struct InitOptions {
 /// Creates the repository and account in `opts.data_dir` (which must not hold one).
 pub fn init_account(opts: &InitOptions) -> Result<Account> {
     if account_path(&opts.data_dir).exists() {
-        return Err(Error::Usage(format!("{} already holds an account", opts.data_dir.display())));
+        return Err(Error::Usage(format!(
+            "{} already holds an account",
+            opts.data_dir.display()
+        )));
     }
     if opts.credentials.is_some() && opts.url.is_none() {
-        return Err(Error::Usage("--credentials needs --url (the server's base URL for tufrepo.url)".into()));
+        return Err(Error::Usage(
+            "--credentials needs --url (the server's base URL for tufrepo.url)".into(),
+        ));
     }
     if matches!(opts.key_type, KeyType::EcPrime256v1) {
         return Err(Error::Usage("--key-type must be ed25519 or rsa".into()));
@@ -161,7 +175,13 @@ pub fn init_account(opts: &InitOptions) -> Result<Account> {
 /// Writes credentials.zip for `url`: `treehub.json`, `tufrepo.url`, `root.json` (the
 /// latest root), `targets.pub`/`targets.sec` (the online targets key, while it is
 /// online) and, with mutual TLS, `client_auth.p12` and `server.p12`.
-pub fn write_credentials(dir: &Path, account: &Account, store: &store::Store, url: &str, out: &Path) -> Result<()> {
+pub fn write_credentials(
+    dir: &Path,
+    account: &Account,
+    store: &store::Store,
+    url: &str,
+    out: &Path,
+) -> Result<()> {
     let url = url.trim_end_matches('/');
     let ostree = json!({"server": format!("{url}/treehub")});
     let treehub = match (&account.auth, &account.oauth2) {
@@ -172,7 +192,9 @@ pub fn write_credentials(dir: &Path, account: &Account, store: &store::Store, ur
         (AuthMode::Mtls, _) => json!({"ostree": ostree}),
         _ => json!({"no_auth": true, "ostree": ostree}),
     };
-    let treehub = Zeroizing::new(serde_json::to_vec_pretty(&treehub).map_err(|e| Error::Other(e.to_string()))?);
+    let treehub = Zeroizing::new(
+        serde_json::to_vec_pretty(&treehub).map_err(|e| Error::Other(e.to_string()))?,
+    );
     let root = store.root().map_err(|e| Error::Other(e.description))?;
     let mut entries: Vec<(&str, Vec<u8>)> = vec![
         ("treehub.json", treehub.to_vec()),

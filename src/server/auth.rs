@@ -29,17 +29,30 @@ impl Tokens {
 
     /// Checks `Authorization: Basic …` against the client credentials and issues a
     /// token. `Err` carries the OAuth2 error code.
-    pub fn issue(&self, authorization: Option<&str>, form: &[(String, String)], client: &OAuth2Account) -> Result<String, &'static str> {
-        let Some(basic) = authorization.and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))) else {
+    pub fn issue(
+        &self,
+        authorization: Option<&str>,
+        form: &[(String, String)],
+        client: &OAuth2Account,
+    ) -> Result<String, &'static str> {
+        let Some(basic) = authorization.and_then(|h| {
+            h.strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))
+        }) else {
             return Err("invalid_client");
         };
-        let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).map_err(|_| "invalid_client")?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .map_err(|_| "invalid_client")?;
         let decoded = String::from_utf8(decoded).map_err(|_| "invalid_client")?;
         let (id, secret) = decoded.split_once(':').ok_or("invalid_client")?;
         if !(same_secret(id, &client.client_id) && same_secret(secret, &client.client_secret)) {
             return Err("invalid_client");
         }
-        let grant = form.iter().find(|(k, _)| k == "grant_type").map(|(_, v)| v.as_str());
+        let grant = form
+            .iter()
+            .find(|(k, _)| k == "grant_type")
+            .map(|(_, v)| v.as_str());
         if grant != Some("client_credentials") {
             return Err("unsupported_grant_type");
         }
@@ -51,7 +64,10 @@ impl Tokens {
     /// Whether `Authorization: Bearer <token>` carries an issued token.
     pub fn check(&self, authorization: Option<&str>) -> bool {
         authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .is_some_and(|t| self.set().contains(&sha256_hex(t.trim().as_bytes())))
     }
 }

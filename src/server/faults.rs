@@ -39,7 +39,10 @@ fn one() -> u32 {
 
 impl FaultRule {
     fn matches(&self, method: &str, path: &str) -> bool {
-        let method_ok = self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method));
+        let method_ok = self
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method));
         let path_ok = match self.path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),
             None => path == self.path,
@@ -94,8 +97,14 @@ mod tests {
         .unwrap();
         f.add(rules);
         assert_eq!(f.take("GET", "/a/x"), None);
-        assert_eq!(f.take("PUT", "/a/x"), Some(FaultAction::Status { status: 503 }));
-        assert_eq!(f.take("put", "/a/y"), Some(FaultAction::Status { status: 503 }));
+        assert_eq!(
+            f.take("PUT", "/a/x"),
+            Some(FaultAction::Status { status: 503 })
+        );
+        assert_eq!(
+            f.take("put", "/a/y"),
+            Some(FaultAction::Status { status: 503 })
+        );
         assert_eq!(f.take("PUT", "/a/x"), None);
         assert_eq!(f.take("GET", "/b/c"), None);
         assert_eq!(f.take("GET", "/b"), Some(FaultAction::Reset));

@@ -105,7 +105,9 @@ async fn run(opts: ServeOptions) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", opts.listen)))?;
-    let addr = listener.local_addr().map_err(|e| Error::Other(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(e.to_string()))?;
     let base_url = format!("{}://{addr}", account.scheme());
     if let Some(out) = &opts.credentials {
         account::write_credentials(&dir, &account, &store, &base_url, out)?;

@@ -56,7 +56,11 @@ pub struct App {
 }
 
 fn full(status: StatusCode, content_type: Option<&str>, bytes: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(bytes.into()).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(bytes.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
     if let Some(ct) = content_type {
         if let Ok(v) = HeaderValue::from_str(ct) {
@@ -114,9 +118,15 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
         Some(FaultAction::Reset) => return Err(ConnectionReset),
         Some(FaultAction::Status { status }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Ok(err_resp(&ApiError::new(status, "fault_injected", "fault injected by the test harness")));
+            return Ok(err_resp(&ApiError::new(
+                status,
+                "fault_injected",
+                "fault injected by the test harness",
+            )));
         }
-        Some(FaultAction::Delay { delay_ms }) => tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await,
+        Some(FaultAction::Delay { delay_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await
+        }
         None => {}
     }
     let result = if path == "/health" {
@@ -127,7 +137,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
         let rest = rest.to_string();
         storage_put(app, req, &rest).await
     } else if path.starts_with("/api/") {
-        if app.account.auth == AuthMode::Oauth2 && !app.tokens.check(header(&req, "authorization")) {
+        if app.account.auth == AuthMode::Oauth2 && !app.tokens.check(header(&req, "authorization"))
+        {
             let mut r = err_resp(&ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -138,7 +149,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
         }
         api(app, req, &path).await
     } else {
-        Err(ApiError::not_found("not_found", "The requested resource could not be found."))
+        Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ))
     };
     Ok(result.unwrap_or_else(|e| err_resp(&e)))
 }
@@ -152,7 +166,9 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit as u64)),
-        Err(e) => Err(ApiError::invalid_entity(format!("reading the body failed: {e}"))),
+        Err(e) => Err(ApiError::invalid_entity(format!(
+            "reading the body failed: {e}"
+        ))),
     }
 }
 
@@ -164,7 +180,8 @@ pub fn percent_decode(s: &str, form: bool) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 3;
@@ -214,11 +231,17 @@ fn storage_url(app: &App, what: &str) -> String {
     let encoded: String = what
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect();
-    format!("{}/_storage/{encoded}?token={}", app.base_url, storage_token(app, what))
+    format!(
+        "{}/_storage/{encoded}?token={}",
+        app.base_url,
+        storage_token(app, what)
+    )
 }
 
 async fn token(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
@@ -226,7 +249,10 @@ async fn token(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         return Err(method_not_allowed());
     }
     let Some(client) = &app.account.oauth2 else {
-        return Err(ApiError::not_found("not_found", "no OAuth2 client configured"));
+        return Err(ApiError::not_found(
+            "not_found",
+            "no OAuth2 client configured",
+        ));
     };
     let authorization = header(&req, "authorization").map(str::to_string);
     let body = read_body(req.into_body(), 64 * 1024).await?;
@@ -237,7 +263,11 @@ async fn token(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
             &json!({"access_token": t, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS, "scope": client.scope}),
         )),
         Err(code) => {
-            let status = if code == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
+            let status = if code == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             Ok(json_resp(status, &json!({"error": code})))
         }
     }
@@ -246,7 +276,11 @@ async fn token(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
 async fn admin(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     let given = header(&req, ADMIN_HEADER).unwrap_or("");
     if sha256_hex(given.as_bytes()) != sha256_hex(app.account.admin_token.as_bytes()) {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", format!("the {ADMIN_HEADER} header is missing or wrong")));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("the {ADMIN_HEADER} header is missing or wrong"),
+        ));
     }
     match *req.method() {
         Method::GET => Ok(json_resp(StatusCode::OK, &json!(app.faults.list()))),
@@ -256,7 +290,8 @@ async fn admin(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
         }
         Method::POST => {
             let body = read_body(req.into_body(), 1 << 20).await?;
-            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
             let rules: Vec<FaultRule> = match v {
                 Value::Array(_) => serde_json::from_value(v),
                 other => serde_json::from_value(other).map(|r| vec![r]),
@@ -270,7 +305,11 @@ async fn admin(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
 }
 
 fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "HTTP method not allowed")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "HTTP method not allowed",
+    )
 }
 
 /// `PUT /_storage/uploads/<file>` and `PUT /_storage/multipart/<id>/<part>`: the
@@ -283,11 +322,18 @@ async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Res
     let q = parse_query(req.uri().query());
     let given = param(&q, "token").unwrap_or("");
     if sha256_hex(given.as_bytes()) != sha256_hex(storage_token(app, &what).as_bytes()) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "access_denied", "invalid or missing storage token"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "invalid or missing storage token",
+        ));
     }
     if let Some(filename) = what.strip_prefix("uploads/") {
         let filename = filename.to_string();
-        let received = app.storage.receive(req.into_body(), app.upload_limit).await?;
+        let received = app
+            .storage
+            .receive(req.into_body(), app.upload_limit)
+            .await?;
         let etag = format!("\"{}\"", received.sha256);
         app.storage.commit(received, &filename)?;
         let mut r = empty(StatusCode::OK);
@@ -295,9 +341,16 @@ async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Res
         return Ok(r);
     }
     if let Some(rest) = what.strip_prefix("multipart/") {
-        let (id, part) = rest.split_once('/').ok_or_else(|| ApiError::not_found("not_found", "bad storage URL"))?;
-        let part: u32 = part.parse().map_err(|_| ApiError::not_found("not_found", "bad part number"))?;
-        let received = app.storage.receive(req.into_body(), app.upload_limit).await?;
+        let (id, part) = rest
+            .split_once('/')
+            .ok_or_else(|| ApiError::not_found("not_found", "bad storage URL"))?;
+        let part: u32 = part
+            .parse()
+            .map_err(|_| ApiError::not_found("not_found", "bad part number"))?;
+        let received = app
+            .storage
+            .receive(req.into_body(), app.upload_limit)
+            .await?;
         let etag = app.storage.store_part(id, part, received)?;
         let mut r = empty(StatusCode::OK);
         set_header(&mut r, "etag", &etag);
@@ -313,17 +366,29 @@ async fn api(app: &App, req: Request<Incoming>, path: &str) -> Result<Resp, ApiE
         // `/api/v1/repo/{repoId}/…`: the same routes, for our repo only.
         let (id, rest) = r.split_once('/').unwrap_or((r, ""));
         if id != app.account.repo_id {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "authorization_failed", "The supplied authentication is not authorized to access this resource"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "authorization_failed",
+                "The supplied authentication is not authorized to access this resource",
+            ));
         }
         format!("/{rest}")
     } else {
-        return Err(ApiError::not_found("not_found", "The requested resource could not be found."));
+        return Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ));
     };
     if !(rest.is_empty() || rest.starts_with('/')) {
-        return Err(ApiError::not_found("not_found", "The requested resource could not be found."));
+        return Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ));
     }
     let rest = percent_decode(&rest, false);
-    let mut resp = repo_route(app, req, &rest).await.unwrap_or_else(|e| err_resp(&e));
+    let mut resp = repo_route(app, req, &rest)
+        .await
+        .unwrap_or_else(|e| err_resp(&e));
     set_header(&mut resp, "x-ats-tuf-repo-id", &app.account.repo_id);
     Ok(resp)
 }
@@ -332,12 +397,20 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
     let method = req.method().clone();
     let seg = rest.trim_start_matches('/');
     match (&method, seg) {
-        (&Method::POST, "") => Err(ApiError::new(StatusCode::CONFLICT, "conflicting_entity", "the namespace already has a repository")),
+        (&Method::POST, "") => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflicting_entity",
+            "the namespace already has a repository",
+        )),
         (&Method::GET, "root.json") => Ok(role_resp(&app.store.root()?)),
         (&Method::GET, "targets.json") => Ok(role_resp(&app.store.role("targets")?)),
         (&Method::GET, "snapshot.json") => Ok(role_resp(&app.store.role("snapshot")?)),
         (&Method::GET, "timestamp.json") => Ok(role_resp(&app.store.role("timestamp")?)),
-        (&Method::GET, s) if s.ends_with(".root.json") && s.len() > 10 && s[..s.len() - 10].bytes().all(|b| b.is_ascii_digit()) => {
+        (&Method::GET, s)
+            if s.ends_with(".root.json")
+                && s.len() > 10
+                && s[..s.len() - 10].bytes().all(|b| b.is_ascii_digit()) =>
+        {
             let n: u64 = s[..s.len() - 10].parse().unwrap_or(u64::MAX);
             Ok(role_resp(&app.store.root_version(n)?))
         }
@@ -350,12 +423,19 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         (m, s) if s.starts_with("root/private_keys/") => {
             let id = &s["root/private_keys/".len()..];
             if !(id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
-                return Err(ApiError::not_found("not_found", "The requested resource could not be found."));
+                return Err(ApiError::not_found(
+                    "not_found",
+                    "The requested resource could not be found.",
+                ));
             }
             match *m {
                 Method::GET => {
                     let pair = app.store.private_key(id)?;
-                    Ok(full(StatusCode::OK, Some("application/json"), pair.as_bytes().to_vec()))
+                    Ok(full(
+                        StatusCode::OK,
+                        Some("application/json"),
+                        pair.as_bytes().to_vec(),
+                    ))
                 }
                 Method::DELETE => {
                     app.store.delete_private_key(id)?;
@@ -366,7 +446,8 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         }
         (&Method::PUT, "targets") => {
             let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
-            if header(&req, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity")) {
+            if header(&req, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"))
+            {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_encoding",
@@ -399,18 +480,33 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
             check_size(app, &req)?;
             check_new_target(app, &filename, &q)?;
             // Drain whatever was sent, then redirect to our "presigned" URL.
-            let _ = read_body(req.into_body(), usize::try_from(app.upload_limit).unwrap_or(usize::MAX)).await;
+            let _ = read_body(
+                req.into_body(),
+                usize::try_from(app.upload_limit).unwrap_or(usize::MAX),
+            )
+            .await;
             let mut r = empty(StatusCode::FOUND);
-            set_header(&mut r, LOCATION.as_str(), &storage_url(app, &format!("uploads/{filename}")));
+            set_header(
+                &mut r,
+                LOCATION.as_str(),
+                &storage_url(app, &format!("uploads/{filename}")),
+            );
             Ok(r)
         }
-        (_, s) if s.starts_with("multipart/") => multipart(app, req, &s["multipart/".len()..]).await,
-        _ => Err(ApiError::not_found("not_found", "The requested resource could not be found.")),
+        (_, s) if s.starts_with("multipart/") => {
+            multipart(app, req, &s["multipart/".len()..]).await
+        }
+        _ => Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        )),
     }
 }
 
 fn check_size(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
-    let len = header(req, CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<u64>().ok()).unwrap_or(0);
+    let len = header(req, CONTENT_LENGTH.as_str())
+        .and_then(|l| l.parse::<u64>().ok())
+        .unwrap_or(0);
     if len > app.upload_limit {
         return Err(too_large(app.upload_limit));
     }
@@ -421,7 +517,11 @@ fn check_size(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
 fn check_new_target(app: &App, filename: &str, q: &[(String, String)]) -> Result<(), ApiError> {
     let force = param(q, "force") == Some("true");
     if !force && (app.storage.exists(filename) || app.store.target_item(filename).is_some()) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "entity_already_exists", format!("target {filename} already exists")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "entity_already_exists",
+            format!("target {filename} already exists"),
+        ));
     }
     Ok(())
 }
@@ -431,16 +531,18 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
     let method = req.method().clone();
     match method {
         Method::GET | Method::HEAD => {
-            let item = app
-                .store
-                .target_item(filename)
-                .ok_or_else(|| ApiError::not_found("target_not_found", format!("target {filename} not found")))?;
+            let item = app.store.target_item(filename).ok_or_else(|| {
+                ApiError::not_found("target_not_found", format!("target {filename} not found"))
+            })?;
             if method == Method::HEAD {
                 return Ok(empty(StatusCode::OK));
             }
             if app.storage.exists(filename) {
                 let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
-                r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
                 return Ok(r);
             }
             match item.pointer("/custom/uri").and_then(Value::as_str) {
@@ -460,10 +562,16 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
             let q = parse_query(req.uri().query());
             let ct = header(&req, CONTENT_TYPE.as_str()).unwrap_or("");
             if ct.starts_with("multipart/") {
-                return Err(ApiError::invalid_entity("multipart form uploads are not supported; send the raw file as the body"));
+                return Err(ApiError::invalid_entity(
+                    "multipart form uploads are not supported; send the raw file as the body",
+                ));
             }
-            let name = param(&q, "name").ok_or_else(|| ApiError::invalid_entity("missing query parameter name"))?.to_string();
-            let version = param(&q, "version").ok_or_else(|| ApiError::invalid_entity("missing query parameter version"))?.to_string();
+            let name = param(&q, "name")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter name"))?
+                .to_string();
+            let version = param(&q, "version")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter version"))?
+                .to_string();
             let hardware_ids: Vec<String> = param(&q, "hardwareIds")
                 .unwrap_or("")
                 .split(',')
@@ -472,13 +580,24 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
                 .collect();
             let format = match param(&q, "targetFormat") {
                 None | Some("") => "BINARY".to_string(),
-                Some(f) if f.eq_ignore_ascii_case("binary") || f.eq_ignore_ascii_case("ostree") => f.to_ascii_uppercase(),
-                Some(f) => return Err(ApiError::invalid_entity(format!("unknown targetFormat {f:?}"))),
+                Some(f) if f.eq_ignore_ascii_case("binary") || f.eq_ignore_ascii_case("ostree") => {
+                    f.to_ascii_uppercase()
+                }
+                Some(f) => {
+                    return Err(ApiError::invalid_entity(format!(
+                        "unknown targetFormat {f:?}"
+                    )))
+                }
             };
             check_size(app, &req)?;
-            let received = app.storage.receive(req.into_body(), app.upload_limit).await?;
+            let received = app
+                .storage
+                .receive(req.into_body(), app.upload_limit)
+                .await?;
             if received.length == 0 {
-                return Err(ApiError::invalid_entity("the request has no body: send the file as the raw body"));
+                return Err(ApiError::invalid_entity(
+                    "the request has no body: send the file as the raw body",
+                ));
             }
             let (sha256, length) = (received.sha256.clone(), received.length);
             let now = Expires::now().to_string();
@@ -492,7 +611,8 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
                 "uri": null, "cliUploaded": false, "createdAt": created, "updatedAt": now,
             });
             app.storage.commit(received, filename)?;
-            app.store.add_target_online(filename, &sha256, length, custom)?;
+            app.store
+                .add_target_online(filename, &sha256, length, custom)?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         _ => Err(method_not_allowed()),
@@ -515,44 +635,76 @@ async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp
         (Method::POST, "initiate") => {
             let size: u64 = param(&q, "fileSize")
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| ApiError::invalid_entity("missing or invalid query parameter fileSize"))?;
+                .ok_or_else(|| {
+                    ApiError::invalid_entity("missing or invalid query parameter fileSize")
+                })?;
             if size > app.upload_limit {
                 return Err(too_large(app.upload_limit));
             }
             check_new_target(app, filename, &q)?;
             let id = app.storage.initiate(filename, size)?;
-            Ok(json_resp(StatusCode::OK, &json!({"uploadId": id, "partSize": app.part_size})))
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"uploadId": id, "partSize": app.part_size}),
+            ))
         }
         (Method::GET, "url") => {
-            let id = param(&q, "uploadId").ok_or_else(|| ApiError::invalid_entity("missing query parameter uploadId"))?;
+            let id = param(&q, "uploadId")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter uploadId"))?;
             let part: u32 = param(&q, "part")
                 .and_then(|p| p.parse().ok())
                 .filter(|p| (1..=10_000).contains(p))
-                .ok_or_else(|| ApiError::invalid_entity("missing or invalid query parameter part (1..10000)"))?;
+                .ok_or_else(|| {
+                    ApiError::invalid_entity("missing or invalid query parameter part (1..10000)")
+                })?;
             app.storage.check_upload(id, filename)?;
-            Ok(json_resp(StatusCode::OK, &json!({"uri": storage_url(app, &format!("multipart/{id}/{part}"))})))
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"uri": storage_url(app, &format!("multipart/{id}/{part}"))}),
+            ))
         }
         (Method::PUT, "complete") => {
             let body = read_body(req.into_body(), 1 << 20).await?;
-            let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-            let id = v.get("uploadId").and_then(Value::as_str).ok_or_else(|| ApiError::invalid_entity("uploadId missing"))?;
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+            let id = v
+                .get("uploadId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid_entity("uploadId missing"))?;
             let mut parts = Vec::new();
-            for p in v.get("partETags").and_then(Value::as_array).ok_or_else(|| ApiError::invalid_entity("partETags missing"))? {
-                let n = p.get("part").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+            for p in v
+                .get("partETags")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::invalid_entity("partETags missing"))?
+            {
+                let n = p
+                    .get("part")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok());
                 let tag = p.get("eTag").and_then(Value::as_str);
                 match (n, tag) {
                     (Some(n), Some(t)) => parts.push((n, t.to_string())),
-                    _ => return Err(ApiError::invalid_entity("each partETags entry needs part and eTag")),
+                    _ => {
+                        return Err(ApiError::invalid_entity(
+                            "each partETags entry needs part and eTag",
+                        ))
+                    }
                 }
             }
             parts.sort_by_key(|(n, _)| *n);
             if app.storage.upload_filename(id).as_deref() != Some(filename) {
-                return Err(ApiError::not_found("upload_not_found", "unknown multipart upload"));
+                return Err(ApiError::not_found(
+                    "upload_not_found",
+                    "unknown multipart upload",
+                ));
             }
             app.storage.complete(id, filename, &parts)?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
-        _ => Err(ApiError::not_found("not_found", "The requested resource could not be found.")),
+        _ => Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        )),
     }
 }
 

@@ -55,7 +55,11 @@ impl Stored {
     pub fn new(doc: SignedPayload) -> Self {
         let bytes = doc.canonical().into_bytes();
         let checksum = sha256_hex(&bytes);
-        Stored { doc, bytes, checksum }
+        Stored {
+            doc,
+            bytes,
+            checksum,
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -122,7 +126,11 @@ fn key_path(dir: &Path, id: &str) -> PathBuf {
 
 fn write_key(dir: &Path, key: &PrivateKey) -> Result<()> {
     let pair = key.to_key_pair_json();
-    fsutil::write_atomic(&key_path(dir, key.key_id().as_str()), pair.as_bytes(), fsutil::PRIVATE_FILE)
+    fsutil::write_atomic(
+        &key_path(dir, key.key_id().as_str()),
+        pair.as_bytes(),
+        fsutil::PRIVATE_FILE,
+    )
 }
 
 fn write_root(dir: &Path, root: &Stored) -> Result<()> {
@@ -142,7 +150,10 @@ pub fn create(dir: &Path, key_type: KeyType) -> Result<()> {
     std::fs::create_dir_all(roots_dir(dir)).with_path(roots_dir(dir))?;
     fsutil::create_private_dir(&keys_dir(dir))?;
     if roots_dir(dir).join("1.root.json").exists() {
-        return Err(Error::Usage(format!("{} already holds a repository", dir.display())));
+        return Err(Error::Usage(format!(
+            "{} already holds a repository",
+            dir.display()
+        )));
     }
     let mut keys = Vec::new();
     let mut root = RootRole {
@@ -157,7 +168,13 @@ pub fn create(dir: &Path, key_type: KeyType) -> Result<()> {
         let key = PrivateKey::generate(key_type, None)?;
         let id = key.key_id().to_string();
         root.keys.insert(id.clone(), key.public().clone());
-        root.roles.insert(role.to_string(), RoleKeys { keyids: vec![id], threshold: 1 });
+        root.roles.insert(
+            role.to_string(),
+            RoleKeys {
+                keyids: vec![id],
+                threshold: 1,
+            },
+        );
         write_key(dir, &key)?;
         keys.push(key);
     }
@@ -178,7 +195,10 @@ impl Store {
             if !path.exists() {
                 break;
             }
-            roots.push(parse_doc(&fsutil::read(&path)?, &path.display().to_string())?);
+            roots.push(parse_doc(
+                &fsutil::read(&path)?,
+                &path.display().to_string(),
+            )?);
         }
         if roots.is_empty() {
             return Err(Error::Usage(format!(
@@ -196,7 +216,8 @@ impl Store {
                 match v.get(k) {
                     None | Some(Value::Null) => Ok(None),
                     Some(d) => Ok(Some(Stored::new(
-                        serde_json::from_value(d.clone()).map_err(|e| Error::invalid(format!("{what}: {k}"), e.to_string()))?,
+                        serde_json::from_value(d.clone())
+                            .map_err(|e| Error::invalid(format!("{what}: {k}"), e.to_string()))?,
                     ))),
                 }
             };
@@ -205,8 +226,9 @@ impl Store {
             meta.timestamp = doc("timestamp")?;
             if let Some(Value::Object(d)) = v.get("delegations") {
                 for (name, doc) in d {
-                    let p: SignedPayload = serde_json::from_value(doc.clone())
-                        .map_err(|e| Error::invalid(format!("{what}: delegations.{name}"), e.to_string()))?;
+                    let p: SignedPayload = serde_json::from_value(doc.clone()).map_err(|e| {
+                        Error::invalid(format!("{what}: delegations.{name}"), e.to_string())
+                    })?;
                     meta.delegations.insert(name.clone(), Stored::new(p));
                 }
             }
@@ -224,15 +246,24 @@ impl Store {
                     .map_err(|_| Error::invalid(path.display().to_string(), "invalid JSON"))?;
                 let key = PrivateKey::from_json(&value, None);
                 crate::credentials::wipe(value);
-                let key = key.map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
+                let key =
+                    key.map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))?;
                 keys.insert(key.key_id().to_string(), key);
             }
         }
-        let store = Store { dir: dir.to_path_buf(), state: Mutex::new(State { roots, meta, keys }) };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(State { roots, meta, keys }),
+        };
         {
             let mut st = store.lock();
             let listed = listed_key_ids(st.roots.last().map(|r| &r.doc.signed));
-            let stale: Vec<String> = st.keys.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+            let stale: Vec<String> = st
+                .keys
+                .keys()
+                .filter(|id| !listed.contains(*id))
+                .cloned()
+                .collect();
             for id in stale {
                 store.remove_key_file(&id)?;
                 st.keys.remove(&id);
@@ -255,7 +286,8 @@ impl Store {
     }
 
     fn save_meta(&self, m: &Meta) -> Result<()> {
-        let d: BTreeMap<&String, &SignedPayload> = m.delegations.iter().map(|(k, v)| (k, &v.doc)).collect();
+        let d: BTreeMap<&String, &SignedPayload> =
+            m.delegations.iter().map(|(k, v)| (k, &v.doc)).collect();
         let v = json!({
             "targets": m.targets.as_ref().map(|s| &s.doc),
             "snapshot": m.snapshot.as_ref().map(|s| &s.doc),
@@ -291,7 +323,8 @@ impl Store {
         let mut signed = latest_root(&st).doc.signed.clone();
         let v = latest_root(&st).version() + 1;
         signed["version"] = Value::from(v);
-        signed["expires"] = Value::from(expires_at(Utc::now() + days(ROOT_EXPIRY_DAYS)).to_string());
+        signed["expires"] =
+            Value::from(expires_at(Utc::now() + days(ROOT_EXPIRY_DAYS)).to_string());
         Ok(signed)
     }
 
@@ -357,7 +390,9 @@ impl Store {
     fn refresh(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
         let limit = now + Duration::seconds(REFRESH_WINDOW_SECS);
         let soon = |s: &Option<Stored>| {
-            s.as_ref().map(|s| s.expires().map(|e| e.datetime() <= limit).unwrap_or(true)).unwrap_or(false)
+            s.as_ref()
+                .map(|s| s.expires().map(|e| e.datetime() <= limit).unwrap_or(true))
+                .unwrap_or(false)
         };
         let mut m = st.meta.clone();
         let mut targets_changed = false;
@@ -365,7 +400,8 @@ impl Store {
             if let Some(t) = &m.targets {
                 let mut signed = t.doc.signed.clone();
                 signed["version"] = Value::from(t.version() + 1);
-                signed["expires"] = Value::from(expires_at(now + days(REFRESH_EXPIRY_DAYS)).to_string());
+                signed["expires"] =
+                    Value::from(expires_at(now + days(REFRESH_EXPIRY_DAYS)).to_string());
                 if let Ok(doc) = sign_role(st, "targets", signed) {
                     m.targets = Some(Stored::new(doc));
                     targets_changed = true;
@@ -404,7 +440,11 @@ impl Store {
     }
 
     /// `PUT targets` (§3.1). Returns the new checksum.
-    pub fn put_targets(&self, checksum_header: Option<&str>, body: &[u8]) -> Result<String, ApiError> {
+    pub fn put_targets(
+        &self,
+        checksum_header: Option<&str>,
+        body: &[u8],
+    ) -> Result<String, ApiError> {
         let mut st = self.lock();
         // 1. checksum precondition; a malformed header counts as absent.
         if let Some(current) = &st.meta.targets {
@@ -427,7 +467,8 @@ impl Store {
             }
         }
         // 2. decoding
-        let doc: SignedPayload = serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+        let doc: SignedPayload =
+            serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
         let targets = decode_targets(&doc).map_err(ApiError::invalid_entity)?;
         // 3.–5. signatures, delegations block, target items: all errors together.
         let root = latest_root_role(&st)?;
@@ -446,8 +487,12 @@ impl Store {
             .unwrap_or_default();
         errors.extend(item_errors(&targets, &existing));
         if !errors.is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_offline_targets", "Invalid offline targets")
-                .with_cause(Value::from(errors)));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_offline_targets",
+                "Invalid offline targets",
+            )
+            .with_cause(Value::from(errors)));
         }
         // 6. dependent roles expire with the pushed targets.
         let mut m = st.meta.clone();
@@ -458,32 +503,49 @@ impl Store {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "invalid_version_bump",
-                    format!("Cannot bump version from {} to {}", old.version(), new_targets.version()),
+                    format!(
+                        "Cannot bump version from {} to {}",
+                        old.version(),
+                        new_targets.version()
+                    ),
                 ));
             }
         }
         m.targets = Some(new_targets);
         resign_dependents(&st, &mut m, targets.expires, targets.expires)?;
         self.save_meta(&m)?;
-        let checksum = m.targets.as_ref().map(|t| t.checksum.clone()).unwrap_or_default();
+        let checksum = m
+            .targets
+            .as_ref()
+            .map(|t| t.checksum.clone())
+            .unwrap_or_default();
         st.meta = m;
         Ok(checksum)
     }
 
     /// `POST root` (§3.2).
     pub fn post_root(&self, body: &[u8]) -> Result<(), ApiError> {
-        let doc: SignedPayload = serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+        let doc: SignedPayload =
+            serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
         let invalid = |causes: Vec<String>| {
             ApiError::remote(
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_root_role", "Invalid user signed root")
-                    .with_cause(Value::from(causes)),
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_root_role",
+                    "Invalid user signed root",
+                )
+                .with_cause(Value::from(causes)),
             )
         };
-        let new_root = RootRole::from_signed(&doc.signed, "root.json").map_err(|e| invalid(vec![e.to_string()]))?;
+        let new_root = RootRole::from_signed(&doc.signed, "root.json")
+            .map_err(|e| invalid(vec![e.to_string()]))?;
         // rawJsonIsValid: the root must survive a decode/encode round trip.
-        let reencoded = serde_json::to_value(&new_root).map_err(|e| ApiError::internal(e.to_string()))?;
+        let reencoded =
+            serde_json::to_value(&new_root).map_err(|e| ApiError::internal(e.to_string()))?;
         if CanonicalJson::of(&reencoded) != CanonicalJson::of(&doc.signed) {
-            return Err(invalid(vec!["an incompatible encoder was used to encode root.json".into()]));
+            return Err(invalid(vec![
+                "an incompatible encoder was used to encode root.json".into(),
+            ]));
         }
         let mut st = self.lock();
         let old_root = latest_root_role(&st)?;
@@ -501,8 +563,17 @@ impl Store {
         write_root(&self.dir, &stored)?;
         st.roots.push(stored);
         // persistAndKeepRepoKeys: drop every online key the new root does not list.
-        let keep: BTreeSet<String> = new_root.keys.values().map(|k| k.key_id().to_string()).collect();
-        let stale: Vec<String> = st.keys.keys().filter(|id| !keep.contains(*id)).cloned().collect();
+        let keep: BTreeSet<String> = new_root
+            .keys
+            .values()
+            .map(|k| k.key_id().to_string())
+            .collect();
+        let stale: Vec<String> = st
+            .keys
+            .keys()
+            .filter(|id| !keep.contains(*id))
+            .cloned()
+            .collect();
         for id in stale {
             self.remove_key_file(&id)?;
             st.keys.remove(&id);
@@ -514,7 +585,10 @@ impl Store {
     /// `GET root/private_keys/{id}`: the key pair JSON.
     pub fn private_key(&self, id: &str) -> Result<Zeroizing<String>, ApiError> {
         let st = self.lock();
-        st.keys.get(id).map(PrivateKey::to_key_pair_json).ok_or_else(keypair_not_found)
+        st.keys
+            .get(id)
+            .map(PrivateKey::to_key_pair_json)
+            .ok_or_else(keypair_not_found)
     }
 
     /// `DELETE root/private_keys/{id}`.
@@ -556,18 +630,33 @@ impl Store {
         let mut st = self.lock();
         let now = Utc::now();
         self.ensure_generated(&mut st, now)?;
-        let targets = st.meta.targets.as_ref().map(|t| t.doc.signed.clone()).unwrap_or(Value::Null);
+        let targets = st
+            .meta
+            .targets
+            .as_ref()
+            .map(|t| t.doc.signed.clone())
+            .unwrap_or(Value::Null);
         let delegations = targets.get("delegations").cloned().unwrap_or(Value::Null);
         let role = delegations
             .get("roles")
             .and_then(Value::as_array)
-            .and_then(|roles| roles.iter().find(|r| r.get("name").and_then(Value::as_str) == Some(name)))
+            .and_then(|roles| {
+                roles
+                    .iter()
+                    .find(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            })
             .cloned()
             .ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "delegations_not_defined", "Delegations are not defined for this repository")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "delegations_not_defined",
+                    "Delegations are not defined for this repository",
+                )
             })?;
-        let doc: SignedPayload = serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-        TargetsRole::from_signed(&doc.signed, "delegation").map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+        let doc: SignedPayload =
+            serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+        TargetsRole::from_signed(&doc.signed, "delegation")
+            .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
         let mut keys = BTreeMap::new();
         if let Some(obj) = delegations.get("keys").and_then(Value::as_object) {
             for (id, k) in obj {
@@ -579,13 +668,21 @@ impl Store {
         let keyids: Vec<String> = role
             .get("keyids")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let threshold = role.get("threshold").and_then(Value::as_i64).unwrap_or(0);
         let errors = threshold_errors(&keys, &keyids, threshold, &doc);
         if !errors.is_empty() {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "payload_signature_invalid", "Invalid payload signature")
-                .with_cause(Value::from(errors)));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "payload_signature_invalid",
+                "Invalid payload signature",
+            )
+            .with_cause(Value::from(errors)));
         }
         let mut m = st.meta.clone();
         m.delegations.insert(name.to_string(), Stored::new(doc));
@@ -620,12 +717,22 @@ impl Store {
     /// Adds (or replaces) a target signed online, as `PUT targets/{file}` does:
     /// targets, snapshot and timestamp get version+1 and expire in 31 days (§4.3).
     /// 412 `role_keys_not_found` when the targets key is offline.
-    pub fn add_target_online(&self, filename: &str, sha256: &str, length: u64, custom: Value) -> Result<(), ApiError> {
+    pub fn add_target_online(
+        &self,
+        filename: &str,
+        sha256: &str,
+        length: u64,
+        custom: Value,
+    ) -> Result<(), ApiError> {
         let mut st = self.lock();
         let now = Utc::now();
         self.fresh_root(&mut st, now)?;
         self.ensure_generated(&mut st, now)?;
-        let current = st.meta.targets.clone().ok_or_else(|| ApiError::internal("targets.json missing"))?;
+        let current = st
+            .meta
+            .targets
+            .clone()
+            .ok_or_else(|| ApiError::internal("targets.json missing"))?;
         let mut role = TargetsRole::from_signed(&current.doc.signed, "targets.json")?;
         let exp = expires_at(now + days(ROLE_EXPIRY_DAYS));
         role.version = current.version() + 1;
@@ -641,7 +748,11 @@ impl Store {
         let signed = serde_json::to_value(&role).map_err(|e| ApiError::internal(e.to_string()))?;
         let doc = sign_role(&st, "targets", signed).map_err(|e| {
             if e.code == "role_key_not_found" {
-                ApiError::new(StatusCode::PRECONDITION_FAILED, "role_keys_not_found", "role keys not found: the targets key is offline")
+                ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    "role_keys_not_found",
+                    "role keys not found: the targets key is offline",
+                )
             } else {
                 e
             }
@@ -656,7 +767,10 @@ impl Store {
 }
 
 fn root_not_found() -> ApiError {
-    ApiError::not_found("root_role_not_found", "root role was not found in upstream key store")
+    ApiError::not_found(
+        "root_role_not_found",
+        "root role was not found in upstream key store",
+    )
 }
 
 fn keypair_not_found() -> ApiError {
@@ -693,12 +807,18 @@ fn sign_role(st: &State, role: &str, signed: Value) -> Result<SignedPayload, Api
     let ids = &root
         .roles
         .get(role)
-        .ok_or_else(|| ApiError::not_found("role_keys_not_found", format!("no keys for role {role}")))?
+        .ok_or_else(|| {
+            ApiError::not_found("role_keys_not_found", format!("no keys for role {role}"))
+        })?
         .keyids;
     let mut keys = Vec::new();
     for id in ids {
         // Look up by the computed id: that is what the key files are named after.
-        let computed = root.keys.get(id).map(|k| k.key_id().to_string()).unwrap_or_default();
+        let computed = root
+            .keys
+            .get(id)
+            .map(|k| k.key_id().to_string())
+            .unwrap_or_default();
         match st.keys.get(&computed) {
             Some(k) => keys.push(k),
             None => {
@@ -711,7 +831,10 @@ fn sign_role(st: &State, role: &str, signed: Value) -> Result<SignedPayload, Api
         }
     }
     if keys.is_empty() {
-        return Err(ApiError::not_found("role_keys_not_found", format!("no keys for role {role}")));
+        return Err(ApiError::not_found(
+            "role_keys_not_found",
+            format!("no keys for role {role}"),
+        ));
     }
     SignedPayload::sign(signed, &keys).map_err(ApiError::from)
 }
@@ -734,11 +857,24 @@ fn timestamp_signed(m: &Meta, version: u64, expires: Expires) -> Value {
 }
 
 /// Snapshot and timestamp with version+1 over the documents in `m`.
-fn resign_dependents(st: &State, m: &mut Meta, snapshot_exp: Expires, timestamp_exp: Expires) -> Result<(), ApiError> {
+fn resign_dependents(
+    st: &State,
+    m: &mut Meta,
+    snapshot_exp: Expires,
+    timestamp_exp: Expires,
+) -> Result<(), ApiError> {
     let v = m.snapshot.as_ref().map(Stored::version).unwrap_or(0) + 1;
-    m.snapshot = Some(Stored::new(sign_role(st, "snapshot", snapshot_signed(st, m, v, snapshot_exp))?));
+    m.snapshot = Some(Stored::new(sign_role(
+        st,
+        "snapshot",
+        snapshot_signed(st, m, v, snapshot_exp),
+    )?));
     let v = m.timestamp.as_ref().map(Stored::version).unwrap_or(0) + 1;
-    m.timestamp = Some(Stored::new(sign_role(st, "timestamp", timestamp_signed(m, v, timestamp_exp))?));
+    m.timestamp = Some(Stored::new(sign_role(
+        st,
+        "timestamp",
+        timestamp_signed(m, v, timestamp_exp),
+    )?));
     Ok(())
 }
 
@@ -750,7 +886,10 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
             return Err(format!("signatures: invalid key id {:?}", s.keyid));
         }
         if !METHODS.contains(&s.method.as_str()) {
-            return Err(format!("signatures: unknown signature method {:?}", s.method));
+            return Err(format!(
+                "signatures: unknown signature method {:?}",
+                s.method
+            ));
         }
         if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &s.sig).is_err() {
             return Err(format!("signatures: sig of key {} is not base64", s.keyid));
@@ -760,10 +899,14 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
     for (name, item) in &role.targets {
         for (method, value) in &item.hashes {
             if method != "sha256" {
-                return Err(format!("targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"));
+                return Err(format!(
+                    "targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"
+                ));
             }
             if !is_lower_hex64(value) {
-                return Err(format!("targets.{name}.hashes.sha256: {value:?} is not 64 lower-case hex characters"));
+                return Err(format!(
+                    "targets.{name}.hashes.sha256: {value:?} is not 64 lower-case hex characters"
+                ));
             }
         }
     }
@@ -772,14 +915,25 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
 
 /// `TufCrypto.payloadSignatureIsValid`: signatures by key id (duplicates collapse);
 /// valid if at least `threshold` (> 0) verify. Errors only when that fails.
-fn threshold_errors(keys: &BTreeMap<String, PublicKey>, keyids: &[String], threshold: i64, doc: &SignedPayload) -> Vec<String> {
+fn threshold_errors(
+    keys: &BTreeMap<String, PublicKey>,
+    keyids: &[String],
+    threshold: i64,
+    doc: &SignedPayload,
+) -> Vec<String> {
     let message = CanonicalJson::of(&doc.signed);
-    let sigs: BTreeMap<&str, &crate::metadata::Signature> = doc.signatures.iter().map(|s| (s.keyid.as_str(), s)).collect();
+    let sigs: BTreeMap<&str, &crate::metadata::Signature> = doc
+        .signatures
+        .iter()
+        .map(|s| (s.keyid.as_str(), s))
+        .collect();
     let mut valid = 0i64;
     let mut errors = Vec::new();
     for (id, sig) in sigs {
         match keys.get(id).filter(|_| keyids.iter().any(|k| k == id)) {
-            None => errors.push(format!("key {id} required for role validation not found in authoritative role")),
+            None => errors.push(format!(
+                "key {id} required for role validation not found in authoritative role"
+            )),
             Some(k) if k.verify(&sig.method, message.as_bytes(), &sig.sig) => valid += 1,
             Some(_) => errors.push(format!("Invalid signature for key {id}")),
         }
@@ -787,13 +941,20 @@ fn threshold_errors(keys: &BTreeMap<String, PublicKey>, keyids: &[String], thres
     if threshold > 0 && valid >= threshold {
         Vec::new()
     } else {
-        errors.push(format!("Valid signature count must be >= threshold ({threshold})"));
+        errors.push(format!(
+            "Valid signature count must be >= threshold ({threshold})"
+        ));
         errors
     }
 }
 
 /// `newRootIsValid`: a threshold of `signer`'s root keys must have signed `doc`.
-fn root_signature_errors(signer: &RootRole, signer_v: u64, new_v: u64, doc: &SignedPayload) -> Vec<String> {
+fn root_signature_errors(
+    signer: &RootRole,
+    signer_v: u64,
+    new_v: u64,
+    doc: &SignedPayload,
+) -> Vec<String> {
     let Some(role) = signer.roles.get("root") else {
         return vec![format!("root.json version {signer_v} has no root role")];
     };
@@ -804,8 +965,12 @@ fn root_signature_errors(signer: &RootRole, signer_v: u64, new_v: u64, doc: &Sig
         let sig = doc.signatures.iter().find(|s| &s.keyid == id);
         match (sig, signer.keys.get(id)) {
             (Some(s), Some(k)) if k.verify(&s.method, message.as_bytes(), &s.sig) => valid += 1,
-            (Some(_), _) => errors.push(format!("Invalid signature for key {id} in root.json version {new_v}")),
-            (None, _) => errors.push(format!("No signature found for key {id} in root.json version {new_v}")),
+            (Some(_), _) => errors.push(format!(
+                "Invalid signature for key {id} in root.json version {new_v}"
+            )),
+            (None, _) => errors.push(format!(
+                "No signature found for key {id} in root.json version {new_v}"
+            )),
         }
     }
     if role.threshold > 0 && valid >= role.threshold {
@@ -821,8 +986,12 @@ fn root_signature_errors(signer: &RootRole, signer_v: u64, new_v: u64, doc: &Sig
 
 pub fn valid_delegation_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    first_ok && name.len() <= 50 && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    first_ok
+        && name.len() <= 50
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// `TrustedDelegations.validate` (§3.1 step 4).
@@ -840,10 +1009,17 @@ fn delegation_errors(signed: &Value) -> Vec<String> {
         if !valid_delegation_name(name) {
             errors.push(format!("delegated role name {name:?} is invalid"));
         }
-        for id in r.get("keyids").and_then(Value::as_array).into_iter().flatten() {
+        for id in r
+            .get("keyids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let id = id.as_str().unwrap_or("");
             if !keys.is_some_and(|k| k.contains_key(id)) {
-                errors.push(format!("delegated role {name}: key {id} is not defined in delegations.keys"));
+                errors.push(format!(
+                    "delegated role {name}: key {id} is not defined in delegations.keys"
+                ));
             }
         }
     }
@@ -858,7 +1034,9 @@ fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String
             errors.push(format!("target item error {name}: invalid target filename"));
         }
         if item.hashes.is_empty() {
-            errors.push(format!("target item error {name}: Invalid/Missing Checksum"));
+            errors.push(format!(
+                "target item error {name}: Invalid/Missing Checksum"
+            ));
         }
         match (&item.custom, existing.contains(name)) {
             (None, false) => errors.push(format!(
@@ -887,22 +1065,40 @@ fn check_custom(c: &Value) -> std::result::Result<(), String> {
         .get("hardwareIds")
         .and_then(Value::as_array)
         .ok_or("custom.hardwareIds: missing or not an array")?;
-    if hw.iter().any(|h| !h.as_str().is_some_and(|s| s.chars().count() <= 200)) {
-        return Err("custom.hardwareIds: every entry must be a string of at most 200 characters".into());
+    if hw
+        .iter()
+        .any(|h| h.as_str().is_none_or(|s| s.chars().count() > 200))
+    {
+        return Err(
+            "custom.hardwareIds: every entry must be a string of at most 200 characters".into(),
+        );
     }
     for f in ["createdAt", "updatedAt"] {
-        let s = obj.get(f).and_then(Value::as_str).ok_or(format!("custom.{f}: missing or not a string"))?;
+        let s = obj
+            .get(f)
+            .and_then(Value::as_str)
+            .ok_or(format!("custom.{f}: missing or not a string"))?;
         Expires::parse(s).map_err(|_| format!("custom.{f}: {s:?} is not an ISO-8601 instant"))?;
     }
     match obj.get("targetFormat") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if s == "BINARY" || s == "OSTREE" => {}
-        Some(v) => return Err(format!("custom.targetFormat: {v} is not BINARY, OSTREE or null")),
+        Some(v) => {
+            return Err(format!(
+                "custom.targetFormat: {v} is not BINARY, OSTREE or null"
+            ))
+        }
     }
-    if !matches!(obj.get("uri"), None | Some(Value::Null) | Some(Value::String(_))) {
+    if !matches!(
+        obj.get("uri"),
+        None | Some(Value::Null) | Some(Value::String(_))
+    ) {
         return Err("custom.uri: must be a string or null".into());
     }
-    if !matches!(obj.get("cliUploaded"), None | Some(Value::Null) | Some(Value::Bool(_))) {
+    if !matches!(
+        obj.get("cliUploaded"),
+        None | Some(Value::Null) | Some(Value::Bool(_))
+    ) {
         return Err("custom.cliUploaded: must be a boolean".into());
     }
     Ok(())
@@ -941,8 +1137,13 @@ mod tests {
         let t1 = store.role("targets").unwrap();
         assert_eq!(t1.version(), 1);
         let snap = store.role("snapshot").unwrap();
-        assert_eq!(snap.doc.signed["meta"]["targets.json"]["hashes"]["sha256"], json!(t1.checksum));
-        assert!(store.put_targets(None, b"{}").unwrap_err().status == StatusCode::PRECONDITION_REQUIRED);
+        assert_eq!(
+            snap.doc.signed["meta"]["targets.json"]["hashes"]["sha256"],
+            json!(t1.checksum)
+        );
+        assert!(
+            store.put_targets(None, b"{}").unwrap_err().status == StatusCode::PRECONDITION_REQUIRED
+        );
         drop(store);
         let again = Store::open(&d).unwrap();
         assert_eq!(again.role("targets").unwrap().checksum, t1.checksum);

@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKeyChain};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,32 +36,49 @@ pub fn generate(dir: &Path) -> Result<()> {
     let ca_key = KeyPair::generate().map_err(rc)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "ota-reposerver CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ota-reposerver CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key).map_err(rc)?;
     let issuer = Issuer::from_params(&ca_params, &ca_key);
 
     let server_key = KeyPair::generate().map_err(rc)?;
-    let mut sp = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(rc)?;
+    let mut sp = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(rc)?;
     sp.distinguished_name.push(DnType::CommonName, "localhost");
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = sp.signed_by(&server_key, &issuer).map_err(rc)?;
 
     let client_key = KeyPair::generate().map_err(rc)?;
     let mut cp = CertificateParams::new(Vec::<String>::new()).map_err(rc)?;
-    cp.distinguished_name.push(DnType::CommonName, "ota-reposerver client");
+    cp.distinguished_name
+        .push(DnType::CommonName, "ota-reposerver client");
     // The upstream test nginx derives the namespace from the subject's OU.
-    cp.distinguished_name.push(DnType::OrganizationalUnitName, "default");
+    cp.distinguished_name
+        .push(DnType::OrganizationalUnitName, "default");
     cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client_cert = cp.signed_by(&client_key, &issuer).map_err(rc)?;
 
-    let public = |name: &str, data: &[u8]| fsutil::write_atomic(&t.join(name), data, fsutil::PUBLIC_FILE);
-    let private = |name: &str, data: &[u8]| fsutil::write_atomic(&t.join(name), data, fsutil::PRIVATE_FILE);
+    let public =
+        |name: &str, data: &[u8]| fsutil::write_atomic(&t.join(name), data, fsutil::PUBLIC_FILE);
+    let private =
+        |name: &str, data: &[u8]| fsutil::write_atomic(&t.join(name), data, fsutil::PRIVATE_FILE);
     public("ca.der", ca_cert.der())?;
     public("server.der", server_cert.der())?;
-    private("server.key.der", &Zeroizing::new(server_key.serialize_der()))?;
+    private(
+        "server.key.der",
+        &Zeroizing::new(server_key.serialize_der()),
+    )?;
     public("client.der", client_cert.der())?;
-    private("client.key.der", &Zeroizing::new(client_key.serialize_der()))?;
+    private(
+        "client.key.der",
+        &Zeroizing::new(client_key.serialize_der()),
+    )?;
     Ok(())
 }
 
@@ -98,7 +116,9 @@ pub fn server_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>> {
     let server = CertificateDer::from(read(dir, "server.der")?);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(dir, "server.key.der")?));
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.clone()).map_err(|e| Error::Other(format!("CA certificate: {e}")))?;
+    roots
+        .add(ca.clone())
+        .map_err(|e| Error::Other(format!("CA certificate: {e}")))?;
     let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
         .build()
         .map_err(|e| Error::Other(format!("client certificate verifier: {e}")))?;
@@ -119,11 +139,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path()).unwrap();
         let client = client_p12(dir.path()).unwrap();
-        let ks = KeyStore::from_pkcs12(&client, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+        let ks =
+            KeyStore::from_pkcs12(&client, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
         let (_, chain) = ks.private_key_chain().expect("a key chain");
-        assert_eq!(chain.certs()[0].as_der(), read(dir.path(), "client.der").unwrap());
+        assert_eq!(
+            chain.certs()[0].as_der(),
+            read(dir.path(), "client.der").unwrap()
+        );
         let server = server_p12(dir.path()).unwrap();
-        let ts = KeyStore::from_pkcs12(&server, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+        let ts =
+            KeyStore::from_pkcs12(&server, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
         assert!(ts.entries().any(|(_, e)| matches!(e, KeyStoreEntry::Certificate(c) if c.as_der() == read(dir.path(), "ca.der").unwrap())));
         server_config(dir.path()).unwrap();
     }

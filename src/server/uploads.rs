@@ -34,7 +34,11 @@ pub struct Received {
 }
 
 pub fn too_large(limit: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {limit} bytes"))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body is larger than {limit} bytes"),
+    )
 }
 
 impl Storage {
@@ -64,7 +68,8 @@ impl Storage {
         let mut hash = Sha256Stream::default();
         let mut length = 0u64;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::invalid_entity(format!("reading the body failed: {e}")))?;
+            let frame = frame
+                .map_err(|e| ApiError::invalid_entity(format!("reading the body failed: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 length += data.len() as u64;
                 if length > limit {
@@ -75,20 +80,30 @@ impl Storage {
             }
         }
         file.as_file().sync_all().with_path(file.path())?;
-        Ok(Received { file, sha256: hash.finish_hex(), length })
+        Ok(Received {
+            file,
+            sha256: hash.finish_hex(),
+            length,
+        })
     }
 
     /// Moves a received file into place as target `filename`.
     pub fn commit(&self, received: Received, filename: &str) -> Result<()> {
         let dest = self.path_for(filename);
-        received.file.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        received
+            .file
+            .persist(&dest)
+            .map_err(|e| Error::io(&dest, e.error))?;
         Ok(())
     }
 
     fn upload_dir(&self, upload_id: &str) -> Option<PathBuf> {
         // Upload ids are ours: 32 lower-case hex characters.
-        (upload_id.len() == 32 && upload_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| self.multipart.join(upload_id))
+        (upload_id.len() == 32
+            && upload_id
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| self.multipart.join(upload_id))
     }
 
     /// Starts a multipart upload; returns its id.
@@ -97,13 +112,22 @@ impl Storage {
         let dir = self.multipart.join(&id);
         std::fs::create_dir_all(&dir).with_path(&dir)?;
         let meta = json!({"filename": filename, "fileSize": file_size});
-        fsutil::write_atomic(&dir.join("meta.json"), meta.to_string().as_bytes(), fsutil::PUBLIC_FILE)?;
+        fsutil::write_atomic(
+            &dir.join("meta.json"),
+            meta.to_string().as_bytes(),
+            fsutil::PUBLIC_FILE,
+        )?;
         Ok(id)
     }
 
     /// Checks that `upload_id` is a multipart upload of `filename`.
     pub fn check_upload(&self, upload_id: &str, filename: &str) -> Result<(), ApiError> {
-        let unknown = || ApiError::not_found("upload_not_found", format!("no multipart upload {upload_id:?} for {filename}"));
+        let unknown = || {
+            ApiError::not_found(
+                "upload_not_found",
+                format!("no multipart upload {upload_id:?} for {filename}"),
+            )
+        };
         let dir = self.upload_dir(upload_id).ok_or_else(unknown)?;
         let meta: Value = fsutil::read_json(&dir.join("meta.json")).map_err(|_| unknown())?;
         if meta.get("filename").and_then(Value::as_str) != Some(filename) {
@@ -116,25 +140,42 @@ impl Storage {
     pub fn upload_filename(&self, upload_id: &str) -> Option<String> {
         let dir = self.upload_dir(upload_id)?;
         let meta: Value = fsutil::read_json(&dir.join("meta.json")).ok()?;
-        meta.get("filename").and_then(Value::as_str).map(str::to_string)
+        meta.get("filename")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     }
 
     /// Stores one received part; returns its ETag (quoted sha256).
-    pub fn store_part(&self, upload_id: &str, part: u32, received: Received) -> Result<String, ApiError> {
+    pub fn store_part(
+        &self,
+        upload_id: &str,
+        part: u32,
+        received: Received,
+    ) -> Result<String, ApiError> {
         let dir = self
             .upload_dir(upload_id)
             .filter(|d| d.is_dir())
             .ok_or_else(|| ApiError::not_found("upload_not_found", "unknown multipart upload"))?;
         let dest = dir.join(part.to_string());
-        received.file.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        received
+            .file
+            .persist(&dest)
+            .map_err(|e| Error::io(&dest, e.error))?;
         Ok(format!("\"{}\"", received.sha256))
     }
 
     /// Concatenates the parts in the order given, checking every ETag, and stores the
     /// result as target `filename`.
-    pub fn complete(&self, upload_id: &str, filename: &str, parts: &[(u32, String)]) -> Result<(), ApiError> {
+    pub fn complete(
+        &self,
+        upload_id: &str,
+        filename: &str,
+        parts: &[(u32, String)],
+    ) -> Result<(), ApiError> {
         self.check_upload(upload_id, filename)?;
-        let dir = self.upload_dir(upload_id).ok_or_else(|| ApiError::internal("upload dir"))?;
+        let dir = self
+            .upload_dir(upload_id)
+            .ok_or_else(|| ApiError::internal("upload dir"))?;
         if parts.is_empty() {
             return Err(ApiError::invalid_entity("partETags is empty"));
         }
@@ -154,7 +195,9 @@ impl Storage {
                 out.write_all(&buf[..n]).with_path(out.path())?;
             }
             if hash.finish_hex() != etag.trim_matches('"') {
-                return Err(ApiError::invalid_entity(format!("the ETag of part {part} does not match the uploaded part")));
+                return Err(ApiError::invalid_entity(format!(
+                    "the ETag of part {part} does not match the uploaded part"
+                )));
             }
         }
         out.as_file().sync_all().with_path(out.path())?;
@@ -172,8 +215,14 @@ impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
-        self.get_mut().0.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(Frame::data)))
     }
 }
 
@@ -193,7 +242,10 @@ pub fn file_body(path: PathBuf) -> ChannelBody {
             match f.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => {
-                    if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    if tx
+                        .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -47,7 +47,9 @@ pub fn zip_entry(zip_path: &Path, name: &str) -> Option<Vec<u8>> {
 pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let z = zip::ZipArchive::new(f).unwrap();
-    z.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).collect()
+    z.file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .collect()
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

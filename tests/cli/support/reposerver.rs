@@ -39,7 +39,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { auth: Auth::None, key_type: "ed25519", multipart: true, part_size: None, upload_limit: None }
+        Options {
+            auth: Auth::None,
+            key_type: "ed25519",
+            multipart: true,
+            part_size: None,
+            upload_limit: None,
+        }
     }
 }
 
@@ -73,14 +79,29 @@ impl TestServer {
             .args(["--key-type", opts.key_type, "--auth", auth])
             .output()
             .unwrap();
-        assert!(out.status.success(), "init-account failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut s = TestServer { dir, opts, child: None, url: String::new(), port: 0, token: Mutex::new(None) };
+        assert!(
+            out.status.success(),
+            "init-account failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut s = TestServer {
+            dir,
+            opts,
+            child: None,
+            url: String::new(),
+            port: 0,
+            token: Mutex::new(None),
+        };
         s.spawn("127.0.0.1:0");
         s
     }
 
     fn spawn(&mut self, listen: &str) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let mut cmd = super::ota_reposerver_cmd();
         cmd.arg("serve")
             .arg("--data-dir")
@@ -101,7 +122,9 @@ impl TestServer {
         }
         let mut child = cmd.spawn().unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let Some(url) = line.trim().strip_prefix("listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
@@ -181,14 +204,23 @@ impl TestServer {
         }
         let mut cached = self.token.lock().unwrap();
         if cached.is_none() {
-            let th: Value = serde_json::from_slice(&super::zip_entry(&self.credentials_zip(), "treehub.json").unwrap()).unwrap();
+            let th: Value = serde_json::from_slice(
+                &super::zip_entry(&self.credentials_zip(), "treehub.json").unwrap(),
+            )
+            .unwrap();
             let o = &th["oauth2"];
             let resp = self
                 .client()
                 .post(o["server"].as_str().unwrap())
-                .basic_auth(o["client_id"].as_str().unwrap(), o["client_secret"].as_str())
+                .basic_auth(
+                    o["client_id"].as_str().unwrap(),
+                    o["client_secret"].as_str(),
+                )
                 .header("content-type", "application/x-www-form-urlencoded")
-                .body(format!("grant_type=client_credentials&scope={}", o["scope"].as_str().unwrap()))
+                .body(format!(
+                    "grant_type=client_credentials&scope={}",
+                    o["scope"].as_str().unwrap()
+                ))
                 .send()
                 .unwrap();
             assert_eq!(resp.status(), 200, "token request failed");
@@ -232,18 +264,32 @@ impl TestServer {
     /// Adds a fault rule (see `ota_sign::server::faults`), e.g.
     /// `{"method":"PUT","path":"/api/v1/user_repo/targets","count":2,"kind":"status","status":503}`.
     pub fn add_fault(&self, rule: Value) {
-        let r = self.admin(reqwest::Method::POST).json(&rule).send().unwrap();
-        assert_eq!(r.status(), 200, "adding a fault failed: {}", r.text().unwrap_or_default());
+        let r = self
+            .admin(reqwest::Method::POST)
+            .json(&rule)
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "adding a fault failed: {}",
+            r.text().unwrap_or_default()
+        );
     }
 
     pub fn clear_faults(&self) {
-        assert_eq!(self.admin(reqwest::Method::DELETE).send().unwrap().status(), 204);
+        assert_eq!(
+            self.admin(reqwest::Method::DELETE).send().unwrap().status(),
+            204
+        );
     }
 
     /// The online targets key, from credentials.zip.
     pub fn targets_key(&self) -> PrivateKey {
         let c = ota_sign::credentials::Credentials::read(&self.credentials_zip()).unwrap();
-        c.targets_key().unwrap().expect("credentials.zip has targets.pub/.sec")
+        c.targets_key()
+            .unwrap()
+            .expect("credentials.zip has targets.pub/.sec")
     }
 
     /// GET `path` (a role), returning the parsed document, its checksum header and
@@ -251,7 +297,10 @@ impl TestServer {
     pub fn role(&self, path: &str) -> (SignedPayload, String, Vec<u8>) {
         let r = self.get(path).send().unwrap();
         assert_eq!(r.status(), 200, "GET {path}");
-        let checksum = r.headers()["x-ats-role-checksum"].to_str().unwrap().to_string();
+        let checksum = r.headers()["x-ats-role-checksum"]
+            .to_str()
+            .unwrap()
+            .to_string();
         let body = r.bytes().unwrap().to_vec();
         (SignedPayload::parse(&body, path).unwrap(), checksum, body)
     }
@@ -269,22 +318,37 @@ pub fn client_for(zip: &Path, identity: bool) -> Client {
     ota_sign::crypto::install_tls_provider();
     let mut b = Client::builder().redirect(reqwest::redirect::Policy::none());
     if let Some(server) = super::zip_entry(zip, "server.p12") {
-        let ks = p12_keystore::KeyStore::from_pkcs12(&server, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+        let ks = p12_keystore::KeyStore::from_pkcs12(
+            &server,
+            "",
+            p12_keystore::Pkcs12ImportPolicy::Relaxed,
+        )
+        .unwrap();
         let certs: Vec<reqwest::Certificate> = ks
             .entries()
             .filter_map(|(_, e)| match e {
-                p12_keystore::KeyStoreEntry::Certificate(c) => Some(reqwest::Certificate::from_der(c.as_der()).unwrap()),
+                p12_keystore::KeyStoreEntry::Certificate(c) => {
+                    Some(reqwest::Certificate::from_der(c.as_der()).unwrap())
+                }
                 _ => None,
             })
             .collect();
         b = b.tls_certs_only(certs);
         if identity {
             let client = super::zip_entry(zip, "client_auth.p12").unwrap();
-            let ks = p12_keystore::KeyStore::from_pkcs12(&client, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+            let ks = p12_keystore::KeyStore::from_pkcs12(
+                &client,
+                "",
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .unwrap();
             let (_, chain) = ks.private_key_chain().unwrap();
             let mut pem = pem::encode(&pem::Pem::new("PRIVATE KEY", chain.key().as_der().to_vec()));
             for c in chain.certs() {
-                pem.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", c.as_der().to_vec())));
+                pem.push_str(&pem::encode(&pem::Pem::new(
+                    "CERTIFICATE",
+                    c.as_der().to_vec(),
+                )));
             }
             b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
         }
