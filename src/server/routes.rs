@@ -172,6 +172,37 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Reads a metadata body, undoing `Content-Encoding: gzip`/`deflate` (as upstream's
+/// `decodeRequest`); the decoded size is capped too, so a small bomb cannot expand.
+async fn read_metadata_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    use std::io::Read;
+    let encoding = header(&req, "content-encoding").map(str::to_ascii_lowercase);
+    let raw = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+    let mut out = Vec::new();
+    let limit = MAX_METADATA_BODY as u64 + 1;
+    let result = match encoding.as_deref() {
+        None | Some("identity") => return Ok(raw),
+        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        Some("deflate") => flate2::read::ZlibDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding {other} is not supported"),
+            ))
+        }
+    };
+    result.map_err(|e| ApiError::invalid_entity(format!("cannot decode the request body: {e}")))?;
+    if out.len() > MAX_METADATA_BODY {
+        return Err(too_large(MAX_METADATA_BODY as u64));
+    }
+    Ok(Bytes::from(out))
+}
+
 /// Percent-decoding (`+` is kept unless `form`).
 pub fn percent_decode(s: &str, form: bool) -> String {
     let b = s.as_bytes();
@@ -416,7 +447,7 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         }
         (&Method::GET, "root") => Ok(json_resp(StatusCode::OK, &app.store.unsigned_root()?)),
         (&Method::POST, "root") => {
-            let body = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+            let body = read_metadata_body(req).await?;
             app.store.post_root(&body)?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
@@ -446,15 +477,7 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         }
         (&Method::PUT, "targets") => {
             let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
-            if header(&req, "content-encoding").is_some_and(|e| !e.eq_ignore_ascii_case("identity"))
-            {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_encoding",
-                    "Content-Encoding is not supported by ota-reposerver; send plain JSON",
-                ));
-            }
-            let body = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+            let body = read_metadata_body(req).await?;
             let new_checksum = app.store.put_targets(checksum.as_deref(), &body)?;
             let mut r = empty(StatusCode::NO_CONTENT);
             set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
@@ -466,7 +489,7 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
             match method {
                 Method::GET => Ok(role_resp(&app.store.delegation(name)?)),
                 Method::PUT => {
-                    let body = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+                    let body = read_metadata_body(req).await?;
                     app.store.put_delegation(name, &body)?;
                     Ok(empty(StatusCode::NO_CONTENT))
                 }

@@ -321,7 +321,7 @@ impl Store {
     pub fn unsigned_root(&self) -> Result<Value, ApiError> {
         let st = self.lock();
         let mut signed = latest_root(&st).doc.signed.clone();
-        let v = latest_root(&st).version() + 1;
+        let v = latest_root(&st).version().saturating_add(1);
         signed["version"] = Value::from(v);
         signed["expires"] =
             Value::from(expires_at(Utc::now() + days(ROOT_EXPIRY_DAYS)).to_string());
@@ -399,7 +399,7 @@ impl Store {
         if soon(&m.targets) {
             if let Some(t) = &m.targets {
                 let mut signed = t.doc.signed.clone();
-                signed["version"] = Value::from(t.version() + 1);
+                signed["version"] = Value::from(t.version().saturating_add(1));
                 signed["expires"] =
                     Value::from(expires_at(now + days(REFRESH_EXPIRY_DAYS)).to_string());
                 if let Ok(doc) = sign_role(st, "targets", signed) {
@@ -410,7 +410,12 @@ impl Store {
         }
         let mut snapshot_changed = false;
         if targets_changed || soon(&m.snapshot) {
-            let v = m.snapshot.as_ref().map(Stored::version).unwrap_or(0) + 1;
+            let v = m
+                .snapshot
+                .as_ref()
+                .map(Stored::version)
+                .unwrap_or(0)
+                .saturating_add(1);
             let signed = snapshot_signed(st, &m, v, expires_at(now + days(REFRESH_EXPIRY_DAYS)));
             if let Ok(doc) = sign_role(st, "snapshot", signed) {
                 m.snapshot = Some(Stored::new(doc));
@@ -419,7 +424,12 @@ impl Store {
         }
         let mut timestamp_changed = false;
         if snapshot_changed || soon(&m.timestamp) {
-            let v = m.timestamp.as_ref().map(Stored::version).unwrap_or(0) + 1;
+            let v = m
+                .timestamp
+                .as_ref()
+                .map(Stored::version)
+                .unwrap_or(0)
+                .saturating_add(1);
             let signed = timestamp_signed(&m, v, expires_at(now + days(1)));
             if let Ok(doc) = sign_role(st, "timestamp", signed) {
                 m.timestamp = Some(Stored::new(doc));
@@ -499,7 +509,7 @@ impl Store {
         let new_targets = Stored::new(doc);
         if let Some(old) = &st.meta.targets {
             // 7. version bump
-            if new_targets.version() != old.version() + 1 {
+            if new_targets.version() != old.version().saturating_add(1) {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "invalid_version_bump",
@@ -735,7 +745,7 @@ impl Store {
             .ok_or_else(|| ApiError::internal("targets.json missing"))?;
         let mut role = TargetsRole::from_signed(&current.doc.signed, "targets.json")?;
         let exp = expires_at(now + days(ROLE_EXPIRY_DAYS));
-        role.version = current.version() + 1;
+        role.version = current.version().saturating_add(1);
         role.expires = exp;
         role.targets.insert(
             filename.to_string(),
@@ -863,13 +873,23 @@ fn resign_dependents(
     snapshot_exp: Expires,
     timestamp_exp: Expires,
 ) -> Result<(), ApiError> {
-    let v = m.snapshot.as_ref().map(Stored::version).unwrap_or(0) + 1;
+    let v = m
+        .snapshot
+        .as_ref()
+        .map(Stored::version)
+        .unwrap_or(0)
+        .saturating_add(1);
     m.snapshot = Some(Stored::new(sign_role(
         st,
         "snapshot",
         snapshot_signed(st, m, v, snapshot_exp),
     )?));
-    let v = m.timestamp.as_ref().map(Stored::version).unwrap_or(0) + 1;
+    let v = m
+        .timestamp
+        .as_ref()
+        .map(Stored::version)
+        .unwrap_or(0)
+        .saturating_add(1);
     m.timestamp = Some(Stored::new(sign_role(
         st,
         "timestamp",
@@ -896,6 +916,9 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
         }
     }
     let role = TargetsRole::from_signed(&doc.signed, "targets.json").map_err(|e| e.to_string())?;
+    if role.version > i32::MAX as u64 {
+        return Err(format!("version: {} is not an Int", role.version));
+    }
     for (name, item) in &role.targets {
         for (method, value) in &item.hashes {
             if method != "sha256" {

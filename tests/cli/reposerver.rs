@@ -702,6 +702,11 @@ fn mtls_requires_a_client_certificate() {
             .is_err(),
         "no client certificate, no answer"
     );
+    assert!(
+        s.log().contains("TLS handshake with"),
+        "refused in the handshake:\n{}",
+        s.log()
+    );
     assert_eq!(s.get("root.json").send().unwrap().status(), 200);
 }
 
@@ -720,10 +725,28 @@ fn faults_answer_reset_or_delay() {
     s.add_fault(json!({"path": "/api/v1/user_repo/*", "kind": "reset"}));
     assert!(s.get("snapshot.json").send().is_err(), "connection reset");
     assert_eq!(s.get("snapshot.json").send().unwrap().status(), 200);
+    s.add_fault(json!({"path": "/api/v1/user_repo/root.json", "kind": "delay", "delay_ms": 10}));
     s.add_fault(
-        json!({"path": "/api/v1/user_repo/root.json", "kind": "delay", "delay_ms": 10, "count": 5}),
+        json!({"path": "/api/v1/user_repo/timestamp.json", "kind": "status", "status": 500}),
     );
+    assert_eq!(
+        s.get("root.json").send().unwrap().status(),
+        200,
+        "delayed, then answered"
+    );
+    let remaining = || -> Value {
+        let r = s.client().get(format!("{}/_admin/faults", s.url()));
+        r.header("x-ota-admin-token", s.admin_token())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let expected = json!([{"path": "/api/v1/user_repo/timestamp.json", "count": 1, "kind": "status", "status": 500}]);
+    assert_eq!(remaining(), expected, "the delay rule was used up");
     s.clear_faults();
+    assert_eq!(remaining(), json!([]));
+    assert_eq!(s.get("timestamp.json").send().unwrap().status(), 200);
     let r = s
         .client()
         .get(format!("{}/_admin/faults", s.url()))
@@ -1003,4 +1026,59 @@ fn rsa_repository() {
         .status(),
         204
     );
+}
+
+#[test]
+fn first_push_gzip_and_repo_id_routes() {
+    let s = TestServer::start();
+    let key = s.targets_key();
+    // No targets role yet: neither a checksum nor a version bump is required.
+    let huge = sign(targets_signed(1 << 40, one_target("a"), LATER), &[&key]);
+    assert_eq!(error_body(push(&s, None, huge))["code"], "invalid_entity");
+    assert_eq!(
+        push(
+            &s,
+            None,
+            sign(targets_signed(7, one_target("a"), LATER), &[&key])
+        )
+        .status(),
+        204
+    );
+    let (t, sum, _) = s.role("targets.json");
+    assert_eq!(t.version(), Some(7));
+    assert_eq!(s.role("snapshot.json").0.version(), Some(1));
+
+    // gzip request bodies are decoded (garage-sign gzips large pushes).
+    let body = sign(targets_signed(8, one_target("b"), LATER), &[&key]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &body).unwrap();
+    let r = s
+        .put("targets")
+        .header(CHECKSUM, sum)
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.role("targets.json").0.version(), Some(8));
+
+    // `/api/v1/repo/{repoId}/…` serves the same repository, and only ours.
+    let r = s.get("root.json").send().unwrap();
+    let id = r.headers()["x-ats-tuf-repo-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/api/v1/repo/{id}/root.json", s.url());
+    assert_eq!(
+        s.client().get(url).send().unwrap().bytes().unwrap(),
+        r.bytes().unwrap()
+    );
+    let other = format!(
+        "{}/api/v1/repo/00000000-0000-4000-8000-000000000000/root.json",
+        s.url()
+    );
+    assert_eq!(s.client().get(other).send().unwrap().status(), 403);
+    let r = s.get("no/such/route").send().unwrap();
+    assert_eq!(r.status(), 404);
+    error_body(r);
 }
