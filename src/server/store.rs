@@ -1152,6 +1152,39 @@ mod tests {
     }
 
     #[test]
+    fn root_close_to_expiry_is_resigned_while_its_key_is_online() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("data");
+        create(&d, KeyType::Ed25519).unwrap();
+        let store = Store::open(&d).unwrap();
+        let v1 = store.root().unwrap();
+        let mut role = RootRole::from_signed(&v1.doc.signed, "root").unwrap();
+        role.expires = expires_at(Utc::now() + Duration::minutes(10));
+        let root_id = role.roles["root"].keyids[0].clone();
+        let soon = {
+            let st = store.lock();
+            Stored::new(
+                SignedPayload::sign(role.to_signed().unwrap(), &[&st.keys[&root_id]]).unwrap(),
+            )
+        };
+        write_root(&d, &soon).unwrap();
+        drop(store);
+        let store = Store::open(&d).unwrap();
+        let fresh = store.root().unwrap();
+        assert_eq!(fresh.version(), 2);
+        assert!(fresh.expires().unwrap().datetime() > Utc::now() + days(364));
+        let old = crate::verify::TrustedRoot::from_signed(&soon.doc.signed, "v1").unwrap();
+        crate::verify::verify_root_update(&old, &fresh.doc, "v2").unwrap();
+        assert!(roots_dir(&d).join("2.root.json").exists());
+        // With the root key offline, the expiring root is served unchanged.
+        store.delete_private_key(&root_id).unwrap();
+        drop(store);
+        std::fs::remove_file(roots_dir(&d).join("2.root.json")).unwrap();
+        let store = Store::open(&d).unwrap();
+        assert_eq!(store.root().unwrap().checksum, soon.checksum);
+    }
+
+    #[test]
     fn store_round_trip_and_cas() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("data");

@@ -128,6 +128,13 @@ fn initial_metadata_routes_and_checksums() {
         s.targets_key().key_id().as_str(),
         r.roles["targets"].keyids[0]
     );
+    // Online keys: 0600 files in a 0700 directory.
+    let keys = s.data_dir().join("keys");
+    assert_eq!(crate::support::mode(&keys), 0o700);
+    assert_eq!(crate::support::mode(&s.data_dir()), 0o700);
+    for k in r.keys.keys() {
+        assert_eq!(crate::support::mode(&keys.join(format!("{k}.json"))), 0o600);
+    }
 }
 
 #[test]
