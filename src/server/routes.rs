@@ -344,11 +344,9 @@ fn method_not_allowed() -> ApiError {
 }
 
 /// `PUT /_storage/uploads/<file>` and `PUT /_storage/multipart/<id>/<part>`: the
-/// upload URLs handed out by `PUT uploads/…` and `GET multipart/url/…`.
+/// upload URLs handed out by `PUT uploads/…` and `GET multipart/url/…`; `GET` of an
+/// uploads URL returns the stored bytes (`GET uploads/…` redirects there).
 async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Resp, ApiError> {
-    if req.method() != Method::PUT {
-        return Err(method_not_allowed());
-    }
     let what = percent_decode(raw, false);
     let q = parse_query(req.uri().query());
     let given = param(&q, "token").unwrap_or("");
@@ -358,6 +356,22 @@ async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Res
             "access_denied",
             "invalid or missing storage token",
         ));
+    }
+    if req.method() == Method::GET {
+        // The "signed URL" of `GET uploads/<file>`: the stored bytes.
+        let filename = what.strip_prefix("uploads/").unwrap_or("");
+        if !app.storage.exists(filename) {
+            return Err(ApiError::not_found("target_not_found", "no such upload"));
+        }
+        let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(r);
+    }
+    if req.method() != Method::PUT {
+        return Err(method_not_allowed());
     }
     if let Some(filename) = what.strip_prefix("uploads/") {
         let filename = filename.to_string();
@@ -495,6 +509,24 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
                 }
                 _ => Err(method_not_allowed()),
             }
+        }
+        (&Method::GET, s) if s.starts_with("uploads/") => {
+            // [AT] `verify-uploaded`: a redirect to the signed URL of the stored file.
+            let filename = &s["uploads/".len()..];
+            valid_filename(filename)?;
+            if !app.storage.exists(filename) {
+                return Err(ApiError::not_found(
+                    "target_not_found",
+                    format!("no upload {filename}"),
+                ));
+            }
+            let mut r = empty(StatusCode::FOUND);
+            set_header(
+                &mut r,
+                LOCATION.as_str(),
+                &storage_url(app, &format!("uploads/{filename}")),
+            );
+            Ok(r)
         }
         (&Method::PUT, s) if s.starts_with("uploads/") => {
             let filename = s["uploads/".len()..].to_string();

@@ -867,6 +867,14 @@ fn target_uploads_and_downloads() {
         403
     );
 
+    // `GET uploads/<file>` (verify-uploaded) redirects to the stored bytes.
+    let r = s.get("uploads/big-1.0").send().unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let got = s.client().get(&loc).send().unwrap().bytes().unwrap();
+    assert_eq!(got.as_ref(), b"0123456789");
+    assert_eq!(s.get("uploads/none-1").send().unwrap().status(), 404);
+
     // Multipart, as garage-sign does it against S3.
     let init: Value = s
         .post("multipart/initiate/mp-1.0?fileSize=6")
