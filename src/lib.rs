@@ -36,6 +36,7 @@ pub mod metadata;
 pub mod progress;
 pub mod publish;
 pub mod repo;
+pub mod server;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -7,4 +7,5 @@ mod local_repo;
 mod procedure;
 mod props;
 mod publish;
+mod reposerver;
 mod support;

@@ -10,16 +10,27 @@ use serde_json::{json, Value};
 
 /// Retries stay fast in tests; the policy itself is unchanged.
 fn fast(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    ws.cmd().env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20").args(args).output().unwrap()
+    ws.cmd()
+        .env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn key_id(ws: &Workspace, repo: &str, name: &str) -> String {
     let v = read_json(&ws.repo(repo).join(format!("keys/{name}.pub")));
-    PublicKey::from_json(&v, false).unwrap().key_id().to_string()
+    PublicKey::from_json(&v, false)
+        .unwrap()
+        .key_id()
+        .to_string()
 }
 
 fn server_opts(key_type: &'static str, auth: Auth) -> Options {
-    Options { key_type, auth, ..Options::default() }
+    Options {
+        key_type,
+        auth,
+        ..Options::default()
+    }
 }
 
 /// Runs the procedure exactly as the OTA Connect page prints it.
@@ -27,17 +38,68 @@ fn run_procedure(server: &TestServer, key_type: &str) {
     let ws = Workspace::new();
     let zip = server.credentials_zip();
     let (root_v1, _, _) = server.role("root.json");
-    let old_root_ids: Vec<String> = serde_json::from_value(root_v1.signed["roles"]["root"]["keyids"].clone()).unwrap();
-    let old_targets_ids: Vec<String> = serde_json::from_value(root_v1.signed["roles"]["targets"]["keyids"].clone()).unwrap();
+    let old_root_ids: Vec<String> =
+        serde_json::from_value(root_v1.signed["roles"]["root"]["keyids"].clone()).unwrap();
+    let old_targets_ids: Vec<String> =
+        serde_json::from_value(root_v1.signed["roles"]["targets"]["keyids"].clone()).unwrap();
 
-    ws.ok(&["init", "--repo", "myimagerepo", "--credentials", zip.to_str().unwrap()]);
-    ws.ok(&["key", "generate", "--repo", "myimagerepo", "--name", "myroot", "--type", key_type]);
-    ws.ok(&["key", "generate", "--repo", "myimagerepo", "--name", "mytargets", "--type", key_type]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "myimagerepo",
+        "--credentials",
+        zip.to_str().unwrap(),
+    ]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "--repo",
+        "myimagerepo",
+        "--name",
+        "myroot",
+        "--type",
+        key_type,
+    ]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "--repo",
+        "myimagerepo",
+        "--name",
+        "mytargets",
+        "--type",
+        key_type,
+    ]);
     ws.ok(&["targets", "pull", "--repo", "myimagerepo"]);
-    ws.ok(&["move-offline", "--repo", "myimagerepo", "--old-root-alias", "origroot", "--new-root", "myroot", "--new-targets", "mytargets"]);
-    ws.ok(&["targets", "sign", "--repo", "myimagerepo", "--key-name", "mytargets"]);
+    ws.ok(&[
+        "move-offline",
+        "--repo",
+        "myimagerepo",
+        "--old-root-alias",
+        "origroot",
+        "--new-root",
+        "myroot",
+        "--new-targets",
+        "mytargets",
+    ]);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "myimagerepo",
+        "--key-name",
+        "mytargets",
+    ]);
     ws.ok(&["targets", "push", "--repo", "myimagerepo"]);
-    ws.ok(&["export-credentials", "--repo", "myimagerepo", "--target-key-name", "mytargets", "--to", "offline-credentials.zip"]);
+    ws.ok(&[
+        "export-credentials",
+        "--repo",
+        "myimagerepo",
+        "--target-key-name",
+        "mytargets",
+        "--to",
+        "offline-credentials.zip",
+    ]);
 
     // The server's root v2 lists only the new root and targets keys.
     let myroot = key_id(&ws, "myimagerepo", "myroot");
@@ -45,10 +107,16 @@ fn run_procedure(server: &TestServer, key_type: &str) {
     let (root_v2, _, _) = server.role("root.json");
     assert_eq!(root_v2.signed["version"], 2);
     assert_eq!(root_v2.signed["roles"]["root"]["keyids"], json!([myroot]));
-    assert_eq!(root_v2.signed["roles"]["targets"]["keyids"], json!([mytargets]));
+    assert_eq!(
+        root_v2.signed["roles"]["targets"]["keyids"],
+        json!([mytargets])
+    );
     assert_eq!(root_v2.signed["roles"]["root"]["threshold"], 1);
     let key_type_upper = key_type.to_ascii_uppercase();
-    assert_eq!(root_v2.signed["keys"][&myroot]["keytype"], key_type_upper.as_str());
+    assert_eq!(
+        root_v2.signed["keys"][&myroot]["keytype"],
+        key_type_upper.as_str()
+    );
     // Signed by the new and the old root key, and the chain holds.
     let v1 = TrustedRoot::from_signed(&root_v1.signed, "v1").unwrap();
     ota_sign::verify::verify_root_update(&v1, &root_v2, "v2").unwrap();
@@ -56,30 +124,54 @@ fn run_procedure(server: &TestServer, key_type: &str) {
 
     // The old online root and targets keys are gone from the server.
     for id in old_root_ids.iter().chain(&old_targets_ids) {
-        let r = server.get(&format!("root/private_keys/{id}")).send().unwrap();
+        let r = server
+            .get(&format!("root/private_keys/{id}"))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 404, "online key {id} is still on the server");
     }
     // The old root key now lives offline under the alias.
-    assert_eq!(key_id(&ws, "myimagerepo", "origroot"), old_root_ids.last().unwrap().as_str());
+    assert_eq!(
+        key_id(&ws, "myimagerepo", "origroot"),
+        old_root_ids.last().unwrap().as_str()
+    );
 
     // The pushed targets.json verifies with the new key only.
     let (targets, checksum, body) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 2);
     assert_eq!(targets.signatures.len(), 1);
     assert_eq!(targets.signatures[0].keyid, mytargets);
-    TrustedRoot::from_signed(&root_v2.signed, "v2").unwrap().verify("targets", &targets, "targets.json").unwrap();
+    TrustedRoot::from_signed(&root_v2.signed, "v2")
+        .unwrap()
+        .verify("targets", &targets, "targets.json")
+        .unwrap();
     assert_eq!(checksum, ota_sign::crypto::sha256_hex(&body));
     // The checksum returned by the push was stored.
-    assert_eq!(std::fs::read_to_string(ws.repo("myimagerepo").join("roles/targets.json.checksum")).unwrap(), checksum);
+    assert_eq!(
+        std::fs::read_to_string(ws.repo("myimagerepo").join("roles/targets.json.checksum"))
+            .unwrap(),
+        checksum
+    );
 
     // offline-credentials.zip carries the offline targets key and root v2.
     let offline = ws.path().join("offline-credentials.zip");
-    assert_eq!(zip_entry(&offline, "targets.sec").unwrap(), std::fs::read(ws.repo("myimagerepo").join("keys/mytargets.sec")).unwrap());
-    let exported_root = SignedPayload::parse(&zip_entry(&offline, "root.json").unwrap(), "root.json").unwrap();
+    assert_eq!(
+        zip_entry(&offline, "targets.sec").unwrap(),
+        std::fs::read(ws.repo("myimagerepo").join("keys/mytargets.sec")).unwrap()
+    );
+    let exported_root =
+        SignedPayload::parse(&zip_entry(&offline, "root.json").unwrap(), "root.json").unwrap();
     assert_eq!(exported_root.signed, root_v2.signed);
 
     // pull → sign → push → sign → push works without another pull.
-    ws.ok(&["targets", "sign", "--repo", "myimagerepo", "--key-name", "mytargets"]);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "myimagerepo",
+        "--key-name",
+        "mytargets",
+    ]);
     ws.ok(&["targets", "push", "--repo", "myimagerepo"]);
     assert_eq!(server.role("targets.json").0.signed["version"], 3);
 }
@@ -102,7 +194,13 @@ fn procedure_over_oauth2_and_a_refused_secret() {
     run_procedure(&server, "ed25519");
 
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
     let config_path = ws.repo("r").join("config.json");
     let mut config = read_json(&config_path);
     config["auth"]["client_secret"] = json!("wrong-secret");
@@ -112,7 +210,10 @@ fn procedure_over_oauth2_and_a_refused_secret() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused"), "{err}");
-    assert!(!err.contains("wrong-secret"), "the secret must not be printed: {err}");
+    assert!(
+        !err.contains("wrong-secret"),
+        "the secret must not be printed: {err}"
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
 
@@ -120,23 +221,61 @@ fn procedure_over_oauth2_and_a_refused_secret() {
 fn mutual_tls_with_and_without_a_client_certificate() {
     let server = TestServer::with(server_opts("ed25519", Auth::Mtls));
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
-    assert!(read_json(&ws.repo("r").join("config.json"))["reposerver"].as_str().unwrap().starts_with("https://"));
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
+    assert!(read_json(&ws.repo("r").join("config.json"))["reposerver"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
     ws.ok(&["targets", "pull", "--repo", "r"]);
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "mytargets", "--type", "ed25519"]);
-    ws.ok(&["key", "generate", "--repo", "r", "--name", "myroot", "--type", "ed25519"]);
-    ws.ok(&["move-offline", "--repo", "r", "--old-root-alias", "origroot", "--new-root", "myroot", "--new-targets", "mytargets"]);
+    ws.ok(&[
+        "key",
+        "generate",
+        "--repo",
+        "r",
+        "--name",
+        "mytargets",
+        "--type",
+        "ed25519",
+    ]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "myroot", "--type", "ed25519",
+    ]);
+    ws.ok(&[
+        "move-offline",
+        "--repo",
+        "r",
+        "--old-root-alias",
+        "origroot",
+        "--new-root",
+        "myroot",
+        "--new-targets",
+        "mytargets",
+    ]);
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "mytargets"]);
     ws.ok(&["targets", "push", "--repo", "r"]);
 
     // Trusting the server's CA (--cacert) but without the client certificate, the
     // TLS handshake is refused.
     let server_p12 = zip_entry(&server.credentials_zip(), "server.p12").unwrap();
-    let store = p12_keystore::KeyStore::from_pkcs12(&server_p12, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        &server_p12,
+        "",
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .unwrap();
     let ca: String = store
         .entries()
         .filter_map(|(_, e)| match e {
-            p12_keystore::KeyStoreEntry::Certificate(c) => Some(pem::encode(&pem::Pem::new("CERTIFICATE", c.as_der().to_vec()))),
+            p12_keystore::KeyStoreEntry::Certificate(c) => Some(pem::encode(&pem::Pem::new(
+                "CERTIFICATE",
+                c.as_der().to_vec(),
+            ))),
             _ => None,
         })
         .collect();
@@ -144,44 +283,97 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     std::fs::write(&ca_path, ca).unwrap();
     let mut config = read_json(&ws.repo("r").join("config.json"));
     config["auth"] = Value::Null;
-    std::fs::write(ws.repo("r").join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    let out = fast(&ws, &["targets", "pull", "--repo", "r", "--cacert", ca_path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        ws.repo("r").join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let out = fast(
+        &ws,
+        &[
+            "targets",
+            "pull",
+            "--repo",
+            "r",
+            "--cacert",
+            ca_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // With the certificate restored it works again (the CA file alone was not the problem).
     config["auth"] = json!({"certPath": "client_auth.p12", "serverCertPath": null});
-    std::fs::write(ws.repo("r").join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
-    let out = fast(&ws, &["targets", "pull", "--repo", "r", "--cacert", ca_path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        ws.repo("r").join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let out = fast(
+        &ws,
+        &[
+            "targets",
+            "pull",
+            "--repo",
+            "r",
+            "--cacert",
+            ca_path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Writes a root v2 that the server will serve, signed by a key v1 never listed.
 fn inject_forged_root(server: &mut TestServer) {
     let (root_v1, _, _) = server.role("root.json");
     let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
-    let attacker = ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
+    let attacker =
+        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
     forged.version = 2;
     forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
-    forged.keys.insert(attacker.key_id().to_string(), attacker.public().clone());
+    forged
+        .keys
+        .insert(attacker.key_id().to_string(), attacker.public().clone());
     let signed = SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
     server.stop();
     let roots = server.data_dir().join("repo/roots");
     std::fs::write(roots.join("2.root.json"), signed.canonical().as_bytes()).unwrap();
     server.restart();
-    assert_eq!(server.role("root.json").0.signed["version"], 2, "the server serves the forged root");
+    assert_eq!(
+        server.role("root.json").0.signed["version"],
+        2,
+        "the server serves the forged root"
+    );
 }
 
 #[test]
 fn forged_root_is_refused_by_root_pull() {
     let mut server = TestServer::start();
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
     ws.ok(&["root", "pull", "--repo", "r"]);
     inject_forged_root(&mut server);
     let before = tree_snapshot(&ws.repo("r"));
     let out = fast(&ws, &["root", "pull", "--repo", "r"]);
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2.root.json") && err.contains("root v1"), "{err}");
+    assert!(
+        err.contains("2.root.json") && err.contains("root v1"),
+        "{err}"
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
 
@@ -189,7 +381,13 @@ fn forged_root_is_refused_by_root_pull() {
 fn rolled_back_targets_are_refused_by_targets_pull() {
     let mut server = TestServer::start();
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
     ws.ok(&["targets", "pull", "--repo", "r"]);
     let metadata = server.data_dir().join("repo/metadata.json");
     let old_state = std::fs::read(&metadata).unwrap();
@@ -213,11 +411,21 @@ fn rolled_back_targets_are_refused_by_targets_pull() {
 fn transient_failures_are_retried_and_a_dead_server_is_reported() {
     let mut server = TestServer::start();
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
     server.add_fault(json!({"method": "GET", "path": "/api/v1/user_repo/targets.json", "count": 2, "kind": "status", "status": 503}));
     server.add_fault(json!({"method": "GET", "path": "/api/v1/user_repo/targets.json", "count": 1, "kind": "reset"}));
     let out = fast(&ws, &["targets", "pull", "--repo", "r"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(ws.repo("r").join("roles/targets.json.checksum").exists());
 
     // A 503 on PUT targets is not retried: the push may have been applied.
@@ -234,7 +442,10 @@ fn transient_failures_are_retried_and_a_dead_server_is_reported() {
     let out = fast(&ws, &["targets", "pull", "--repo", "r"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("127.0.0.1") && err.contains("targets.json"), "{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.contains("targets.json"),
+        "{err}"
+    );
     assert_eq!(before, tree_snapshot(&ws.repo("r")));
 }
 
@@ -244,7 +455,13 @@ fn push_conflicts_exit_2() {
     let a = Workspace::new();
     let b = Workspace::new();
     for ws in [&a, &b] {
-        ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+        ws.ok(&[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            server.credentials_zip().to_str().unwrap(),
+        ]);
         ws.ok(&["targets", "pull", "--repo", "r"]);
         ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "targets"]);
     }
@@ -257,19 +474,52 @@ fn push_conflicts_exit_2() {
 fn upload_then_add_uploaded() {
     let server = TestServer::start();
     let ws = Workspace::new();
-    ws.ok(&["init", "--repo", "r", "--credentials", server.credentials_zip().to_str().unwrap()]);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
     let image = ws.path().join("fw.bin");
     let content: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
     std::fs::write(&image, &content).unwrap();
-    ws.ok(&["targets", "upload", "--repo", "r", "--input", image.to_str().unwrap(), "--name", "fw", "--version", "1"]);
+    ws.ok(&[
+        "targets",
+        "upload",
+        "--repo",
+        "r",
+        "--input",
+        image.to_str().unwrap(),
+        "--name",
+        "fw",
+        "--version",
+        "1",
+    ]);
     ws.ok(&["targets", "pull", "--repo", "r"]);
-    ws.ok(&["targets", "add-uploaded", "--repo", "r", "--input", image.to_str().unwrap(), "--name", "fw", "--version", "1", "--hardwareids", "ecu"]);
+    ws.ok(&[
+        "targets",
+        "add-uploaded",
+        "--repo",
+        "r",
+        "--input",
+        image.to_str().unwrap(),
+        "--name",
+        "fw",
+        "--version",
+        "1",
+        "--hardwareids",
+        "ecu",
+    ]);
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "targets"]);
     ws.ok(&["targets", "push", "--repo", "r"]);
     let (targets, _, _) = server.role("targets.json");
     let item = &targets.signed["targets"]["fw-1"];
     assert_eq!(item["length"], content.len());
-    assert_eq!(item["hashes"]["sha256"], ota_sign::crypto::sha256_hex(&content));
+    assert_eq!(
+        item["hashes"]["sha256"],
+        ota_sign::crypto::sha256_hex(&content)
+    );
     assert_eq!(item["custom"]["cliUploaded"], true);
     // Devices download the uploaded bytes.
     let r = server.get("targets/fw-1").send().unwrap();

@@ -7,18 +7,30 @@ use ota_sign::verify::TrustedRoot;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn publish_cmd(zip: &Path, name: &str, version: &str, image: &Path) -> assert_cmd::Command {
-    let mut c = ota_sign();
+fn publish_cmd(zip: &Path, name: &str, version: &str, image: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ota-sign"));
+    c.env_remove("OTA_SIGN_LOG");
     c.env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20").args([
-        "publish", "--credentials", zip.to_str().unwrap(), "--name", name, "--version", version, "--hardwareids", "hw-a,hw-b",
-        "--image", image.to_str().unwrap(),
+        "publish",
+        "--credentials",
+        zip.to_str().unwrap(),
+        "--name",
+        name,
+        "--version",
+        version,
+        "--hardwareids",
+        "hw-a,hw-b",
+        "--image",
+        image.to_str().unwrap(),
     ]);
     c
 }
 
 fn write_image(dir: &Path, name: &str, seed: u8, len: usize) -> PathBuf {
     let p = dir.join(name);
-    let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     std::fs::write(&p, data).unwrap();
     p
 }
@@ -31,7 +43,10 @@ fn server_targets(server: &TestServer) -> (SignedPayload, u64) {
 
 fn verify_with_server_root(server: &TestServer, targets: &SignedPayload) {
     let (root, _, _) = server.role("root.json");
-    TrustedRoot::from_signed(&root.signed, "root").unwrap().verify("targets", targets, "targets.json").unwrap();
+    TrustedRoot::from_signed(&root.signed, "root")
+        .unwrap()
+        .verify("targets", targets, "targets.json")
+        .unwrap();
 }
 
 #[test]
@@ -39,20 +54,28 @@ fn sixteen_concurrent_publishers_all_land() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let (_, v0) = server_targets(&server);
-    let images: Vec<PathBuf> = (0..16).map(|i| write_image(ws.path(), &format!("img{i}.bin"), i as u8, 1000 + i * 7)).collect();
+    let images: Vec<PathBuf> = (0..16)
+        .map(|i| write_image(ws.path(), &format!("img{i}.bin"), i as u8, 1000 + i * 7))
+        .collect();
     let children: Vec<_> = images
         .iter()
         .enumerate()
         .map(|(i, img)| {
-            let mut c: std::process::Command = publish_cmd(&server.credentials_zip(), &format!("app{i}"), "1.0", img).into();
-            c.args(["--retries", "60", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            let mut c = publish_cmd(&server.credentials_zip(), &format!("app{i}"), "1.0", img);
+            c.args(["--retries", "60", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
             c.spawn().unwrap()
         })
         .collect();
     let mut attempts = 0;
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(summary["pushed"], true);
         attempts += summary["attempts"].as_u64().unwrap();
@@ -63,9 +86,15 @@ fn sixteen_concurrent_publishers_all_land() {
     for (i, img) in images.iter().enumerate() {
         let data = std::fs::read(img).unwrap();
         let item = &targets.signed["targets"][format!("app{i}-1.0")];
-        assert_eq!(item["hashes"]["sha256"], ota_sign::crypto::sha256_hex(&data));
+        assert_eq!(
+            item["hashes"]["sha256"],
+            ota_sign::crypto::sha256_hex(&data)
+        );
         assert_eq!(item["length"], data.len());
-        assert_eq!(item["custom"]["hardwareIds"], serde_json::json!(["hw-a", "hw-b"]));
+        assert_eq!(
+            item["custom"]["hardwareIds"],
+            serde_json::json!(["hw-a", "hw-b"])
+        );
     }
     verify_with_server_root(&server, &targets);
 }
@@ -75,19 +104,35 @@ fn publishing_the_same_image_twice_pushes_once() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let img = write_image(ws.path(), "img.bin", 1, 4096);
-    let first = publish_cmd(&server.credentials_zip(), "app", "2.0", &img).output().unwrap();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = publish_cmd(&server.credentials_zip(), "app", "2.0", &img)
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     assert!(String::from_utf8_lossy(&first.stdout).starts_with("published app-2.0"));
     let (t1, v1) = server_targets(&server);
-    let second = publish_cmd(&server.credentials_zip(), "app", "2.0", &img).output().unwrap();
+    let second = publish_cmd(&server.credentials_zip(), "app", "2.0", &img)
+        .output()
+        .unwrap();
     assert!(second.status.success());
-    assert!(String::from_utf8_lossy(&second.stdout).contains("already published"), "{}", String::from_utf8_lossy(&second.stdout));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("already published"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
     let (t2, v2) = server_targets(&server);
     assert_eq!(v1, v2);
     assert_eq!(t1, t2);
     // A changed image under the same name and version is republished.
     let img2 = write_image(ws.path(), "img2.bin", 2, 4096);
-    assert!(publish_cmd(&server.credentials_zip(), "app", "2.0", &img2).output().unwrap().status.success());
+    assert!(publish_cmd(&server.credentials_zip(), "app", "2.0", &img2)
+        .output()
+        .unwrap()
+        .status
+        .success());
     assert_eq!(server_targets(&server).1, v2 + 1);
 }
 
@@ -97,7 +142,10 @@ fn zip_with_other_key(zip: &Path, out: &Path) {
     let creds = ota_sign::credentials::Credentials::read(zip).unwrap();
     let pub_file = key.to_pub_file();
     let sec_file = key.to_sec_file();
-    let mut entries: Vec<(&str, &[u8])> = vec![("targets.pub", pub_file.as_bytes()), ("targets.sec", sec_file.as_bytes())];
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("targets.pub", pub_file.as_bytes()),
+        ("targets.sec", sec_file.as_bytes()),
+    ];
     entries.extend(creds.entries().filter(|(n, _)| !n.starts_with("targets.")));
     ota_sign::credentials::write_zip(out, &entries).unwrap();
 }
@@ -113,24 +161,47 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
     let out = publish_cmd(&other, "app", "1", &img).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let expected_id = server.role("root.json").0.signed["roles"]["targets"]["keyids"][0].as_str().unwrap().to_string();
-    assert!(err.contains("expects") && err.contains(&expected_id), "{err}");
+    let expected_id = server.role("root.json").0.signed["roles"]["targets"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("expects") && err.contains(&expected_id),
+        "{err}"
+    );
     assert_eq!(server_targets(&server).1, v0);
-    assert!(!server.log().contains("PUT /api/v1/user_repo/targets"), "nothing was pushed");
+    assert!(
+        !server.log().contains("PUT /api/v1/user_repo/targets"),
+        "nothing was pushed"
+    );
 
     // A forged root v2 on the server stops publish too.
     let (root_v1, _, _) = server.role("root.json");
     let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
-    let attacker = ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
+    let attacker =
+        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
     forged.version = 2;
     forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
-    forged.keys.insert(attacker.key_id().to_string(), attacker.public().clone());
+    forged
+        .keys
+        .insert(attacker.key_id().to_string(), attacker.public().clone());
     let signed = SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
     server.stop();
-    std::fs::write(server.data_dir().join("repo/roots/2.root.json"), signed.canonical().as_bytes()).unwrap();
+    std::fs::write(
+        server.data_dir().join("repo/roots/2.root.json"),
+        signed.canonical().as_bytes(),
+    )
+    .unwrap();
     server.restart();
-    let out = publish_cmd(&server.credentials_zip(), "app", "1", &img).output().unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = publish_cmd(&server.credentials_zip(), "app", "1", &img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("2.root.json"));
     assert_eq!(server_targets(&server).1, v0);
 }
@@ -141,7 +212,9 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
-        .filter(|e| std::fs::read(e.path()).is_ok_and(|d| d.windows(needle.len()).any(|w| w == needle)))
+        .filter(|e| {
+            std::fs::read(e.path()).is_ok_and(|d| d.windows(needle.len()).any(|w| w == needle))
+        })
         .map(|e| e.path().to_path_buf())
         .collect()
 }
@@ -154,14 +227,16 @@ fn the_private_key_never_touches_the_disk() {
     let watched_cwd = ws.path().join("work");
     std::fs::create_dir_all(&watched_tmp).unwrap();
     std::fs::create_dir_all(&watched_cwd).unwrap();
-    let secret = serde_json::from_slice::<Value>(&crate::support::zip_entry(&server.credentials_zip(), "targets.sec").unwrap())
-        .unwrap()["keyval"]["private"]
+    let secret = serde_json::from_slice::<Value>(
+        &crate::support::zip_entry(&server.credentials_zip(), "targets.sec").unwrap(),
+    )
+    .unwrap()["keyval"]["private"]
         .as_str()
         .unwrap()
         .to_string();
     let seed_hex = secret[..64].to_string();
     let img = write_image(&watched_cwd, "img.bin", 4, 3 << 20);
-    let mut c: std::process::Command = publish_cmd(&server.credentials_zip(), "app", "9", &img).into();
+    let mut c = publish_cmd(&server.credentials_zip(), "app", "9", &img);
     let mut child = c
         .args(["--upload"])
         .env("TMPDIR", &watched_tmp)
@@ -174,7 +249,10 @@ fn the_private_key_never_touches_the_disk() {
     let mut scans = 0;
     loop {
         for dir in [&watched_tmp, &watched_cwd] {
-            assert_eq!(files_containing(dir, seed_hex.as_bytes()), Vec::<PathBuf>::new());
+            assert_eq!(
+                files_containing(dir, seed_hex.as_bytes()),
+                Vec::<PathBuf>::new()
+            );
         }
         scans += 1;
         if child.try_wait().unwrap().is_some() {
@@ -182,14 +260,24 @@ fn the_private_key_never_touches_the_disk() {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for dir in [&watched_tmp, &watched_cwd] {
-        assert_eq!(files_containing(dir, seed_hex.as_bytes()), Vec::<PathBuf>::new());
+        assert_eq!(
+            files_containing(dir, seed_hex.as_bytes()),
+            Vec::<PathBuf>::new()
+        );
     }
     assert!(scans >= 1);
     // The image was uploaded and registered as cliUploaded.
     let (targets, _) = server_targets(&server);
-    assert_eq!(targets.signed["targets"]["app-9"]["custom"]["cliUploaded"], true);
+    assert_eq!(
+        targets.signed["targets"]["app-9"]["custom"]["cliUploaded"],
+        true
+    );
 }
 
 #[test]
@@ -199,36 +287,81 @@ fn dry_run_keep_versions_ostree_and_refusals() {
     let zip = server.credentials_zip();
     for v in 1..=3 {
         let img = write_image(ws.path(), &format!("v{v}.bin"), v as u8, 64);
-        let out = publish_cmd(&zip, "app", &v.to_string(), &img).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = publish_cmd(&zip, "app", &v.to_string(), &img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct createdAt
     }
     let img = write_image(ws.path(), "v4.bin", 4, 64);
-    let out = publish_cmd(&zip, "app", "4", &img).args(["--keep-versions", "2"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = publish_cmd(&zip, "app", "4", &img)
+        .args(["--keep-versions", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (targets, v) = server_targets(&server);
-    let names: Vec<&String> = targets.signed["targets"].as_object().unwrap().keys().collect();
+    let names: Vec<&String> = targets.signed["targets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(names, ["app-3", "app-4"]);
 
     // Dry run: nothing pushed, the signed document is written where asked.
     let dry = ws.path().join("dry.json");
     let out = ota_sign()
-        .args(["publish", "--credentials", zip.to_str().unwrap(), "--name", "os", "--version", "abc", "--hardwareids", "m"])
-        .args(["--format", "ostree", "--sha256", &"ab".repeat(32), "--dry-run", "--output", dry.to_str().unwrap()])
+        .args([
+            "publish",
+            "--credentials",
+            zip.to_str().unwrap(),
+            "--name",
+            "os",
+            "--version",
+            "abc",
+            "--hardwareids",
+            "m",
+        ])
+        .args([
+            "--format",
+            "ostree",
+            "--sha256",
+            &"ab".repeat(32),
+            "--dry-run",
+            "--output",
+            dry.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(server_targets(&server).1, v);
     let doc = SignedPayload::parse(&std::fs::read(&dry).unwrap(), "dry").unwrap();
     assert_eq!(doc.signed["version"].as_u64(), Some(v + 1));
     assert_eq!(doc.signed["targets"]["os-abc"]["length"], 0);
-    assert_eq!(doc.signed["targets"]["os-abc"]["custom"]["targetFormat"], "OSTREE");
+    assert_eq!(
+        doc.signed["targets"]["os-abc"]["custom"]["targetFormat"],
+        "OSTREE"
+    );
     verify_with_server_root(&server, &doc);
 
     // Non-ASCII names and custom values are refused before anything is pushed.
     let out = publish_cmd(&zip, "caf\u{e9}", "1", &img).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
-    let out = publish_cmd(&zip, "app", "5", &img).args(["--custom", r#"{"note":"\u00e9"}"#]).output().unwrap();
+    let out = publish_cmd(&zip, "app", "5", &img)
+        .args(["--custom", r#"{"note":"\u00e9"}"#])
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("non-ASCII"));
     assert_eq!(server_targets(&server).1, v);
@@ -236,7 +369,10 @@ fn dry_run_keep_versions_ostree_and_refusals() {
     // A zip without the offline entries says what is missing.
     let bare = ws.path().join("bare.zip");
     let creds = ota_sign::credentials::Credentials::read(&zip).unwrap();
-    let entries: Vec<(&str, &[u8])> = creds.entries().filter(|(n, _)| *n != "targets.sec").collect();
+    let entries: Vec<(&str, &[u8])> = creds
+        .entries()
+        .filter(|(n, _)| *n != "targets.sec")
+        .collect();
     ota_sign::credentials::write_zip(&bare, &entries).unwrap();
     let out = publish_cmd(&bare, "app", "6", &img).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

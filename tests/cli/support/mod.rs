@@ -6,6 +6,8 @@ pub mod fake_http;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod reposerver;
+
 /// `ota-sign` with a clean environment for logging.
 pub fn ota_sign() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ota-sign"));

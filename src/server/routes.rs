@@ -1,0 +1,779 @@
+//! Request routing: fault injection, authentication, the `user_repo` API
+//! (reference/reposerver.md §2.1), the storage URLs that stand in for S3 presigned
+//! URLs, `/token` and the admin routes. One log line per request.
+
+use super::account::{Account, AuthMode};
+use super::auth::{Tokens, TOKEN_LIFETIME_SECS};
+use super::errors::ApiError;
+use super::faults::{FaultAction, FaultRule, Faults};
+use super::store::{Store, Stored};
+use super::uploads::{file_body, too_large, Storage};
+use crate::crypto::sha256_hex;
+use crate::metadata::Expires;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Resp = Response<Body>;
+
+/// Metadata bodies (targets, root, delegations) are capped at this size.
+pub const MAX_METADATA_BODY: usize = 16 << 20;
+const PREFIX: &str = "/api/v1/user_repo";
+const CHECKSUM_HEADER: &str = "x-ats-role-checksum";
+const ADMIN_HEADER: &str = "x-ota-admin-token";
+
+/// Returned by the service to make hyper drop the connection without an answer.
+#[derive(Debug)]
+pub struct ConnectionReset;
+
+impl std::fmt::Display for ConnectionReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset (fault injection)")
+    }
+}
+
+impl std::error::Error for ConnectionReset {}
+
+/// Everything a request handler needs.
+pub struct App {
+    pub store: Store,
+    pub storage: Storage,
+    pub account: Account,
+    pub tokens: Tokens,
+    pub faults: Faults,
+    /// `http(s)://127.0.0.1:PORT`, for the storage URLs we hand out.
+    pub base_url: String,
+    /// `false`: the multipart routes answer `501 not_implemented`.
+    pub multipart: bool,
+    pub part_size: u64,
+    pub upload_limit: u64,
+}
+
+fn full(status: StatusCode, content_type: Option<&str>, bytes: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(
+        Full::new(bytes.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    if let Some(ct) = content_type {
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+    }
+    r
+}
+
+fn json_resp(status: StatusCode, v: &Value) -> Resp {
+    full(status, Some("application/json"), v.to_string())
+}
+
+fn empty(status: StatusCode) -> Resp {
+    full(status, None, Bytes::new())
+}
+
+fn err_resp(e: &ApiError) -> Resp {
+    json_resp(e.status, &e.body())
+}
+
+fn set_header(r: &mut Resp, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+fn role_resp(s: &Stored) -> Resp {
+    let mut r = full(StatusCode::OK, Some("application/json"), s.bytes.clone());
+    set_header(&mut r, CHECKSUM_HEADER, &s.checksum);
+    r
+}
+
+/// The service function: one log line per request (never with the query string,
+/// which may carry storage tokens).
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, ConnectionReset> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let result = route(&app, req).await;
+    let ms = start.elapsed().as_millis();
+    match &result {
+        Ok(r) => log::info!("{method} {path} {} {ms}ms", r.status().as_u16()),
+        Err(_) => log::info!("{method} {path} reset {ms}ms"),
+    }
+    result
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionReset> {
+    let path = req.uri().path().to_string();
+    if path == "/_admin/faults" {
+        return Ok(admin(app, req).await.unwrap_or_else(|e| err_resp(&e)));
+    }
+    match app.faults.take(req.method().as_str(), &path) {
+        Some(FaultAction::Reset) => return Err(ConnectionReset),
+        Some(FaultAction::Status { status }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Ok(err_resp(&ApiError::new(
+                status,
+                "fault_injected",
+                "fault injected by the test harness",
+            )));
+        }
+        Some(FaultAction::Delay { delay_ms }) => {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await
+        }
+        None => {}
+    }
+    let result = if path == "/health" {
+        Ok(json_resp(StatusCode::OK, &json!({"status": "OK"})))
+    } else if path == "/token" && app.account.auth == AuthMode::Oauth2 {
+        token(app, req).await
+    } else if let Some(rest) = path.strip_prefix("/_storage/") {
+        let rest = rest.to_string();
+        storage_put(app, req, &rest).await
+    } else if path.starts_with("/api/") {
+        if app.account.auth == AuthMode::Oauth2 && !app.tokens.check(header(&req, "authorization"))
+        {
+            let mut r = err_resp(&ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required (POST /token first)",
+            ));
+            set_header(&mut r, "www-authenticate", "Bearer");
+            return Ok(r);
+        }
+        api(app, req, &path).await
+    } else {
+        Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ))
+    };
+    Ok(result.unwrap_or_else(|e| err_resp(&e)))
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Reads a whole (metadata) body, 413 `payload_too_large` beyond `limit`.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit as u64)),
+        Err(e) => Err(ApiError::invalid_entity(format!(
+            "reading the body failed: {e}"
+        ))),
+    }
+}
+
+/// Reads a metadata body, undoing `Content-Encoding: gzip`/`deflate` (as upstream's
+/// `decodeRequest`); the decoded size is capped too, so a small bomb cannot expand.
+async fn read_metadata_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    use std::io::Read;
+    let encoding = header(&req, "content-encoding").map(str::to_ascii_lowercase);
+    let raw = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+    let mut out = Vec::new();
+    let limit = MAX_METADATA_BODY as u64 + 1;
+    let result = match encoding.as_deref() {
+        None | Some("identity") => return Ok(raw),
+        Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        Some("deflate") => flate2::read::ZlibDecoder::new(&raw[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Content-Encoding {other} is not supported"),
+            ))
+        }
+    };
+    result.map_err(|e| ApiError::invalid_entity(format!("cannot decode the request body: {e}")))?;
+    if out.len() > MAX_METADATA_BODY {
+        return Err(too_large(MAX_METADATA_BODY as u64));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Percent-decoding (`+` is kept unless `form`).
+pub fn percent_decode(s: &str, form: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' if form => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn valid_filename(f: &str) -> Result<(), ApiError> {
+    if f.is_empty() || f.len() >= 254 || f.contains("..") {
+        return Err(ApiError::invalid_entity(format!(
+            "invalid target filename {f:?}: must be non-empty, shorter than 254 characters and not contain \"..\""
+        )));
+    }
+    Ok(())
+}
+
+/// The token that authorises a storage URL (our stand-in for an S3 signature).
+fn storage_token(app: &App, what: &str) -> String {
+    sha256_hex(format!("{}\n{what}", app.account.admin_token).as_bytes())
+}
+
+fn storage_url(app: &App, what: &str) -> String {
+    let encoded: String = what
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!(
+        "{}/_storage/{encoded}?token={}",
+        app.base_url,
+        storage_token(app, what)
+    )
+}
+
+async fn token(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    if req.method() != Method::POST {
+        return Err(method_not_allowed());
+    }
+    let Some(client) = &app.account.oauth2 else {
+        return Err(ApiError::not_found(
+            "not_found",
+            "no OAuth2 client configured",
+        ));
+    };
+    let authorization = header(&req, "authorization").map(str::to_string);
+    let body = read_body(req.into_body(), 64 * 1024).await?;
+    let form = parse_query(std::str::from_utf8(&body).ok());
+    match app.tokens.issue(authorization.as_deref(), &form, client) {
+        Ok(t) => Ok(json_resp(
+            StatusCode::OK,
+            &json!({"access_token": t, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECS, "scope": client.scope}),
+        )),
+        Err(code) => {
+            let status = if code == "invalid_client" {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok(json_resp(status, &json!({"error": code})))
+        }
+    }
+}
+
+async fn admin(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let given = header(&req, ADMIN_HEADER).unwrap_or("");
+    if sha256_hex(given.as_bytes()) != sha256_hex(app.account.admin_token.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("the {ADMIN_HEADER} header is missing or wrong"),
+        ));
+    }
+    match *req.method() {
+        Method::GET => Ok(json_resp(StatusCode::OK, &json!(app.faults.list()))),
+        Method::DELETE => {
+            app.faults.clear();
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        Method::POST => {
+            let body = read_body(req.into_body(), 1 << 20).await?;
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+            let rules: Vec<FaultRule> = match v {
+                Value::Array(_) => serde_json::from_value(v),
+                other => serde_json::from_value(other).map(|r| vec![r]),
+            }
+            .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+            app.faults.add(rules);
+            Ok(json_resp(StatusCode::OK, &json!(app.faults.list())))
+        }
+        _ => Err(method_not_allowed()),
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "HTTP method not allowed",
+    )
+}
+
+/// `PUT /_storage/uploads/<file>` and `PUT /_storage/multipart/<id>/<part>`: the
+/// upload URLs handed out by `PUT uploads/…` and `GET multipart/url/…`; `GET` of an
+/// uploads URL returns the stored bytes (`GET uploads/…` redirects there).
+async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Resp, ApiError> {
+    let what = percent_decode(raw, false);
+    let q = parse_query(req.uri().query());
+    let given = param(&q, "token").unwrap_or("");
+    if sha256_hex(given.as_bytes()) != sha256_hex(storage_token(app, &what).as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "invalid or missing storage token",
+        ));
+    }
+    if req.method() == Method::GET {
+        // The "signed URL" of `GET uploads/<file>`: the stored bytes.
+        let filename = what.strip_prefix("uploads/").unwrap_or("");
+        if !app.storage.exists(filename) {
+            return Err(ApiError::not_found("target_not_found", "no such upload"));
+        }
+        let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(r);
+    }
+    if req.method() != Method::PUT {
+        return Err(method_not_allowed());
+    }
+    if let Some(filename) = what.strip_prefix("uploads/") {
+        let filename = filename.to_string();
+        let received = app
+            .storage
+            .receive(req.into_body(), app.upload_limit)
+            .await?;
+        let etag = format!("\"{}\"", received.sha256);
+        app.storage.commit(received, &filename)?;
+        let mut r = empty(StatusCode::OK);
+        set_header(&mut r, "etag", &etag);
+        return Ok(r);
+    }
+    if let Some(rest) = what.strip_prefix("multipart/") {
+        let (id, part) = rest
+            .split_once('/')
+            .ok_or_else(|| ApiError::not_found("not_found", "bad storage URL"))?;
+        let part: u32 = part
+            .parse()
+            .map_err(|_| ApiError::not_found("not_found", "bad part number"))?;
+        let received = app
+            .storage
+            .receive(req.into_body(), app.upload_limit)
+            .await?;
+        let etag = app.storage.store_part(id, part, received)?;
+        let mut r = empty(StatusCode::OK);
+        set_header(&mut r, "etag", &etag);
+        return Ok(r);
+    }
+    Err(ApiError::not_found("not_found", "bad storage URL"))
+}
+
+async fn api(app: &App, req: Request<Incoming>, path: &str) -> Result<Resp, ApiError> {
+    let rest = if let Some(r) = path.strip_prefix(PREFIX) {
+        r.to_string()
+    } else if let Some(r) = path.strip_prefix("/api/v1/repo/") {
+        // `/api/v1/repo/{repoId}/…`: the same routes, for our repo only.
+        let (id, rest) = r.split_once('/').unwrap_or((r, ""));
+        if id != app.account.repo_id {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "authorization_failed",
+                "The supplied authentication is not authorized to access this resource",
+            ));
+        }
+        format!("/{rest}")
+    } else {
+        return Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ));
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        ));
+    }
+    let rest = percent_decode(&rest, false);
+    let mut resp = repo_route(app, req, &rest)
+        .await
+        .unwrap_or_else(|e| err_resp(&e));
+    set_header(&mut resp, "x-ats-tuf-repo-id", &app.account.repo_id);
+    Ok(resp)
+}
+
+async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp, ApiError> {
+    let method = req.method().clone();
+    let seg = rest.trim_start_matches('/');
+    match (&method, seg) {
+        (&Method::POST, "") => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflicting_entity",
+            "the namespace already has a repository",
+        )),
+        (&Method::GET, "root.json") => Ok(role_resp(&app.store.root()?)),
+        (&Method::GET, "targets.json") => Ok(role_resp(&app.store.role("targets")?)),
+        (&Method::GET, "snapshot.json") => Ok(role_resp(&app.store.role("snapshot")?)),
+        (&Method::GET, "timestamp.json") => Ok(role_resp(&app.store.role("timestamp")?)),
+        (&Method::GET, s)
+            if s.ends_with(".root.json")
+                && s.len() > 10
+                && s[..s.len() - 10].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            let n: u64 = s[..s.len() - 10].parse().unwrap_or(u64::MAX);
+            Ok(role_resp(&app.store.root_version(n)?))
+        }
+        (&Method::GET, "root") => Ok(json_resp(StatusCode::OK, &app.store.unsigned_root()?)),
+        (&Method::POST, "root") => {
+            let body = read_metadata_body(req).await?;
+            app.store.post_root(&body)?;
+            Ok(json_resp(StatusCode::OK, &json!({})))
+        }
+        (m, s) if s.starts_with("root/private_keys/") => {
+            let id = &s["root/private_keys/".len()..];
+            if !(id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
+                return Err(ApiError::not_found(
+                    "not_found",
+                    "The requested resource could not be found.",
+                ));
+            }
+            match *m {
+                Method::GET => {
+                    let pair = app.store.private_key(id)?;
+                    Ok(full(
+                        StatusCode::OK,
+                        Some("application/json"),
+                        pair.as_bytes().to_vec(),
+                    ))
+                }
+                Method::DELETE => {
+                    app.store.delete_private_key(id)?;
+                    Ok(empty(StatusCode::NO_CONTENT))
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
+        (&Method::PUT, "targets") => {
+            let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
+            let body = read_metadata_body(req).await?;
+            let new_checksum = app.store.put_targets(checksum.as_deref(), &body)?;
+            let mut r = empty(StatusCode::NO_CONTENT);
+            set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
+            Ok(r)
+        }
+        (_, s) if s.starts_with("targets/") => target_file(app, req, &s["targets/".len()..]).await,
+        (_, s) if s.starts_with("delegations/") && s.ends_with(".json") => {
+            let name = &s["delegations/".len()..s.len() - 5];
+            match method {
+                Method::GET => Ok(role_resp(&app.store.delegation(name)?)),
+                Method::PUT => {
+                    let body = read_metadata_body(req).await?;
+                    app.store.put_delegation(name, &body)?;
+                    Ok(empty(StatusCode::NO_CONTENT))
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
+        (&Method::GET, s) if s.starts_with("uploads/") => {
+            // [AT] `verify-uploaded`: a redirect to the signed URL of the stored file.
+            let filename = &s["uploads/".len()..];
+            valid_filename(filename)?;
+            if !app.storage.exists(filename) {
+                return Err(ApiError::not_found(
+                    "target_not_found",
+                    format!("no upload {filename}"),
+                ));
+            }
+            let mut r = empty(StatusCode::FOUND);
+            set_header(
+                &mut r,
+                LOCATION.as_str(),
+                &storage_url(app, &format!("uploads/{filename}")),
+            );
+            Ok(r)
+        }
+        (&Method::PUT, s) if s.starts_with("uploads/") => {
+            let filename = s["uploads/".len()..].to_string();
+            valid_filename(&filename)?;
+            let q = parse_query(req.uri().query());
+            check_size(app, &req)?;
+            check_new_target(app, &filename, &q)?;
+            // Drain whatever was sent, then redirect to our "presigned" URL.
+            let _ = read_body(
+                req.into_body(),
+                usize::try_from(app.upload_limit).unwrap_or(usize::MAX),
+            )
+            .await;
+            let mut r = empty(StatusCode::FOUND);
+            set_header(
+                &mut r,
+                LOCATION.as_str(),
+                &storage_url(app, &format!("uploads/{filename}")),
+            );
+            Ok(r)
+        }
+        (_, s) if s.starts_with("multipart/") => {
+            multipart(app, req, &s["multipart/".len()..]).await
+        }
+        _ => Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        )),
+    }
+}
+
+fn check_size(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
+    let len = header(req, CONTENT_LENGTH.as_str())
+        .and_then(|l| l.parse::<u64>().ok())
+        .unwrap_or(0);
+    if len > app.upload_limit {
+        return Err(too_large(app.upload_limit));
+    }
+    Ok(())
+}
+
+/// 409 when the target already exists, unless `force=true`.
+fn check_new_target(app: &App, filename: &str, q: &[(String, String)]) -> Result<(), ApiError> {
+    let force = param(q, "force") == Some("true");
+    if !force && (app.storage.exists(filename) || app.store.target_item(filename).is_some()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "entity_already_exists",
+            format!("target {filename} already exists"),
+        ));
+    }
+    Ok(())
+}
+
+async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Result<Resp, ApiError> {
+    valid_filename(filename)?;
+    let method = req.method().clone();
+    match method {
+        Method::GET | Method::HEAD => {
+            let item = app.store.target_item(filename).ok_or_else(|| {
+                ApiError::not_found("target_not_found", format!("target {filename} not found"))
+            })?;
+            if method == Method::HEAD {
+                return Ok(empty(StatusCode::OK));
+            }
+            if app.storage.exists(filename) {
+                let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                return Ok(r);
+            }
+            match item.pointer("/custom/uri").and_then(Value::as_str) {
+                Some(uri) => {
+                    let mut r = empty(StatusCode::FOUND);
+                    set_header(&mut r, LOCATION.as_str(), uri);
+                    Ok(r)
+                }
+                None => Err(ApiError::new(
+                    StatusCode::EXPECTATION_FAILED,
+                    "no_uri_for_unmanaged_target",
+                    "Cannot redirect to unmanaged resource, no known URI for this resource",
+                )),
+            }
+        }
+        Method::PUT => {
+            let q = parse_query(req.uri().query());
+            let ct = header(&req, CONTENT_TYPE.as_str()).unwrap_or("");
+            if ct.starts_with("multipart/") {
+                return Err(ApiError::invalid_entity(
+                    "multipart form uploads are not supported; send the raw file as the body",
+                ));
+            }
+            let name = param(&q, "name")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter name"))?
+                .to_string();
+            let version = param(&q, "version")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter version"))?
+                .to_string();
+            let hardware_ids: Vec<String> = param(&q, "hardwareIds")
+                .unwrap_or("")
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect();
+            let format = match param(&q, "targetFormat") {
+                None | Some("") => "BINARY".to_string(),
+                Some(f) if f.eq_ignore_ascii_case("binary") || f.eq_ignore_ascii_case("ostree") => {
+                    f.to_ascii_uppercase()
+                }
+                Some(f) => {
+                    return Err(ApiError::invalid_entity(format!(
+                        "unknown targetFormat {f:?}"
+                    )))
+                }
+            };
+            check_size(app, &req)?;
+            let received = app
+                .storage
+                .receive(req.into_body(), app.upload_limit)
+                .await?;
+            if received.length == 0 {
+                return Err(ApiError::invalid_entity(
+                    "the request has no body: send the file as the raw body",
+                ));
+            }
+            let (sha256, length) = (received.sha256.clone(), received.length);
+            let now = Expires::now().to_string();
+            let created = app
+                .store
+                .target_item(filename)
+                .and_then(|i| i.pointer("/custom/createdAt").cloned())
+                .unwrap_or_else(|| Value::from(now.clone()));
+            let custom = json!({
+                "name": name, "version": version, "hardwareIds": hardware_ids, "targetFormat": format,
+                "uri": null, "cliUploaded": false, "createdAt": created, "updatedAt": now,
+            });
+            app.storage.commit(received, filename)?;
+            app.store
+                .add_target_online(filename, &sha256, length, custom)?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(method_not_allowed()),
+    }
+}
+
+async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp, ApiError> {
+    if !app.multipart {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "multipart uploads are not implemented by this storage backend",
+        ));
+    }
+    let q = parse_query(req.uri().query());
+    let method = req.method().clone();
+    let (action, filename) = rest.split_once('/').unwrap_or((rest, ""));
+    valid_filename(filename)?;
+    match (method, action) {
+        (Method::POST, "initiate") => {
+            let size: u64 = param(&q, "fileSize")
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_entity("missing or invalid query parameter fileSize")
+                })?;
+            if size > app.upload_limit {
+                return Err(too_large(app.upload_limit));
+            }
+            check_new_target(app, filename, &q)?;
+            let id = app.storage.initiate(filename, size)?;
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"uploadId": id, "partSize": app.part_size}),
+            ))
+        }
+        (Method::GET, "url") => {
+            let id = param(&q, "uploadId")
+                .ok_or_else(|| ApiError::invalid_entity("missing query parameter uploadId"))?;
+            let part: u32 = param(&q, "part")
+                .and_then(|p| p.parse().ok())
+                .filter(|p| (1..=10_000).contains(p))
+                .ok_or_else(|| {
+                    ApiError::invalid_entity("missing or invalid query parameter part (1..10000)")
+                })?;
+            app.storage.check_upload(id, filename)?;
+            Ok(json_resp(
+                StatusCode::OK,
+                &json!({"uri": storage_url(app, &format!("multipart/{id}/{part}"))}),
+            ))
+        }
+        (Method::PUT, "complete") => {
+            let body = read_body(req.into_body(), 1 << 20).await?;
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+            let id = v
+                .get("uploadId")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid_entity("uploadId missing"))?;
+            let mut parts = Vec::new();
+            for p in v
+                .get("partETags")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::invalid_entity("partETags missing"))?
+            {
+                let n = p
+                    .get("part")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok());
+                let tag = p.get("eTag").and_then(Value::as_str);
+                match (n, tag) {
+                    (Some(n), Some(t)) => parts.push((n, t.to_string())),
+                    _ => {
+                        return Err(ApiError::invalid_entity(
+                            "each partETags entry needs part and eTag",
+                        ))
+                    }
+                }
+            }
+            parts.sort_by_key(|(n, _)| *n);
+            if app.storage.upload_filename(id).as_deref() != Some(filename) {
+                return Err(ApiError::not_found(
+                    "upload_not_found",
+                    "unknown multipart upload",
+                ));
+            }
+            app.storage.complete(id, filename, &parts)?;
+            Ok(json_resp(StatusCode::OK, &json!({})))
+        }
+        _ => Err(ApiError::not_found(
+            "not_found",
+            "The requested resource could not be found.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%2Fb%20c+d", false), "a/b c+d");
+        assert_eq!(percent_decode("a+b%", true), "a b%");
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        let q = parse_query(Some("name=my+app&hardwareIds=a,b&x"));
+        assert_eq!(param(&q, "name"), Some("my app"));
+        assert_eq!(param(&q, "x"), Some(""));
+    }
+}
