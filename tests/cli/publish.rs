@@ -175,7 +175,10 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
         "nothing was pushed"
     );
 
-    // A forged root v2 on the server stops publish too.
+    // A forged root v2 on the server stops publish too. (Keep the zip as issued: the
+    // test server rewrites its own copy at every start.)
+    let issued = ws.path().join("issued.zip");
+    std::fs::copy(server.credentials_zip(), &issued).unwrap();
     let (root_v1, _, _) = server.role("root.json");
     let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
     let attacker =
@@ -193,9 +196,7 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
     )
     .unwrap();
     server.restart();
-    let out = publish_cmd(&server.credentials_zip(), "app", "1", &img)
-        .output()
-        .unwrap();
+    let out = publish_cmd(&issued, "app", "1", &img).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(3),
