@@ -126,9 +126,16 @@ class RepoServer:
         self.url = None
 
     def start(self, timeout=30):
-        os.makedirs(self.data_dir, exist_ok=True)
+        # The account first (four online keys); `serve --credentials` then writes the
+        # credentials.zip for the port the kernel picked.
+        self.credentials = self.data_dir + "-credentials.zip"
+        init = subprocess.run([self.binary, "init-account", "--data-dir", self.data_dir, "--key-type", "ed25519"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        if init.returncode != 0:
+            pytest.fail("ota-reposerver init-account failed:\n%s%s" % (init.stdout, init.stderr), pytrace=False)
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"],
+            [self.binary, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
+             "--credentials", self.credentials],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             universal_newlines=True)
         found = threading.Event()
