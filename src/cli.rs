@@ -375,6 +375,9 @@ pub enum TargetsCommand {
     /// Sign the unsigned targets (version + 1) into roles/targets.json
     #[command(disable_help_flag = true)]
     Sign(TargetsSignArgs),
+    /// Delegate target paths to other keys (in the unsigned targets.json)
+    #[command(subcommand, disable_help_flag = true)]
+    Delegations(TargetsDelegationsCommand),
     /// Download targets.json and its checksum from the server
     #[command(disable_help_flag = true)]
     Pull,
@@ -396,6 +399,23 @@ pub enum TargetsCommand {
         /// Replace an existing upload
         #[arg(long, hide = true)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TargetsDelegationsCommand {
+    /// Add (or replace) a delegated role with its keys and path prefixes
+    #[command(disable_help_flag = true)]
+    Add {
+        /// Name of the delegated role
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Target path prefixes the role may sign (e.g. "supplier01*")
+        #[arg(short = 'p', long = "prefix", required = true, action = ArgAction::Append)]
+        prefixes: Vec<String>,
+        /// JSON public key files of the role's keys
+        #[arg(short = 'k', long = "key", required = true, action = ArgAction::Append)]
+        keys: Vec<PathBuf>,
     },
 }
 

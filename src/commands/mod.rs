@@ -102,6 +102,18 @@ pub fn parse_key_type(s: &str) -> Result<KeyType> {
     }
 }
 
+/// A command-line JSON object (`--customMeta`, `--custom`).
+pub fn parse_json_object(
+    text: Option<&str>,
+    flag: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    match text.map(serde_json::from_str::<serde_json::Value>) {
+        None => Ok(None),
+        Some(Ok(serde_json::Value::Object(m))) => Ok(Some(m)),
+        Some(_) => Err(Error::Usage(format!("{flag} must be a JSON object"))),
+    }
+}
+
 /// Writes data to stdout as garage-sign does: raw bytes, no trailing newline.
 pub fn print_raw(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();

@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, Period};
 use crate::metadata::TargetFormat;
 use crate::publish::{publish, ImageSource, PublishRequest};
-use serde_json::Value;
 
 pub fn run(ctx: &Context, a: PublishArgs) -> Result<()> {
     let format = TargetFormat::parse(&a.format)?;
@@ -27,13 +26,7 @@ pub fn run(ctx: &Context, a: PublishArgs) -> Result<()> {
                 .into(),
         )),
     };
-    let custom = match &a.custom {
-        None => None,
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => return Err(Error::Usage("--custom must be a JSON object".into())),
-        },
-    };
+    let custom = super::parse_json_object(a.custom.as_deref(), "--custom")?;
     let expiry = match ExpiryChoice::from_flags(a.expires.as_deref(), a.expire_after.as_deref())? {
         ExpiryChoice::Default => ExpiryChoice::After(Period {
             years: 0,

@@ -2,7 +2,9 @@
 
 use super::{print_raw, Context};
 use crate::canonical::CanonicalJson;
-use crate::cli::{TargetFields, TargetsArgs, TargetsCommand, TargetsSignArgs};
+use crate::cli::{
+    TargetFields, TargetsArgs, TargetsCommand, TargetsDelegationsCommand, TargetsSignArgs,
+};
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
 use crate::http::ReposerverClient;
@@ -82,6 +84,11 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             super::root::set_threshold(&repo, "targets", threshold)
         }
         TargetsCommand::Sign(a) => sign(&repo, a),
+        TargetsCommand::Delegations(TargetsDelegationsCommand::Add {
+            name,
+            prefixes,
+            keys,
+        }) => add_delegation(&repo, &name, &prefixes, &keys),
         TargetsCommand::Pull => pull(ctx, &repo),
         TargetsCommand::Push => push(ctx, &repo),
         TargetsCommand::Upload {
@@ -116,13 +123,7 @@ pub fn new_target(
     url: Option<String>,
     cli_uploaded: bool,
 ) -> Result<NewTarget> {
-    let custom_meta = match &t.custom_meta {
-        None => None,
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => return Err(Error::Usage("--customMeta must be a JSON object".into())),
-        },
-    };
+    let custom_meta = super::parse_json_object(t.custom_meta.as_deref(), "--customMeta")?;
     let new = NewTarget {
         name: t.name.clone(),
         version: t.version.clone(),
@@ -271,4 +272,73 @@ pub fn get_targets(ctx: &Context, repo: &str) -> Result<()> {
     let repo = ctx.existing_repo(Some(repo))?;
     let fetched = ctx.client(&repo)?.get_targets()?;
     print_raw(&fetched.raw)
+}
+
+/// `targets delegations add`: the keys go to `delegations.keys`; the role replaces any
+/// role of the same name and comes first, `{name, keyids, paths, threshold: 1,
+/// terminating: true}` as garage-sign writes it.
+fn add_delegation(
+    repo: &TufRepo,
+    name: &str,
+    prefixes: &[String],
+    key_files: &[std::path::PathBuf],
+) -> Result<()> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 50
+        && name
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && i > 0));
+    if !valid_name {
+        return Err(Error::Usage(format!("invalid delegation name {name:?}: use up to 50 of [a-zA-Z0-9_.-], not starting with '.'")));
+    }
+    if let Some(p) = prefixes
+        .iter()
+        .find(|p| p.is_empty() || p.len() >= 254 || p.contains(".."))
+    {
+        return Err(Error::Usage(format!(
+            "invalid path prefix {p:?}: non-empty, under 254 characters, no \"..\""
+        )));
+    }
+    let keys = key_files
+        .iter()
+        .map(|f| crate::repo::read_public_key_file(f))
+        .collect::<Result<Vec<_>>>()?;
+    let mut role = repo.read_unsigned_targets()?;
+    let mut delegations = match role.delegations.take() {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let key_map = delegations
+        .entry("keys")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(key_map) = key_map else {
+        return Err(Error::invalid(
+            "targets.json: delegations.keys",
+            "is not an object",
+        ));
+    };
+    let mut ids = Vec::new();
+    for k in &keys {
+        key_map.insert(k.key_id().to_string(), k.to_json());
+        ids.push(k.key_id().to_string());
+    }
+    let mut roles: Vec<Value> = match delegations.remove("roles") {
+        Some(Value::Array(r)) => r,
+        _ => vec![],
+    };
+    roles.retain(|r| r.get("name").and_then(Value::as_str) != Some(name));
+    roles.insert(
+        0,
+        serde_json::json!({"name": name, "keyids": ids, "paths": prefixes, "threshold": 1, "terminating": true}),
+    );
+    delegations.insert("roles".into(), Value::Array(roles));
+    role.delegations = Some(Value::Object(delegations));
+    repo.write_unsigned_targets(&role)?;
+    log::info!(
+        "delegated {} to {name} ({} key(s))",
+        prefixes.join(", "),
+        ids.len()
+    );
+    Ok(())
 }

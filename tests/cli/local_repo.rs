@@ -1194,3 +1194,94 @@ fn help_and_exit_codes() {
     // Running without a command prints help and exits 0.
     ws.ok(&[]);
 }
+
+/// Root external signatures: increment-version → get-unsigned → sign elsewhere
+/// (here `sign-json`, which signs the canonical bytes it is given) → root sign --signatures.
+#[test]
+fn root_external_signatures_with_old_root_alias() {
+    let ws = Workspace::new();
+    ws.init_from_fixture("r", "credentials_ed25519.zip");
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "newroot", "--type", "ed25519",
+    ]);
+    ws.ok(&[
+        "key", "generate", "--repo", "r", "--name", "oldroot", "--type", "rsa",
+    ]);
+    ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "newroot"]);
+    ws.ok(&["root", "increment-version", "--repo", "r"]);
+    let unsigned = ws.ok(&["root", "get-unsigned", "--repo", "r"]);
+    let msg = ws.path().join("unsigned-root.json");
+    std::fs::write(&msg, &unsigned).unwrap();
+    let keys = ws.repo("r").join("keys");
+    let signed = ws.ok(&[
+        "sign-json",
+        "--priv-key",
+        keys.join("newroot.sec").to_str().unwrap(),
+        "--pub-key",
+        keys.join("newroot.pub").to_str().unwrap(),
+        "--input",
+        msg.to_str().unwrap(),
+    ]);
+    let sig = serde_json::from_str::<Value>(&signed).unwrap()["signatures"][0]["sig"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.ok(&[
+        "root",
+        "sign",
+        "--repo",
+        "r",
+        "--old-root-alias",
+        "oldroot",
+        "--signatures",
+        &format!("newroot={sig}"),
+    ]);
+    let root = read_json(&ws.repo("r").join("roles/root.json"));
+    assert_eq!(
+        canonical(&root["signed"]),
+        unsigned,
+        "no version or expiry change"
+    );
+    assert_eq!(root["signed"]["version"], 4);
+    assert_eq!(
+        root["signatures"][0]["method"], "rsassa-pss-sha256",
+        "the old root alias signs first"
+    );
+    assert_eq!(
+        root["signatures"][1]["method"], "ed25519",
+        "Ed25519 external signatures get their own method"
+    );
+    // targets set-threshold edits the targets role of the unsigned root.
+    ws.ok(&[
+        "root",
+        "targets-key",
+        "add",
+        "--repo",
+        "r",
+        "--key-name",
+        "newroot",
+    ]);
+    ws.ok(&[
+        "targets",
+        "set-threshold",
+        "--repo",
+        "r",
+        "--threshold",
+        "2",
+    ]);
+    assert_eq!(
+        read_json(&ws.repo("r").join("roles/unsigned/root.json"))["roles"]["targets"]["threshold"],
+        2
+    );
+    ws.fails(
+        255,
+        &[
+            "targets",
+            "set-threshold",
+            "--repo",
+            "r",
+            "--threshold",
+            "3",
+        ],
+    );
+}

@@ -1,7 +1,7 @@
 //! The OTA Connect offline-keys procedure (reference/ota-connect-offline-keys.txt),
 //! verbatim, against ota-reposerver; authentication; trust failures; retries.
 
-use crate::support::reposerver::{Auth, Options, TestServer};
+use crate::support::reposerver::{inject_forged_root, Auth, Options, TestServer};
 use crate::support::{read_json, tree_snapshot, zip_entry, Workspace};
 use ota_sign::keys::PublicKey;
 use ota_sign::metadata::SignedPayload;
@@ -330,29 +330,6 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     );
 }
 
-/// Writes a root v2 that the server will serve, signed by a key v1 never listed.
-fn inject_forged_root(server: &mut TestServer) {
-    let (root_v1, _, _) = server.role("root.json");
-    let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
-    let attacker =
-        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
-    forged.version = 2;
-    forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
-    forged
-        .keys
-        .insert(attacker.key_id().to_string(), attacker.public().clone());
-    let signed = SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
-    server.stop();
-    let roots = server.data_dir().join("repo/roots");
-    std::fs::write(roots.join("2.root.json"), signed.canonical().as_bytes()).unwrap();
-    server.restart();
-    assert_eq!(
-        server.role("root.json").0.signed["version"],
-        2,
-        "the server serves the forged root"
-    );
-}
-
 #[test]
 fn forged_root_is_refused_by_root_pull() {
     let mut server = TestServer::start();
@@ -525,4 +502,187 @@ fn upload_then_add_uploaded() {
     let r = server.get("targets/fw-1").send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().unwrap().to_vec(), content);
+}
+
+#[test]
+fn delegations_push_and_pull() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
+    ws.ok(&[
+        "user-keys",
+        "gen",
+        "--key-name",
+        "supplier",
+        "--type",
+        "ed25519",
+    ]);
+    let supplier_pub = ws.home().join("user-keys/supplier.pub");
+    // The image repository delegates supplier01* to the supplier's key.
+    ws.ok(&["targets", "pull", "--repo", "r"]);
+    ws.ok(&[
+        "targets",
+        "delegations",
+        "add",
+        "--repo",
+        "r",
+        "--name",
+        "supplier01",
+        "--prefix",
+        "supplier01*",
+        "--key",
+        supplier_pub.to_str().unwrap(),
+    ]);
+    let unsigned = read_json(&ws.repo("r").join("roles/unsigned/targets.json"));
+    assert_eq!(
+        unsigned["delegations"]["roles"][0]["paths"],
+        json!(["supplier01*"])
+    );
+    assert_eq!(unsigned["delegations"]["roles"][0]["terminating"], true);
+    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "targets"]);
+    ws.ok(&["targets", "push", "--repo", "r"]);
+    // The supplier signs its own targets file.
+    let file = ws.path().join("supplier01.json");
+    std::fs::write(&file, ws.ok(&["delegations", "init"])).unwrap();
+    ws.ok(&[
+        "delegations",
+        "add-target",
+        "--input",
+        file.to_str().unwrap(),
+        "--inplace",
+        "--name",
+        "supplier01-fw",
+        "--version",
+        "1",
+        "--length",
+        "3",
+        "--sha256",
+        &"ab".repeat(32),
+        "--hardwareids",
+        "ecu",
+    ]);
+    let signed = ws.path().join("supplier01.signed.json");
+    std::fs::write(
+        &signed,
+        ws.ok(&[
+            "delegations",
+            "sign",
+            "--input",
+            file.to_str().unwrap(),
+            "--key-name",
+            "supplier",
+        ]),
+    )
+    .unwrap();
+    ws.ok(&[
+        "delegations",
+        "push",
+        "--repo",
+        "r",
+        "--name",
+        "supplier01",
+        "--input",
+        signed.to_str().unwrap(),
+    ]);
+    let pulled = ws.path().join("pulled.json");
+    ws.ok(&[
+        "delegations",
+        "pull",
+        "--repo",
+        "r",
+        "--name",
+        "supplier01",
+        "--output",
+        pulled.to_str().unwrap(),
+    ]);
+    assert_eq!(read_json(&pulled), read_json(&signed));
+    // A delegation the top-level targets.json does not define is refused.
+    let err = ws.fails(
+        3,
+        &[
+            "delegations",
+            "push",
+            "--repo",
+            "r",
+            "--name",
+            "other",
+            "--input",
+            signed.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("delegations_not_defined"), "{err}");
+}
+
+#[test]
+fn import_client_cert_switches_to_mutual_tls() {
+    let server = TestServer::with(server_opts("ed25519", Auth::Mtls));
+    let ws = Workspace::new();
+    ws.ok(&[
+        "init",
+        "--repo",
+        "r",
+        "--credentials",
+        server.credentials_zip().to_str().unwrap(),
+    ]);
+    let config_path = ws.repo("r").join("config.json");
+    let mut config = read_json(&config_path);
+    config["auth"] = Value::Null;
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    std::fs::remove_file(ws.repo("r").join("client_auth.p12")).unwrap();
+    std::fs::remove_file(ws.repo("r").join("server.p12")).unwrap();
+    let out = fast(&ws, &["targets", "pull", "--repo", "r"]);
+    assert_eq!(out.status.code(), Some(3));
+
+    let client = ws.path().join("client.p12");
+    let server_p12 = ws.path().join("server.p12");
+    std::fs::write(
+        &client,
+        zip_entry(&server.credentials_zip(), "client_auth.p12").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &server_p12,
+        zip_entry(&server.credentials_zip(), "server.p12").unwrap(),
+    )
+    .unwrap();
+    // A broken store is refused before anything changes.
+    let junk = ws.path().join("junk.p12");
+    std::fs::write(&junk, b"not pkcs12").unwrap();
+    let before = tree_snapshot(&ws.repo("r"));
+    ws.fails(
+        3,
+        &[
+            "import-client-cert",
+            "--repo",
+            "r",
+            "--client-cert",
+            junk.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+
+    ws.ok(&[
+        "import-client-cert",
+        "--repo",
+        "r",
+        "--client-cert",
+        client.to_str().unwrap(),
+        "--server-cert",
+        server_p12.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        read_json(&config_path)["auth"],
+        json!({"certPath": "client_auth.p12", "serverCertPath": "server.p12"})
+    );
+    assert_eq!(
+        crate::support::mode(&ws.repo("r").join("client_auth.p12")),
+        0o600
+    );
+    ws.ok(&["targets", "pull", "--repo", "r"]);
 }

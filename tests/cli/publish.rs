@@ -179,23 +179,7 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
     // test server rewrites its own copy at every start.)
     let issued = ws.path().join("issued.zip");
     std::fs::copy(server.credentials_zip(), &issued).unwrap();
-    let (root_v1, _, _) = server.role("root.json");
-    let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
-    let attacker =
-        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
-    forged.version = 2;
-    forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
-    forged
-        .keys
-        .insert(attacker.key_id().to_string(), attacker.public().clone());
-    let signed = SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
-    server.stop();
-    std::fs::write(
-        server.data_dir().join("repo/roots/2.root.json"),
-        signed.canonical().as_bytes(),
-    )
-    .unwrap();
-    server.restart();
+    crate::support::reposerver::inject_forged_root(&mut server);
     let out = publish_cmd(&issued, "app", "1", &img).output().unwrap();
     assert_eq!(
         out.status.code(),

@@ -355,3 +355,27 @@ pub fn client_for(zip: &Path, identity: bool) -> Client {
     }
     b.build().unwrap()
 }
+
+/// Writes a root v2 that the server will serve, signed by a key v1 never listed.
+pub fn inject_forged_root(server: &mut TestServer) {
+    let (root_v1, _, _) = server.role("root.json");
+    let mut forged = ota_sign::metadata::RootRole::from_signed(&root_v1.signed, "v1").unwrap();
+    let attacker =
+        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
+    forged.version = 2;
+    forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
+    forged
+        .keys
+        .insert(attacker.key_id().to_string(), attacker.public().clone());
+    let signed =
+        ota_sign::metadata::SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
+    server.stop();
+    let roots = server.data_dir().join("repo/roots");
+    std::fs::write(roots.join("2.root.json"), signed.canonical().as_bytes()).unwrap();
+    server.restart();
+    assert_eq!(
+        server.role("root.json").0.signed["version"],
+        2,
+        "the server serves the forged root"
+    );
+}
