@@ -293,7 +293,8 @@ impl Credentials {
             .transpose()
     }
 
-    /// `targets.pub` + `targets.sec`, checked to be one pair.
+    /// `targets.pub` + `targets.sec`, checked to be one pair. A pair that parses but
+    /// does not match is an [`Error::Key`]; unreadable entries are [`Error::Invalid`].
     pub fn targets_key(&self) -> Result<Option<PrivateKey>> {
         let (Some(public), Some(secret)) = (self.entry("targets.pub"), self.entry("targets.sec"))
         else {
@@ -303,13 +304,22 @@ impl Credentials {
             .map_err(|e| Error::invalid(self.what("targets.pub"), format!("invalid JSON: {e}")))?;
         let public = PublicKey::from_json(&public_json, false)
             .map_err(|e| Error::invalid(self.what("targets.pub"), e.to_string()))?;
-        let secret_json: Zeroizing<Vec<u8>> = Zeroizing::new(secret.to_vec());
-        let secret_value: Value = serde_json::from_slice(&secret_json)
+        let secret_value: Value = serde_json::from_slice(secret)
             .map_err(|_| Error::invalid(self.what("targets.sec"), "invalid JSON"))?;
-        let key = PrivateKey::from_json(&secret_value, Some(&public));
+        let key = PrivateKey::from_json(&secret_value, None);
         wipe(secret_value);
-        key.map(Some)
-            .map_err(|e| Error::invalid(self.what("targets.sec"), e.to_string()))
+        let key = key.map_err(|e| Error::invalid(self.what("targets.sec"), e.to_string()))?;
+        if key.public() != &public {
+            return Err(Error::key(
+                self.what("targets.sec"),
+                format!(
+                    "does not belong to targets.pub ({} vs {}): the archive's key pair is broken",
+                    key.key_id(),
+                    public.key_id()
+                ),
+            ));
+        }
+        Ok(Some(key))
     }
 
     /// meta-updater's and aktualizr's `CanSignOffline()`: all four entries present.

@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
     let targets_key = match creds.targets_key() {
         Ok(k) => k,
         // A pair that parses but does not match is broken input, not a legacy format.
-        Err(e) if e.to_string().contains("does not belong") => return Err(e),
+        Err(e @ Error::Key { .. }) => return Err(e),
         Err(e) => {
             log::warn!("not importing the targets key: {e}");
             None

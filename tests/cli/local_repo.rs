@@ -1285,3 +1285,36 @@ fn root_external_signatures_with_old_root_alias() {
         ],
     );
 }
+
+#[test]
+fn init_refuses_a_mismatched_targets_pair_in_the_zip() {
+    let ws = Workspace::new();
+    let original =
+        ota_sign::credentials::Credentials::read(Path::new(&creds("credentials_ed25519.zip")))
+            .unwrap();
+    let other =
+        ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
+    let other_pub = other.to_pub_file();
+    let mut entries: Vec<(&str, &[u8])> = original
+        .entries()
+        .filter(|(n, _)| *n != "targets.pub")
+        .collect();
+    entries.push(("targets.pub", other_pub.as_bytes()));
+    let zip = ws.path().join("mismatched.zip");
+    ota_sign::credentials::write_zip(&zip, &entries).unwrap();
+    let err = ws.fails(
+        3,
+        &[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("targets.sec") && err.contains("does not belong"),
+        "{err}"
+    );
+    assert!(!ws.repo("r").exists());
+}
