@@ -30,7 +30,8 @@ fn main() {
         .init();
     ota_sign::crypto::install_tls_provider();
     if let Err(e) = ota_sign::commands::run(cli) {
-        log::error!("{e}");
+        // Printed directly, so no log filter can hide why the command failed.
+        eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }
 }
