@@ -201,10 +201,7 @@ fn procedure_over_oauth2_and_a_refused_secret() {
         "--credentials",
         server.credentials_zip().to_str().unwrap(),
     ]);
-    let config_path = ws.repo("r").join("config.json");
-    let mut config = read_json(&config_path);
-    config["auth"]["client_secret"] = json!("wrong-secret");
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    ws.edit_config("r", |c| c["auth"]["client_secret"] = json!("wrong-secret"));
     let before = tree_snapshot(&ws.repo("r"));
     let out = fast(&ws, &["targets", "pull", "--repo", "r"]);
     assert_eq!(out.status.code(), Some(3));
@@ -281,13 +278,7 @@ fn mutual_tls_with_and_without_a_client_certificate() {
         .collect();
     let ca_path = ws.path().join("ca.pem");
     std::fs::write(&ca_path, ca).unwrap();
-    let mut config = read_json(&ws.repo("r").join("config.json"));
-    config["auth"] = Value::Null;
-    std::fs::write(
-        ws.repo("r").join("config.json"),
-        serde_json::to_vec(&config).unwrap(),
-    )
-    .unwrap();
+    ws.edit_config("r", |c| c["auth"] = Value::Null);
     let out = fast(
         &ws,
         &[
@@ -306,12 +297,9 @@ fn mutual_tls_with_and_without_a_client_certificate() {
         String::from_utf8_lossy(&out.stderr)
     );
     // With the certificate restored it works again (the CA file alone was not the problem).
-    config["auth"] = json!({"certPath": "client_auth.p12", "serverCertPath": null});
-    std::fs::write(
-        ws.repo("r").join("config.json"),
-        serde_json::to_vec(&config).unwrap(),
-    )
-    .unwrap();
+    ws.edit_config("r", |c| {
+        c["auth"] = json!({"certPath": "client_auth.p12", "serverCertPath": null})
+    });
     let out = fast(
         &ws,
         &[
@@ -631,9 +619,7 @@ fn import_client_cert_switches_to_mutual_tls() {
         server.credentials_zip().to_str().unwrap(),
     ]);
     let config_path = ws.repo("r").join("config.json");
-    let mut config = read_json(&config_path);
-    config["auth"] = Value::Null;
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    ws.edit_config("r", |c| c["auth"] = Value::Null);
     std::fs::remove_file(ws.repo("r").join("client_auth.p12")).unwrap();
     std::fs::remove_file(ws.repo("r").join("server.p12")).unwrap();
     let out = fast(&ws, &["targets", "pull", "--repo", "r"]);

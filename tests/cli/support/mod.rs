@@ -138,6 +138,14 @@ impl Workspace {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Rewrites `config.json` of repository `name` (e.g. to break the auth settings).
+    pub fn edit_config(&self, name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let path = self.repo(name).join("config.json");
+        let mut config = read_json(&path);
+        edit(&mut config);
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    }
+
     /// `init --repo name` from an upstream credentials fixture.
     pub fn init_from_fixture(&self, name: &str, zip: &str) {
         let zip = fixture(&format!("ota-tuf/cli/src/test/resources/{zip}"));
