@@ -672,3 +672,68 @@ fn import_client_cert_switches_to_mutual_tls() {
     );
     ws.ok(&["targets", "pull", "--repo", "r"]);
 }
+
+/// meta-updater's `IMAGE_CMD:garagesign` (reference/yocto.md §1.3) with ota-sign as
+/// `GARAGE_SIGN_TOOL`: the same words, `--home-dir` after the sub-command and
+/// `--key-name=targets`.
+#[test]
+fn meta_updater_garagesign_sequence() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let repo_dir = ws.path().join("garage_sign_repo");
+    let home = repo_dir.to_str().unwrap();
+    let creds = server.credentials_zip();
+    let hash = "a".repeat(64);
+    ws.ok(&[
+        "init",
+        "--repo",
+        "tufrepo",
+        "--home-dir",
+        home,
+        "--credentials",
+        creds.to_str().unwrap(),
+    ]);
+    ws.ok(&["targets", "pull", "--repo", "tufrepo", "--home-dir", home]);
+    ws.ok(&[
+        "targets",
+        "add",
+        "--repo",
+        "tufrepo",
+        "--home-dir",
+        home,
+        "--name",
+        "qemux86-64-lmp",
+        "--format",
+        "OSTREE",
+        "--version",
+        &hash,
+        "--length",
+        "0",
+        "--url",
+        "https://example.com/ostree",
+        "--sha256",
+        &hash,
+        "--hardwareids",
+        "qemux86-64",
+    ]);
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "tufrepo",
+        "--home-dir",
+        home,
+        "--expire-after",
+        "1M",
+        "--key-name=targets",
+    ]);
+    ws.ok(&["targets", "push", "--repo", "tufrepo", "--home-dir", home]);
+    let (targets, _, _) = server.role("targets.json");
+    let item = &targets.signed["targets"][format!("qemux86-64-lmp-{hash}")];
+    assert_eq!(item["length"], 0);
+    assert_eq!(item["custom"]["targetFormat"], "OSTREE");
+    assert_eq!(item["custom"]["uri"], "https://example.com/ostree");
+    assert!(repo_dir
+        .join("tufrepo/roles/targets.json.checksum")
+        .exists());
+}
