@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine (README's second command):
-# the Rust unit and integration tests, the Yocto layer lint and its bitbake tests.
+# the Rust unit and integration tests, the Yocto layer lint and its bitbake tests,
+# and the device-side (aktualizr rules) check of published metadata.
 # Python packages go into .venv-test (created on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,11 +9,13 @@ cd "$(dirname "$0")/.."
 cargo build --locked --bins
 cargo test --locked --all-targets
 
-if [ ! -x .venv-test/bin/python ]; then
-    python3 -m venv .venv-test
-    .venv-test/bin/pip install --quiet --disable-pip-version-check -r tests/yocto/requirements.txt
-fi
+[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
+.venv-test/bin/pip install --quiet --disable-pip-version-check \
+    -r tests/yocto/requirements.txt -r tests/interop/requirements.txt
 export PATH="$PWD/.venv-test/bin:$PATH"
 export OTA_SIGN_BIN_DIR="$PWD/target/debug"
 scripts/lint-layer.sh
 python -m pytest tests/yocto -q
+# An independent "device": aktualizr's verification rules, in Python, over what the
+# binaries produce end to end.
+python -m pytest tests/interop -q
