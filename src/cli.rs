@@ -92,7 +92,16 @@ pub enum Command {
     #[command(name = "verify-json", disable_help_flag = true)]
     VerifyJson(VerifyJsonArgs),
     /// Sign and publish one image target from a credentials zip, safe with many builders at once
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        long_about = "Sign and publish one image target from a credentials zip, safe with many builders at once.\n\n\
+Needs no local repository: tufrepo.url, the auth settings, root.json and the targets key pair are read straight \
+from the zip, and the private key stays in memory. The server's root chain is walked from the zip's root.json \
+(forged or rolled-back roots are refused) and the zip's key must be a targets key of the latest root. Then: \
+pull targets.json, add or replace <name>-<version>, sign (version + 1), push; after a concurrent push \
+(412/428) it pulls again and retries with jittered backoff. An identical target that is already published \
+is not pushed again. Prints one summary line: target, sha256, length, targets version, attempts."
+    )]
     Publish(Box<crate::cli::PublishArgs>),
 }
 
@@ -570,11 +579,13 @@ pub struct PublishArgs {
     /// binary (default) or ostree
     #[arg(long, default_value = "binary")]
     pub format: String,
+    /// Where devices download the target from (custom.uri)
     #[arg(long)]
     pub url: Option<String>,
     /// Extra custom metadata, a JSON object deep-merged into the target's `custom`
     #[arg(long)]
     pub custom: Option<String>,
+    /// Exact expiry of the new targets.json, e.g. 2030-01-01T00:00:00Z
     #[arg(long)]
     pub expires: Option<String>,
     /// Expire after a period from now (Java Period, default 1M as meta-updater)
@@ -589,6 +600,7 @@ pub struct PublishArgs {
     /// Do everything but push; with --output, write the signed targets.json there
     #[arg(long = "dry-run")]
     pub dry_run: bool,
+    /// With --dry-run: write the signed targets.json to this file
     #[arg(long, requires = "dry_run")]
     pub output: Option<PathBuf>,
     /// Keep only the newest K versions of this target name
