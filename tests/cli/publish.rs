@@ -363,3 +363,41 @@ fn dry_run_keep_versions_ostree_and_refusals() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("targets.sec"));
 }
+
+/// A targets.json the server would refuse for its size is not pushed; the error says
+/// how to make room. (Through the library: no command line takes 8 MB arguments.)
+#[test]
+fn oversized_targets_json_fails_with_a_hint() {
+    use ota_sign::publish::{publish, ImageSource, PublishRequest};
+    let server = TestServer::start();
+    let (_, v0) = server_targets(&server);
+    let mut custom = serde_json::Map::new();
+    custom.insert(
+        "notes".into(),
+        Value::from("x".repeat(ota_sign::publish::TARGETS_SIZE_LIMIT)),
+    );
+    let req = PublishRequest {
+        credentials: server.credentials_zip(),
+        name: "big".into(),
+        version: "1".into(),
+        hardware_ids: vec!["hw".into()],
+        image: ImageSource::Given {
+            sha256: "cd".repeat(32),
+            length: 10,
+        },
+        format: ota_sign::metadata::TargetFormat::Binary,
+        url: None,
+        custom: Some(custom),
+        expiry: ota_sign::expiry::ExpiryChoice::Default,
+        upload: false,
+        retries: 0,
+        dry_run: false,
+        output: None,
+        keep_versions: None,
+        options: ota_sign::http::ClientOptions::default(),
+    };
+    let err = publish(&req).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("--keep-versions"), "{err}");
+    assert_eq!(server_targets(&server).1, v0, "nothing was pushed");
+}
