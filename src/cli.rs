@@ -327,6 +327,25 @@ pub struct TargetFields {
     pub custom_meta: Option<String>,
 }
 
+/// `targets add` and `delegations add-target`: a target described by its hash.
+#[derive(Args, Debug, Clone)]
+pub struct AddTargetArgs {
+    /// Length in bytes (OSTree: 0)
+    #[arg(long)]
+    pub length: u64,
+    #[command(flatten)]
+    pub target: TargetFields,
+    /// binary (default) or ostree
+    #[arg(long, default_value = "binary")]
+    pub format: String,
+    /// sha256 of the image (OSTree: the commit hash), 64 lower-case hex
+    #[arg(long)]
+    pub sha256: String,
+    /// Where devices download the target from
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TargetsCommand {
     /// Write an empty unsigned targets.json
@@ -339,21 +358,7 @@ pub enum TargetsCommand {
     },
     /// Add or replace target <name>-<version>
     #[command(disable_help_flag = true)]
-    Add {
-        #[arg(long)]
-        length: u64,
-        #[command(flatten)]
-        target: TargetFields,
-        /// binary (default) or ostree
-        #[arg(long, default_value = "binary")]
-        format: String,
-        /// sha256 of the image (OSTree: the commit hash), 64 lower-case hex
-        #[arg(long)]
-        sha256: String,
-        /// Where devices download the target from
-        #[arg(long)]
-        url: Option<String>,
-    },
+    Add(AddTargetArgs),
     /// Add a target uploaded with `targets upload`: sha256 and length from the local file
     #[command(name = "add-uploaded", disable_help_flag = true)]
     AddUploaded {
@@ -464,16 +469,8 @@ pub enum DelegationsCommand {
     /// Add a target to an unsigned delegated targets file
     #[command(name = "add-target", disable_help_flag = true)]
     AddTarget {
-        #[arg(long)]
-        length: u64,
         #[command(flatten)]
-        target: TargetFields,
-        #[arg(long, default_value = "binary")]
-        format: String,
-        #[arg(long)]
-        sha256: String,
-        #[arg(long)]
-        url: Option<String>,
+        add: AddTargetArgs,
         #[arg(short = 'i', long)]
         input: PathBuf,
         #[arg(short = 'e', long)]

@@ -7,7 +7,7 @@ use crate::cli::DelegationsCommand;
 use crate::error::{Error, Result};
 use crate::expiry::ROOT_DAYS;
 use crate::fsutil::{self, PUBLIC_FILE};
-use crate::metadata::{deep_merge, Expires, SignedPayload, TargetFormat, TargetsRole};
+use crate::metadata::{deep_merge, Expires, SignedPayload, TargetsRole};
 use crate::repo;
 use serde_json::Value;
 use std::path::Path;
@@ -46,22 +46,11 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
             )
         }
         DelegationsCommand::AddTarget {
-            length,
-            target,
-            format,
-            sha256,
-            url,
+            add,
             input,
             inplace,
         } => {
-            let new = super::targets::new_target(
-                &target,
-                TargetFormat::parse(&format)?,
-                sha256,
-                length,
-                url,
-                false,
-            )?;
+            let new = super::targets::added_target(add)?;
             let mut value = read_json(&input)?;
             if value.get("signatures").is_some() && value.get("signed").is_some() {
                 return Err(Error::Other(format!(

@@ -3,7 +3,8 @@
 use super::{print_raw, Context};
 use crate::canonical::CanonicalJson;
 use crate::cli::{
-    TargetFields, TargetsArgs, TargetsCommand, TargetsDelegationsCommand, TargetsSignArgs,
+    AddTargetArgs, TargetFields, TargetsArgs, TargetsCommand, TargetsDelegationsCommand,
+    TargetsSignArgs,
 };
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
@@ -27,21 +28,8 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             })?;
             repo.write_unsigned_targets(&TargetsRole::new(version, expires))
         }
-        TargetsCommand::Add {
-            length,
-            target,
-            format,
-            sha256,
-            url,
-        } => {
-            let new = new_target(
-                &target,
-                TargetFormat::parse(&format)?,
-                sha256,
-                length,
-                url,
-                false,
-            )?;
+        TargetsCommand::Add(add) => {
+            let new = added_target(add)?;
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
             repo.write_unsigned_targets(&role)?;
@@ -113,6 +101,18 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The target `targets add` / `delegations add-target` describe.
+pub fn added_target(a: AddTargetArgs) -> Result<NewTarget> {
+    new_target(
+        &a.target,
+        TargetFormat::parse(&a.format)?,
+        a.sha256,
+        a.length,
+        a.url,
+        false,
+    )
 }
 
 pub fn new_target(

@@ -369,6 +369,29 @@ impl ReposerverClient {
         })
     }
 
+    /// Sends a signed document as a JSON body (with `x-ats-role-checksum` when given).
+    /// Never replayed once sent: these requests change server state.
+    fn send_json(
+        &self,
+        method: Method,
+        url: &Url,
+        doc: &SignedPayload,
+        checksum: Option<&str>,
+    ) -> Result<Answer> {
+        let body = serde_json::to_vec(doc)
+            .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(url))))?;
+        self.http
+            .exchange(method, url, Replay::Once, SMALL_BODY_CAP, &|rb| {
+                let rb = rb
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                Ok(match checksum {
+                    Some(c) => rb.header(ROLE_CHECKSUM, c),
+                    None => rb,
+                })
+            })
+    }
+
     /// `PUT targets` with the checksum of the pulled version. Never retried once sent.
     pub fn put_targets(
         &self,
@@ -376,8 +399,6 @@ impl ReposerverClient {
         checksum: Option<&str>,
     ) -> Result<PushOutcome> {
         let url = self.url(&["targets"]);
-        let body = serde_json::to_vec(targets)
-            .map_err(|e| Error::Other(format!("cannot encode targets.json: {e}")))?;
         if let Some(c) = checksum {
             if !is_checksum(c) {
                 return Err(Error::invalid(
@@ -386,17 +407,7 @@ impl ReposerverClient {
                 ));
             }
         }
-        let a = self
-            .http
-            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-                let rb = rb
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-                Ok(match checksum {
-                    Some(c) => rb.header(ROLE_CHECKSUM, c),
-                    None => rb,
-                })
-            })?;
+        let a = self.send_json(Method::PUT, &url, targets, checksum)?;
         if a.status.is_success() {
             return Ok(PushOutcome {
                 checksum: a
@@ -422,15 +433,7 @@ impl ReposerverClient {
                     e.summary()
                 )))
             }
-            400 => {
-                let causes = e.cause_strings();
-                let mut msg = e.summary();
-                for c in &causes {
-                    msg.push_str("\n  - ");
-                    msg.push_str(c);
-                }
-                Err(self.http.http_error(&Method::PUT, &url, msg))
-            }
+            400 => Err(self.http.http_error(&Method::PUT, &url, e.summary_with_causes())),
             409 => Err(self.http.http_error(
                 &Method::PUT,
                 &url,
@@ -448,34 +451,17 @@ impl ReposerverClient {
     /// once sent.
     pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
         let url = self.url(&["root"]);
-        let body = serde_json::to_vec(root)
-            .map_err(|e| Error::Other(format!("cannot encode root.json: {e}")))?;
-        let a = self
-            .http
-            .exchange(Method::POST, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-                Ok(rb
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone()))
-            })?;
+        let a = self.send_json(Method::POST, &url, root, None)?;
         if a.status.is_success() {
             return Ok(());
         }
         let e = a.server_error();
         if e.code() == Some("invalid_root_role") {
-            let mut msg = format!(
-                "POST {}: the server rejected the new root.json ({})",
+            return Err(Error::Explained(format!(
+                "POST {}: the server rejected the new root.json: {}",
                 self.http.shown(&url),
-                e.summary()
-            );
-            let causes = e.cause_strings();
-            if !causes.is_empty() {
-                msg.push_str("; reasons:");
-                for c in causes {
-                    msg.push_str("\n  - ");
-                    msg.push_str(&c);
-                }
-            }
-            return Err(Error::Explained(msg));
+                e.summary_with_causes()
+            )));
         }
         Err(self.http.http_error(&Method::POST, &url, e.summary()))
     }
@@ -554,25 +540,13 @@ impl ReposerverClient {
     /// `PUT delegations/<name>.json`.
     pub fn put_delegation(&self, name: &str, delegation: &SignedPayload) -> Result<()> {
         let url = self.delegation_url(name)?;
-        let body = serde_json::to_vec(delegation)
-            .map_err(|e| Error::Other(format!("cannot encode delegation {name}: {e}")))?;
-        let a = self
-            .http
-            .exchange(Method::PUT, &url, Replay::Once, SMALL_BODY_CAP, &|rb| {
-                Ok(rb
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(body.clone()))
-            })?;
+        let a = self.send_json(Method::PUT, &url, delegation, None)?;
         if a.status.is_success() {
             return Ok(());
         }
-        let e = a.server_error();
-        let mut msg = e.summary();
-        for c in e.cause_strings() {
-            msg.push_str("\n  - ");
-            msg.push_str(&c);
-        }
-        Err(self.http.http_error(&Method::PUT, &url, msg))
+        Err(self
+            .http
+            .http_error(&Method::PUT, &url, a.server_error().summary_with_causes()))
     }
 
     /// `GET delegations/<name>.json`, the bytes as served.

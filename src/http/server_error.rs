@@ -86,6 +86,16 @@ impl ServerError {
         s
     }
 
+    /// [`Self::summary`] followed by one `  - reason` line per cause.
+    pub fn summary_with_causes(&self) -> String {
+        let mut msg = self.summary();
+        for c in self.cause_strings() {
+            msg.push_str("\n  - ");
+            msg.push_str(&c);
+        }
+        msg
+    }
+
     /// The reasons a validation failure lists: `cause` as a list of strings, or
     /// (keyserver errors relayed as 502) the nested `cause.cause` list.
     pub fn cause_strings(&self) -> Vec<String> {

@@ -388,6 +388,12 @@ impl Store {
     }
 
     fn refresh(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let next_version = |s: &Option<Stored>| {
+            s.as_ref()
+                .map(Stored::version)
+                .unwrap_or(0)
+                .saturating_add(1)
+        };
         let limit = now + Duration::seconds(REFRESH_WINDOW_SECS);
         let soon = |s: &Option<Stored>| {
             s.as_ref()
@@ -410,12 +416,7 @@ impl Store {
         }
         let mut snapshot_changed = false;
         if targets_changed || soon(&m.snapshot) {
-            let v = m
-                .snapshot
-                .as_ref()
-                .map(Stored::version)
-                .unwrap_or(0)
-                .saturating_add(1);
+            let v = next_version(&m.snapshot);
             let signed = snapshot_signed(st, &m, v, expires_at(now + days(REFRESH_EXPIRY_DAYS)));
             if let Ok(doc) = sign_role(st, "snapshot", signed) {
                 m.snapshot = Some(Stored::new(doc));
@@ -424,12 +425,7 @@ impl Store {
         }
         let mut timestamp_changed = false;
         if snapshot_changed || soon(&m.timestamp) {
-            let v = m
-                .timestamp
-                .as_ref()
-                .map(Stored::version)
-                .unwrap_or(0)
-                .saturating_add(1);
+            let v = next_version(&m.timestamp);
             let signed = timestamp_signed(&m, v, expires_at(now + days(1)));
             if let Ok(doc) = sign_role(st, "timestamp", signed) {
                 m.timestamp = Some(Stored::new(doc));
