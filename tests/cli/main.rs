@@ -8,4 +8,5 @@ mod procedure;
 mod props;
 mod publish;
 mod reposerver;
+mod signer_alone;
 mod support;
