@@ -40,6 +40,7 @@ pub mod metadata;
 pub mod progress;
 pub mod publish;
 pub mod repo;
+pub mod schema;
 // The local ota-tuf-like reposerver behind `ota-reposerver` (feature `server`), not
 // part of the signing API.
 #[cfg(feature = "server")]

@@ -8,7 +8,8 @@
 use crate::canonical::{check_interop, CanonicalJson};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::keys::{KeyId, PrivateKey, PublicKey};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::schema::{HardwareId, KeyId, Sha256, TargetName};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -18,9 +19,22 @@ use std::fmt;
 /// `{"keyid": …, "method": …, "sig": <base64>}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Signature {
-    pub keyid: String,
+    pub keyid: KeyId,
     pub method: String,
     pub sig: String,
+}
+
+impl Signature {
+    /// `key`'s signature over `message` (canonical JSON bytes).
+    pub fn by(key: &PrivateKey, message: &[u8]) -> Result<Self> {
+        use base64::Engine;
+        let sig = key.sign(message)?;
+        Ok(Signature {
+            keyid: key.key_id(),
+            method: key.keytype().signature_method().to_string(),
+            sig: base64::engine::general_purpose::STANDARD.encode(sig),
+        })
+    }
 }
 
 /// `{"signatures": […], "signed": …}` with `signed` kept as raw JSON.
@@ -46,7 +60,7 @@ impl SignedPayload {
         let message = CanonicalJson::of(&signed);
         let signatures = keys
             .iter()
-            .map(|k| k.sign(message.as_bytes()))
+            .map(|k| Signature::by(k, message.as_bytes()))
             .collect::<Result<Vec<_>>>()?;
         Ok(SignedPayload { signatures, signed })
     }
@@ -124,7 +138,7 @@ impl<'de> Deserialize<'de> for Expires {
 /// `{"keyids": […], "threshold": n}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RoleKeys {
-    pub keyids: Vec<String>,
+    pub keyids: Vec<KeyId>,
     pub threshold: i64,
 }
 
@@ -132,16 +146,16 @@ pub struct RoleKeys {
 mod key_map {
     use super::*;
     pub fn serialize<S: Serializer>(
-        keys: &BTreeMap<String, PublicKey>,
+        keys: &BTreeMap<KeyId, PublicKey>,
         s: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        let m: BTreeMap<&String, Value> = keys.iter().map(|(k, v)| (k, v.to_json())).collect();
+        let m: BTreeMap<&KeyId, Value> = keys.iter().map(|(k, v)| (k, v.to_json())).collect();
         m.serialize(s)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> std::result::Result<BTreeMap<String, PublicKey>, D::Error> {
-        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    ) -> std::result::Result<BTreeMap<KeyId, PublicKey>, D::Error> {
+        let raw = BTreeMap::<KeyId, Value>::deserialize(d)?;
         raw.into_iter()
             .map(|(id, v)| {
                 PublicKey::from_json(&v, false)
@@ -161,7 +175,7 @@ pub struct RootRole {
     pub consistent_snapshot: bool,
     pub expires: Expires,
     #[serde(with = "key_map")]
-    pub keys: BTreeMap<String, PublicKey>,
+    pub keys: BTreeMap<KeyId, PublicKey>,
     pub roles: BTreeMap<String, RoleKeys>,
     pub version: u64,
 }
@@ -172,7 +186,7 @@ pub struct TargetsRole {
     #[serde(rename = "_type")]
     pub role_type: String,
     pub expires: Expires,
-    pub targets: BTreeMap<String, TargetItem>,
+    pub targets: BTreeMap<TargetName, TargetItem>,
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Value>,
@@ -183,7 +197,7 @@ pub struct TargetsRole {
 /// One entry of `targets`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetItem {
-    pub hashes: BTreeMap<String, String>,
+    pub hashes: BTreeMap<String, Sha256>,
     pub length: u64,
     #[serde(default)]
     pub custom: Option<Value>,
@@ -231,7 +245,7 @@ impl RootRole {
     }
 
     /// The public keys of role `name`, with the ids as root lists them.
-    pub fn role_keys(&self, name: &str) -> Result<Vec<(String, &PublicKey)>> {
+    pub fn role_keys(&self, name: &str) -> Result<Vec<(KeyId, &PublicKey)>> {
         Ok(self
             .role(name)?
             .keyids
@@ -242,27 +256,24 @@ impl RootRole {
 
     /// Drops keys no role references, as garage-sign does after editing roles.
     pub fn prune_keys(&mut self) {
-        let used: std::collections::BTreeSet<&String> =
-            self.roles.values().flat_map(|r| r.keyids.iter()).collect();
-        let keep: Vec<String> = self
-            .keys
-            .keys()
-            .filter(|k| used.contains(k))
-            .cloned()
+        let used: std::collections::BTreeSet<KeyId> = self
+            .roles
+            .values()
+            .flat_map(|r| r.keyids.iter().cloned())
             .collect();
-        self.keys.retain(|k, _| keep.contains(k));
+        self.keys.retain(|k, _| used.contains(k));
     }
 
     /// Adds `key` to role `name` (and to `keys`).
     pub fn add_role_key(&mut self, name: &str, key: &PublicKey) -> Result<KeyId> {
         let id = key.key_id();
-        self.keys.insert(id.to_string(), key.clone());
+        self.keys.insert(id.clone(), key.clone());
         let role = self
             .roles
             .get_mut(name)
             .ok_or_else(|| Error::invalid("root.json", format!("roles.{name} is missing")))?;
-        if !role.keyids.iter().any(|k| k == id.as_str()) {
-            role.keyids.push(id.to_string());
+        if !role.keyids.contains(&id) {
+            role.keyids.push(id.clone());
         }
         Ok(id)
     }
@@ -323,9 +334,9 @@ impl TargetFormat {
 pub struct NewTarget {
     pub name: String,
     pub version: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub length: u64,
-    pub hardware_ids: Vec<String>,
+    pub hardware_ids: Vec<HardwareId>,
     pub format: TargetFormat,
     pub url: Option<String>,
     pub cli_uploaded: bool,
@@ -345,47 +356,22 @@ const RESERVED_CUSTOM: [&str; 6] = [
 
 impl NewTarget {
     /// `<name>-<version>`, garage-sign's target filename.
-    pub fn filename(&self) -> String {
-        format!("{}-{}", self.name, self.version)
+    pub fn filename(&self) -> Result<TargetName> {
+        if self.name.is_empty() || self.version.is_empty() {
+            return Err(Error::invalid(
+                "target",
+                "a target needs a non-empty name and version",
+            ));
+        }
+        TargetName::try_from(format!("{}-{}", self.name, self.version))
     }
 
     pub fn validate(&self) -> Result<()> {
-        let filename = self.filename();
-        if filename.len() >= 254
-            || filename.contains("..")
-            || self.name.is_empty()
-            || self.version.is_empty()
-        {
-            return Err(Error::invalid(
-                format!("target {filename:?}"),
-                "a target filename (<name>-<version>) must be non-empty, shorter than 254 characters and must not contain \"..\"",
-            ));
-        }
-        if self.sha256.len() != 64
-            || !self
-                .sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(Error::invalid(
-                "--sha256",
-                format!("{:?} is not 64 lower-case hex characters", self.sha256),
-            ));
-        }
+        self.filename()?;
         if self.hardware_ids.is_empty() {
             return Err(Error::invalid(
                 "--hardwareids",
                 "at least one hardware id is required; devices refuse targets without one",
-            ));
-        }
-        if let Some(h) = self
-            .hardware_ids
-            .iter()
-            .find(|h| h.len() > 200 || h.is_empty())
-        {
-            return Err(Error::invalid(
-                "--hardwareids",
-                format!("hardware id {h:?} must be 1 to 200 characters"),
             ));
         }
         if let Some(url) = &self.url {
@@ -411,7 +397,7 @@ impl NewTarget {
     /// 0.7.7) and other existing `custom` fields are preserved.
     pub fn item(&self, existing_custom: Option<&Value>, now: Expires) -> Result<TargetItem> {
         self.validate()?;
-        let filename = self.filename();
+        let filename = self.filename()?;
         let mut custom = match existing_custom {
             Some(Value::Object(m)) => m.clone(),
             _ => serde_json::Map::new(),
@@ -426,7 +412,10 @@ impl NewTarget {
         };
         set("name", Value::from(self.name.clone()));
         set("version", Value::from(self.version.clone()));
-        set("hardwareIds", Value::from(self.hardware_ids.clone()));
+        set(
+            "hardwareIds",
+            Value::from_iter(self.hardware_ids.iter().map(|h| h.as_str())),
+        );
         set("targetFormat", Value::from(self.format.as_str()));
         set(
             "uri",
@@ -445,7 +434,7 @@ impl NewTarget {
             custom: Some(custom),
         };
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
-        check_interop(&Value::from(filename.clone()), "target filename")?;
+        check_interop(&Value::from(filename.as_str()), "target filename")?;
         check_interop(
             &serde_json::to_value(&item).unwrap_or(Value::Null),
             &format!("target {filename}"),
@@ -455,7 +444,7 @@ impl NewTarget {
 
     /// Adds or replaces this target in `role`.
     pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
-        let filename = self.filename();
+        let filename = self.filename()?;
         let item = self.item(
             role.targets.get(&filename).and_then(|t| t.custom.as_ref()),
             now,

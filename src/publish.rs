@@ -12,6 +12,7 @@ use crate::fsutil;
 use crate::http::{ClientAuth, ClientOptions, ReposerverClient};
 use crate::keys::PrivateKey;
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
+use crate::schema::{HardwareId, Sha256};
 use crate::verify::{self, TrustedRoot};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -168,16 +169,20 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
     let target = NewTarget {
         name: req.name.clone(),
         version: req.version.clone(),
-        sha256: sha256.clone(),
+        sha256: Sha256::parse(&sha256)?,
         length,
-        hardware_ids: req.hardware_ids.clone(),
+        hardware_ids: req
+            .hardware_ids
+            .iter()
+            .map(|h| HardwareId::parse(h))
+            .collect::<Result<_>>()?,
         format: req.format,
         url: req.url.clone(),
         cli_uploaded: req.upload,
         custom_meta: req.custom.clone(),
     };
     target.validate()?;
-    let filename = target.filename();
+    let filename = target.filename()?.into_string();
 
     if req.upload && !req.dry_run {
         let ImageSource::File(path) = &req.image else {
@@ -285,7 +290,10 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
 
 /// The identical target is already published.
 fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
-    let Some(item) = role.targets.get(&target.filename()) else {
+    let Ok(filename) = target.filename() else {
+        return false;
+    };
+    let Some(item) = role.targets.get(&filename) else {
         return false;
     };
     let custom = item.custom.as_ref();
@@ -297,7 +305,7 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
     };
     item.hashes.get("sha256") == Some(&target.sha256)
         && item.length == target.length
-        && field("hardwareIds") == Value::from(target.hardware_ids.clone())
+        && field("hardwareIds") == Value::from_iter(target.hardware_ids.iter().map(|h| h.as_str()))
         && field("targetFormat") == target.format.as_str()
         && field("uri") == target.url.clone().map(Value::from).unwrap_or(Value::Null)
         && target
@@ -333,14 +341,14 @@ fn drop_old_versions(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            (created, f.clone())
+            (created, f.to_string())
         })
         .collect();
     others.sort();
     let excess = others.len().saturating_sub(keep - 1);
     let removed: Vec<String> = others.into_iter().take(excess).map(|(_, f)| f).collect();
     for f in &removed {
-        role.targets.remove(f);
+        role.targets.remove(f.as_str());
     }
     removed
 }

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::metadata::{RootRole, SignedPayload, TargetsRole};
+use crate::schema::Sha256;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -223,19 +224,18 @@ impl TufRepo {
         write_role(&self.unsigned_targets_path(), &targets.to_signed()?)
     }
 
-    pub fn read_checksum(&self) -> Result<Option<String>> {
+    pub fn read_checksum(&self) -> Result<Option<Sha256>> {
         let path = self.checksum_path();
         if !path.exists() {
             return Ok(None);
         }
-        let s = fsutil::read_to_string(&path)?.trim().to_string();
-        if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(Error::invalid(
+        let s = fsutil::read_to_string(&path)?;
+        Sha256::parse(s.trim()).map(Some).map_err(|e| {
+            Error::invalid(
                 path.display().to_string(),
-                "not a 64-character lower-case hex checksum; run `targets pull` again",
-            ));
-        }
-        Ok(Some(s))
+                format!("{e}; run `targets pull` again"),
+            )
+        })
     }
 
     /// 64 hex characters, no newline, as garage-sign writes it.

@@ -124,10 +124,10 @@ impl TrustedRoot {
         let mut valid = 0usize;
         let mut problems = Vec::new();
         for s in &doc.signatures {
-            if !ids.contains(&s.keyid) {
+            if !ids.iter().any(|id| s.keyid == *id) {
                 continue;
             }
-            match self.keys.get(&s.keyid) {
+            match self.keys.get(s.keyid.as_str()) {
                 None => problems.push(format!(
                     "key {} is listed for {role} but missing from root keys",
                     s.keyid
@@ -149,7 +149,11 @@ impl TrustedRoot {
                 "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
                 self.version
             );
-            if doc.signatures.iter().all(|s| !ids.contains(&s.keyid)) {
+            if doc
+                .signatures
+                .iter()
+                .all(|s| !ids.iter().any(|id| s.keyid == *id))
+            {
                 msg.push_str(&format!(
                     "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
                     doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),

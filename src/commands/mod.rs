@@ -150,7 +150,7 @@ pub fn sign_role(
     let message = CanonicalJson::of(&signed);
     let mut signatures = keys
         .iter()
-        .map(|k| k.sign(message.as_bytes()))
+        .map(|k| Signature::by(k, message.as_bytes()))
         .collect::<Result<Vec<_>>>()?;
     if let Some(spec) = external {
         signatures.extend(external_signatures(repo, message.as_bytes(), spec)?);
@@ -187,7 +187,7 @@ pub fn external_signatures(repo: &TufRepo, message: &[u8], spec: &str) -> Result
                     format!("Wrong signature: keyId: {} signature: {sig} does not verify over the unsigned role (run get-unsigned and sign exactly those bytes)", key.key_id()),
                 ));
             }
-            Ok(Signature { keyid: key.key_id().to_string(), method: method.to_string(), sig })
+            Ok(Signature { keyid: key.key_id(), method: method.to_string(), sig })
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
 use crate::http::ReposerverClient;
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
 use crate::repo::TufRepo;
+use crate::schema::{DelegationName, HardwareId, Sha256};
 use crate::verify::TrustedRoot;
 use serde_json::Value;
 
@@ -33,7 +34,7 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
             repo.write_unsigned_targets(&role)?;
-            log::info!("added target {}", new.filename());
+            log::info!("added target {}", new.filename()?);
             Ok(())
         }
         TargetsCommand::AddUploaded { input, target } => {
@@ -44,14 +45,14 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             repo.write_unsigned_targets(&role)?;
             log::info!(
                 "added uploaded target {} (sha256 {}, {length} bytes)",
-                new.filename(),
+                new.filename()?,
                 new.sha256
             );
             Ok(())
         }
         TargetsCommand::Delete { filename } => {
             let mut role = repo.read_unsigned_targets()?;
-            if role.targets.remove(&filename).is_none() {
+            if role.targets.remove(filename.as_str()).is_none() {
                 return Err(Error::Other(format!(
                     "target {filename} is not in {} (target file names are <name>-<version>)",
                     repo.unsigned_targets_path().display()
@@ -127,14 +128,15 @@ pub fn new_target(
     let new = NewTarget {
         name: t.name.clone(),
         version: t.version.clone(),
-        sha256,
+        sha256: Sha256::parse(&sha256)?,
         length,
         hardware_ids: t
             .hardware_ids
             .iter()
-            .map(|h| h.trim().to_string())
+            .map(|h| h.trim())
             .filter(|h| !h.is_empty())
-            .collect(),
+            .map(HardwareId::parse)
+            .collect::<Result<_>>()?,
         format,
         url,
         cli_uploaded,
@@ -283,15 +285,7 @@ fn add_delegation(
     prefixes: &[String],
     key_files: &[std::path::PathBuf],
 ) -> Result<()> {
-    let valid_name = !name.is_empty()
-        && name.len() <= 50
-        && name
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && i > 0));
-    if !valid_name {
-        return Err(Error::Usage(format!("invalid delegation name {name:?}: use up to 50 of [a-zA-Z0-9_.-], not starting with '.'")));
-    }
+    DelegationName::parse(name).map_err(|e| Error::Usage(format!("invalid {e}")))?;
     if let Some(p) = prefixes
         .iter()
         .find(|p| p.is_empty() || p.len() >= 254 || p.contains(".."))

@@ -10,6 +10,7 @@ use super::store::{Store, Stored};
 use super::uploads::{file_body, too_large, Storage};
 use crate::crypto::sha256_hex;
 use crate::metadata::Expires;
+use crate::schema::{KeyId, Sha256, TargetName};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -244,13 +245,8 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn valid_filename(f: &str) -> Result<(), ApiError> {
-    if f.is_empty() || f.len() >= 254 || f.contains("..") {
-        return Err(ApiError::invalid_entity(format!(
-            "invalid target filename {f:?}: must be non-empty, shorter than 254 characters and not contain \"..\""
-        )));
-    }
-    Ok(())
+fn valid_filename(f: &str) -> Result<TargetName, ApiError> {
+    TargetName::parse(f).map_err(|e| ApiError::invalid_entity(format!("invalid {e}")))
 }
 
 /// The token that authorises a storage URL (our stand-in for an S3 signature).
@@ -467,7 +463,7 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         }
         (m, s) if s.starts_with("root/private_keys/") => {
             let id = &s["root/private_keys/".len()..];
-            if !(id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
+            if KeyId::parse(id).is_err() {
                 return Err(ApiError::not_found(
                     "not_found",
                     "The requested resource could not be found.",
@@ -582,7 +578,7 @@ fn check_new_target(app: &App, filename: &str, q: &[(String, String)]) -> Result
 }
 
 async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Result<Resp, ApiError> {
-    valid_filename(filename)?;
+    let target = valid_filename(filename)?;
     let method = req.method().clone();
     match method {
         Method::GET | Method::HEAD => {
@@ -654,7 +650,7 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
                     "the request has no body: send the file as the raw body",
                 ));
             }
-            let (sha256, length) = (received.sha256.clone(), received.length);
+            let (sha256, length) = (Sha256::parse(&received.sha256)?, received.length);
             let now = Expires::now().to_string();
             let created = app
                 .store
@@ -667,7 +663,7 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
             });
             app.storage.commit(received, filename)?;
             app.store
-                .add_target_online(filename, &sha256, length, custom)?;
+                .add_target_online(&target, &sha256, length, custom)?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         _ => Err(method_not_allowed()),

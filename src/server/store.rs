@@ -22,6 +22,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::keys::{KeyType, PrivateKey, PublicKey};
 use crate::metadata::{Expires, RoleKeys, RootRole, SignedPayload, TargetsRole};
+use crate::schema::{DelegationName, HardwareId, KeyId, Sha256, TargetName};
 use chrono::{DateTime, Duration, Utc};
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -138,10 +139,6 @@ fn write_root(dir: &Path, root: &Stored) -> Result<()> {
     fsutil::write_atomic(&path, &root.bytes, fsutil::PUBLIC_FILE)
 }
 
-fn is_lower_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// Creates a repository: four online keys (one per role, threshold 1) and root v1,
 /// valid for 365 days (§4.1). Targets/snapshot/timestamp are generated lazily on the
 /// first GET (§4.2), so a first `PUT targets` needs no checksum, as upstream.
@@ -166,7 +163,7 @@ pub fn create(dir: &Path, key_type: KeyType) -> Result<()> {
     };
     for role in TUF_ROLES {
         let key = PrivateKey::generate(key_type, None)?;
-        let id = key.key_id().to_string();
+        let id = key.key_id();
         root.keys.insert(id.clone(), key.public().clone());
         root.roles.insert(
             role.to_string(),
@@ -454,7 +451,7 @@ impl Store {
         let mut st = self.lock();
         // 1. checksum precondition; a malformed header counts as absent.
         if let Some(current) = &st.meta.targets {
-            match checksum_header.filter(|c| is_lower_hex64(c)) {
+            match checksum_header.filter(|c| Sha256::parse(c).is_ok()) {
                 None => {
                     return Err(ApiError::new(
                         StatusCode::PRECONDITION_REQUIRED,
@@ -626,7 +623,7 @@ impl Store {
 
     /// `PUT delegations/{name}.json`.
     pub fn put_delegation(&self, name: &str, body: &[u8]) -> Result<(), ApiError> {
-        if !valid_delegation_name(name) {
+        if DelegationName::parse(name).is_err() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_delegation_role_name",
@@ -666,17 +663,17 @@ impl Store {
         let mut keys = BTreeMap::new();
         if let Some(obj) = delegations.get("keys").and_then(Value::as_object) {
             for (id, k) in obj {
-                if let Ok(k) = PublicKey::from_json(k, true) {
-                    keys.insert(id.clone(), k);
+                if let (Ok(id), Ok(k)) = (KeyId::parse(id), PublicKey::from_json(k, true)) {
+                    keys.insert(id, k);
                 }
             }
         }
-        let keyids: Vec<String> = role
+        let keyids: Vec<KeyId> = role
             .get("keyids")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .filter_map(|v| v.as_str().and_then(|s| KeyId::parse(s).ok()))
                     .collect()
             })
             .unwrap_or_default();
@@ -725,8 +722,8 @@ impl Store {
     /// 412 `role_keys_not_found` when the targets key is offline.
     pub fn add_target_online(
         &self,
-        filename: &str,
-        sha256: &str,
+        filename: &TargetName,
+        sha256: &Sha256,
         length: u64,
         custom: Value,
     ) -> Result<(), ApiError> {
@@ -744,9 +741,9 @@ impl Store {
         role.version = current.version().saturating_add(1);
         role.expires = exp;
         role.targets.insert(
-            filename.to_string(),
+            filename.clone(),
             crate::metadata::TargetItem {
-                hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
+                hashes: BTreeMap::from([("sha256".to_string(), sha256.clone())]),
                 length,
                 custom: Some(custom),
             },
@@ -897,10 +894,8 @@ fn resign_dependents(
 /// ota-tuf's decoder for `SignedPayload[TargetsRole]` (§3.1 step 2).
 fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, String> {
     const METHODS: [&str; 4] = ["rsassa-pss-sha256", "rsassa-pss", "ed25519", "ecPrime256v1"];
+    // Key ids were checked when `doc` was decoded (`KeyId`).
     for s in &doc.signatures {
-        if !is_lower_hex64(&s.keyid) {
-            return Err(format!("signatures: invalid key id {:?}", s.keyid));
-        }
         if !METHODS.contains(&s.method.as_str()) {
             return Err(format!(
                 "signatures: unknown signature method {:?}",
@@ -915,18 +910,12 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
     if role.version > i32::MAX as u64 {
         return Err(format!("version: {} is not an Int", role.version));
     }
+    // Names and digests were checked when `role` was decoded (`TargetName`, `Sha256`).
     for (name, item) in &role.targets {
-        for (method, value) in &item.hashes {
-            if method != "sha256" {
-                return Err(format!(
-                    "targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"
-                ));
-            }
-            if !is_lower_hex64(value) {
-                return Err(format!(
-                    "targets.{name}.hashes.sha256: {value:?} is not 64 lower-case hex characters"
-                ));
-            }
+        if let Some(method) = item.hashes.keys().find(|m| *m != "sha256") {
+            return Err(format!(
+                "targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"
+            ));
         }
     }
     Ok(role)
@@ -935,8 +924,8 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
 /// `TufCrypto.payloadSignatureIsValid`: signatures by key id (duplicates collapse);
 /// valid if at least `threshold` (> 0) verify. Errors only when that fails.
 fn threshold_errors(
-    keys: &BTreeMap<String, PublicKey>,
-    keyids: &[String],
+    keys: &BTreeMap<KeyId, PublicKey>,
+    keyids: &[KeyId],
     threshold: i64,
     doc: &SignedPayload,
 ) -> Vec<String> {
@@ -1003,16 +992,6 @@ fn root_signature_errors(
     out
 }
 
-pub fn valid_delegation_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    first_ok
-        && name.len() <= 50
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
 /// `TrustedDelegations.validate` (§3.1 step 4).
 fn delegation_errors(signed: &Value) -> Vec<String> {
     let Some(d) = signed.get("delegations").filter(|d| !d.is_null()) else {
@@ -1025,7 +1004,7 @@ fn delegation_errors(signed: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     for r in roles {
         let name = r.get("name").and_then(Value::as_str).unwrap_or("");
-        if !valid_delegation_name(name) {
+        if DelegationName::parse(name).is_err() {
             errors.push(format!("delegated role name {name:?} is invalid"));
         }
         for id in r
@@ -1049,15 +1028,12 @@ fn delegation_errors(signed: &Value) -> Vec<String> {
 fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
     let mut errors = Vec::new();
     for (name, item) in &targets.targets {
-        if name.is_empty() || name.len() >= 254 || name.contains("..") {
-            errors.push(format!("target item error {name}: invalid target filename"));
-        }
         if item.hashes.is_empty() {
             errors.push(format!(
                 "target item error {name}: Invalid/Missing Checksum"
             ));
         }
-        match (&item.custom, existing.contains(name)) {
+        match (&item.custom, existing.contains(name.as_str())) {
             (None, false) => errors.push(format!(
                 "target item error {name}: new offline signed target items must contain custom metadata"
             )),
@@ -1084,13 +1060,13 @@ fn check_custom(c: &Value) -> std::result::Result<(), String> {
         .get("hardwareIds")
         .and_then(Value::as_array)
         .ok_or("custom.hardwareIds: missing or not an array")?;
-    if hw
+    if let Some(h) = hw
         .iter()
-        .any(|h| h.as_str().is_none_or(|s| s.chars().count() > 200))
+        .find(|h| h.as_str().is_none_or(|s| HardwareId::parse(s).is_err()))
     {
-        return Err(
-            "custom.hardwareIds: every entry must be a string of at most 200 characters".into(),
-        );
+        return Err(format!(
+            "custom.hardwareIds: {h} is not a valid hardware id (1 to 200 characters)"
+        ));
     }
     for f in ["createdAt", "updatedAt"] {
         let s = obj
@@ -1128,14 +1104,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delegation_names() {
-        assert!(valid_delegation_name("abc-1.2_x"));
-        assert!(!valid_delegation_name(".hidden"));
-        assert!(!valid_delegation_name(""));
-        assert!(!valid_delegation_name(&"a".repeat(51)));
-    }
-
-    #[test]
     fn custom_rules() {
         let ok = json!({"name":"a","version":"1","hardwareIds":["x"],"createdAt":"2025-01-01T00:00:00Z","updatedAt":"2025-01-01T00:00:00Z","targetFormat":null,"uri":null});
         assert!(check_custom(&ok).is_ok());
@@ -1160,7 +1128,8 @@ mod tests {
         let soon = {
             let st = store.lock();
             Stored::new(
-                SignedPayload::sign(role.to_signed().unwrap(), &[&st.keys[&root_id]]).unwrap(),
+                SignedPayload::sign(role.to_signed().unwrap(), &[&st.keys[root_id.as_str()]])
+                    .unwrap(),
             )
         };
         write_root(&d, &soon).unwrap();

@@ -124,10 +124,7 @@ fn initial_metadata_routes_and_checksums() {
     assert_eq!(zip_entry(&zip, "root.json").unwrap(), body);
     let th: Value = serde_json::from_slice(&zip_entry(&zip, "treehub.json").unwrap()).unwrap();
     assert_eq!(th["no_auth"], true);
-    assert_eq!(
-        s.targets_key().key_id().as_str(),
-        r.roles["targets"].keyids[0]
-    );
+    assert_eq!(s.targets_key().key_id(), r.roles["targets"].keyids[0]);
     // Online keys: 0600 files in a 0700 directory.
     let keys = s.data_dir().join("keys");
     assert_eq!(crate::support::mode(&keys), 0o700);
@@ -279,7 +276,7 @@ fn rotated_root(s: &TestServer, targets: &PublicKey, signers: &[&PrivateKey]) ->
     let (root, _, _) = s.role("root.json");
     let mut r = RootRole::from_signed(&root.signed, "root").unwrap();
     r.version += 1;
-    let id = targets.key_id().to_string();
+    let id = targets.key_id();
     r.keys.insert(id.clone(), targets.clone());
     r.roles.insert(
         "targets".into(),
