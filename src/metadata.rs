@@ -67,8 +67,12 @@ impl SignedPayload {
 
     /// The canonical bytes of the whole document: what the server serves and hashes.
     pub fn canonical(&self) -> CanonicalJson {
-        let v = serde_json::json!({"signatures": self.signatures, "signed": self.signed});
-        CanonicalJson::of(&v)
+        // `{signatures, signed}` is already in canonical key order; written directly
+        // (no copy of `signed` into a new tree). Encoding these types cannot fail.
+        CanonicalJson::of_serialize(self).unwrap_or_else(|_| {
+            let v = serde_json::json!({"signatures": self.signatures, "signed": self.signed});
+            CanonicalJson::of(&v)
+        })
     }
 
     /// `x-ats-role-checksum`: sha256 of the canonical whole document.
@@ -78,6 +82,60 @@ impl SignedPayload {
 
     pub fn version(&self) -> Option<u64> {
         self.signed.get("version").and_then(Value::as_u64)
+    }
+}
+
+/// A signed document in its encoded form: the canonical bytes of `signed`, encoded once
+/// and reused for the signatures, the whole document (checksum, PUT body) and the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signed {
+    pub signatures: Vec<Signature>,
+    signed: CanonicalJson,
+}
+
+impl Signed {
+    /// `signed` (canonical bytes) with these signatures.
+    pub fn new(signed: CanonicalJson, signatures: Vec<Signature>) -> Self {
+        Signed { signatures, signed }
+    }
+
+    /// Signs the canonical bytes `signed` with each key, in order.
+    pub fn sign(signed: CanonicalJson, keys: &[&PrivateKey]) -> Result<Self> {
+        let signatures = keys
+            .iter()
+            .map(|k| Signature::by(k, signed.as_bytes()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Signed { signatures, signed })
+    }
+
+    /// The canonical bytes that were signed.
+    pub fn signed_bytes(&self) -> &CanonicalJson {
+        &self.signed
+    }
+
+    /// The canonical whole document, `{"signatures":[…],"signed":…}`, joined from the
+    /// already encoded parts.
+    pub fn canonical(&self) -> CanonicalJson {
+        let sigs = CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
+            CanonicalJson::of(&serde_json::to_value(&self.signatures).unwrap_or(Value::Null))
+        });
+        CanonicalJson::join(&[
+            b"{\"signatures\":",
+            sigs.as_bytes(),
+            b",\"signed\":",
+            self.signed.as_bytes(),
+            b"}",
+        ])
+    }
+
+    /// The `Value` form, for code that inspects the document generically.
+    pub fn to_payload(&self) -> Result<SignedPayload> {
+        let signed = serde_json::from_slice(self.signed.as_bytes())
+            .map_err(|e| Error::Other(format!("cannot decode signed metadata: {e}")))?;
+        Ok(SignedPayload {
+            signatures: self.signatures.clone(),
+            signed,
+        })
     }
 }
 
@@ -218,6 +276,24 @@ fn decode_role<T: serde::de::DeserializeOwned>(
     serde_json::from_value(signed.clone()).map_err(|e| Error::invalid(what, e.to_string()))
 }
 
+/// Decodes a role straight from the bytes of its `signed` object (no `Value` tree).
+fn decode_role_bytes<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    role_type: impl Fn(&T) -> &str,
+    expected: &str,
+    what: &str,
+) -> Result<T> {
+    let role: T = serde_json::from_slice(bytes).map_err(|e| Error::invalid(what, e.to_string()))?;
+    let t = role_type(&role);
+    if !t.eq_ignore_ascii_case(expected) {
+        return Err(Error::invalid(
+            format!("{what}: _type"),
+            format!("expected {expected:?}, found {t:?}"),
+        ));
+    }
+    Ok(role)
+}
+
 fn encode_role<T: Serialize>(role: &T, what: &str) -> Result<Value> {
     let v = serde_json::to_value(role)
         .map_err(|e| Error::Other(format!("{what}: cannot encode: {e}")))?;
@@ -236,6 +312,11 @@ impl RootRole {
     /// canonicalise differently.
     pub fn to_signed(&self) -> Result<Value> {
         encode_role(self, "root.json")
+    }
+
+    /// The canonical bytes to sign, written directly from the typed model.
+    pub fn canonical(&self) -> Result<CanonicalJson> {
+        CanonicalJson::of_serialize_interop(self, "root.json")
     }
 
     pub fn role(&self, name: &str) -> Result<&RoleKeys> {
@@ -299,6 +380,20 @@ impl TargetsRole {
 
     pub fn to_signed(&self) -> Result<Value> {
         encode_role(self, "targets.json")
+    }
+
+    /// Decodes targets.json's `signed` part directly from its bytes.
+    pub fn from_slice(bytes: &[u8], what: &str) -> Result<Self> {
+        let mut t: TargetsRole =
+            decode_role_bytes(bytes, |t: &TargetsRole| &t.role_type, "Targets", what)?;
+        t.role_type = "Targets".into();
+        Ok(t)
+    }
+
+    /// The canonical bytes to sign, written directly from the typed model; refuses what
+    /// aktualizr would canonicalise differently (as [`Self::to_signed`]).
+    pub fn canonical(&self) -> Result<CanonicalJson> {
+        CanonicalJson::of_serialize_interop(self, "targets.json")
     }
 }
 

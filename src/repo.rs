@@ -11,7 +11,7 @@
 //! ```
 //! Role files are written in circe's `spaces2` layout with ` : ` separators.
 
-use crate::canonical::to_pretty;
+use crate::canonical::{pretty_from_canonical, to_pretty, CanonicalJson};
 use crate::credentials::RepoConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
@@ -183,11 +183,13 @@ impl TufRepo {
         )
     }
 
-    pub fn write_signed_targets(&self, targets: &SignedPayload) -> Result<()> {
-        write_role(
-            &self.signed_targets_path(),
-            &serde_json::to_value(targets).unwrap_or(Value::Null),
-        )
+    /// Writes the canonical signed document in garage-sign's file layout.
+    pub fn write_signed_targets(&self, targets: &CanonicalJson) -> Result<()> {
+        let path = self.signed_targets_path();
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        fsutil::write_atomic(&path, &pretty_from_canonical(targets), PUBLIC_FILE)
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.
@@ -216,12 +218,16 @@ impl TufRepo {
                 path.display()
             )));
         }
-        let v: Value = fsutil::read_json(&path)?;
-        TargetsRole::from_signed(&v, &path.display().to_string())
+        TargetsRole::from_slice(&fsutil::read(&path)?, &path.display().to_string())
     }
 
     pub fn write_unsigned_targets(&self, targets: &TargetsRole) -> Result<()> {
-        write_role(&self.unsigned_targets_path(), &targets.to_signed()?)
+        let path = self.unsigned_targets_path();
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        let pretty = pretty_from_canonical(&targets.canonical()?);
+        fsutil::write_atomic(&path, &pretty, PUBLIC_FILE)
     }
 
     pub fn read_checksum(&self) -> Result<Option<Sha256>> {

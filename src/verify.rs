@@ -9,7 +9,7 @@
 use crate::canonical::CanonicalJson;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{SignedPayload, TargetsRole};
+use crate::metadata::{Signature, SignedPayload, TargetsRole};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,6 +96,18 @@ impl TrustedRoot {
     /// Verifies `doc` against `role`'s keys and threshold; returns the number of valid
     /// signatures by keys of the role. The error lists every reason.
     pub fn verify(&self, role: &str, doc: &SignedPayload, what: &str) -> Result<usize> {
+        let message = CanonicalJson::of(&doc.signed);
+        self.verify_bytes(role, &doc.signatures, message.as_bytes(), what)
+    }
+
+    /// As [`Self::verify`], over `signatures` and the canonical bytes they sign.
+    pub fn verify_bytes(
+        &self,
+        role: &str,
+        signatures: &[Signature],
+        message: &[u8],
+        what: &str,
+    ) -> Result<usize> {
         let (ids, threshold) = self.roles.get(role).ok_or_else(|| {
             Error::verification(what, format!("the trusted root has no {role} role"))
         })?;
@@ -106,7 +118,7 @@ impl TrustedRoot {
             ));
         }
         let mut seen = BTreeSet::new();
-        for s in &doc.signatures {
+        for s in signatures {
             if !METHODS.contains(&s.method.to_ascii_lowercase().as_str()) {
                 return Err(Error::verification(
                     what,
@@ -120,10 +132,9 @@ impl TrustedRoot {
                 ));
             }
         }
-        let message = CanonicalJson::of(&doc.signed);
         let mut valid = 0usize;
         let mut problems = Vec::new();
-        for s in &doc.signatures {
+        for s in signatures {
             if !ids.iter().any(|id| s.keyid == *id) {
                 continue;
             }
@@ -134,7 +145,7 @@ impl TrustedRoot {
                 )),
                 Some(Err(e)) => problems.push(format!("key {} cannot be used: {e}", s.keyid)),
                 Some(Ok(key)) => {
-                    if key.verify(&s.method.to_ascii_lowercase(), message.as_bytes(), &s.sig) {
+                    if key.verify(&s.method.to_ascii_lowercase(), message, &s.sig) {
                         valid += 1;
                     } else {
                         problems.push(format!("invalid signature for key {}", s.keyid));
@@ -149,14 +160,13 @@ impl TrustedRoot {
                 "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
                 self.version
             );
-            if doc
-                .signatures
+            if signatures
                 .iter()
                 .all(|s| !ids.iter().any(|id| s.keyid == *id))
             {
                 msg.push_str(&format!(
                     "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
-                    doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
+                    signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
                     ids.join(", ")
                 ));
             }

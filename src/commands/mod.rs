@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
 use crate::keys::{KeyType, PrivateKey, PublicKey};
-use crate::metadata::{Signature, SignedPayload};
+use crate::metadata::{Signature, Signed};
 use crate::repo::TufRepo;
 use std::io::Write;
 use std::path::PathBuf;
@@ -139,15 +139,14 @@ pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Signs `signed` with local `keys` and, with `--signatures`, adds the external
-/// signatures checked against the repository's public keys.
+/// Signs the canonical bytes `message` with local `keys` and, with `--signatures`, adds
+/// the external signatures checked against the repository's public keys.
 pub fn sign_role(
     repo: &TufRepo,
-    signed: serde_json::Value,
+    message: CanonicalJson,
     keys: &[PrivateKey],
     external: Option<&str>,
-) -> Result<SignedPayload> {
-    let message = CanonicalJson::of(&signed);
+) -> Result<Signed> {
     let mut signatures = keys
         .iter()
         .map(|k| Signature::by(k, message.as_bytes()))
@@ -160,7 +159,7 @@ pub fn sign_role(
             "give at least one --key-name (or --signatures)".into(),
         ));
     }
-    Ok(SignedPayload { signatures, signed })
+    Ok(Signed::new(message, signatures))
 }
 
 /// Loads `keys/<name>.sec` for each name, each checked against its `.pub`.

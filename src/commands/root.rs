@@ -142,7 +142,8 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
         role
     };
     keys.extend(super::read_private_keys(repo, &a.key_names)?);
-    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
+    let payload =
+        super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?.to_payload()?;
     check_chain(repo, &payload);
     repo.write_signed_root(&payload)?;
     log::info!(

@@ -9,7 +9,7 @@ use crate::cli::{
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
 use crate::http::ReposerverClient;
-use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
+use crate::metadata::{Expires, NewTarget, Signed, TargetFormat, TargetsRole};
 use crate::repo::TufRepo;
 use crate::schema::{DelegationName, HardwareId, Sha256};
 use crate::verify::TrustedRoot;
@@ -172,27 +172,34 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
         )?;
         role
     };
-    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
-    warn_if_not_trusted(repo, &payload);
-    warn_size(payload.canonical().as_bytes().len());
-    repo.write_signed_targets(&payload)?;
+    let version = role.version;
+    let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
+    drop(role);
+    warn_if_not_trusted(repo, &signed);
+    let whole = signed.canonical();
+    warn_size(whole.as_bytes().len());
+    repo.write_signed_targets(&whole)?;
     log::info!(
-        "signed targets.json version {} ({} signature(s))",
-        payload.version().unwrap_or(0),
-        payload.signatures.len()
+        "signed targets.json version {version} ({} signature(s))",
+        signed.signatures.len()
     );
     Ok(())
 }
 
 /// The reposerver will refuse a targets.json its current root does not trust; say so now.
-fn warn_if_not_trusted(repo: &TufRepo, payload: &SignedPayload) {
+fn warn_if_not_trusted(repo: &TufRepo, signed: &Signed) {
     let Ok(root) = repo.read_signed_root() else {
         return;
     };
     let Ok(trusted) = TrustedRoot::from_signed(&root.signed, "roles/root.json") else {
         return;
     };
-    if let Err(e) = trusted.verify("targets", payload, "targets.json") {
+    if let Err(e) = trusted.verify_bytes(
+        "targets",
+        &signed.signatures,
+        signed.signed_bytes().as_bytes(),
+        "targets.json",
+    ) {
         log::warn!("the local root.json does not accept this targets.json, so the server will refuse it: {e}");
     }
 }
