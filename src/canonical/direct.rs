@@ -704,7 +704,7 @@ pub fn pretty_from_canonical(c: &CanonicalJson) -> Vec<u8> {
     let b = c.as_bytes();
     let mut out = Vec::with_capacity(b.len() + b.len() / 2);
     let mut depth = 0usize;
-    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat_n(b' ', d * 2));
+    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat(b' ').take(d * 2));
     let mut i = 0;
     while i < b.len() {
         let c = b[i];

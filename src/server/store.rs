@@ -1062,7 +1062,7 @@ fn check_custom(c: &Value) -> std::result::Result<(), String> {
         .ok_or("custom.hardwareIds: missing or not an array")?;
     if let Some(h) = hw
         .iter()
-        .find(|h| h.as_str().is_none_or(|s| HardwareId::parse(s).is_err()))
+        .find(|h| h.as_str().map_or(true, |s| HardwareId::parse(s).is_err()))
     {
         return Err(format!(
             "custom.hardwareIds: {h} is not a valid hardware id (1 to 200 characters)"
