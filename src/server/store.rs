@@ -21,7 +21,18 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::keys::{KeyType, PrivateKey, PublicKey};
-use crate::metadata::{Expires, RoleKeys, RootRole, SignedPayload, TargetsRole};
+use crate::metadata::{Expires, RoleKeys, RootRole, Signature, Signed, SignedPayload, TargetsRole};
+use hyper::body::Bytes;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// A signed document as received: the signatures decoded, `signed` kept as its bytes.
+#[derive(serde::Deserialize)]
+struct RawSigned<'a> {
+    signatures: Vec<Signature>,
+    #[serde(borrow)]
+    signed: &'a RawValue,
+}
 use crate::schema::{DelegationName, HardwareId, KeyId, Sha256, TargetName};
 use chrono::{DateTime, Duration, Utc};
 use hyper::StatusCode;
@@ -45,19 +56,26 @@ pub const TUF_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 /// A signed document with its served bytes and checksum.
 #[derive(Clone, Debug)]
 pub struct Stored {
-    pub doc: SignedPayload,
+    /// Shared, so that copying the repository state never copies documents.
+    pub doc: Arc<SignedPayload>,
     /// Canonical JSON of the whole document: exactly the GET body.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// `x-ats-role-checksum` = sha256(bytes).
     pub checksum: String,
 }
 
 impl Stored {
     pub fn new(doc: SignedPayload) -> Self {
-        let bytes = doc.canonical().into_bytes();
+        let bytes = doc.canonical();
+        Self::encoded(doc, bytes)
+    }
+
+    /// `doc` with its canonical whole-document bytes, already computed.
+    fn encoded(doc: SignedPayload, canonical: CanonicalJson) -> Self {
+        let bytes = Bytes::from(canonical.into_bytes());
         let checksum = sha256_hex(&bytes);
         Stored {
-            doc,
+            doc: Arc::new(doc),
             bytes,
             checksum,
         }
@@ -283,15 +301,21 @@ impl Store {
     }
 
     fn save_meta(&self, m: &Meta) -> Result<()> {
-        let d: BTreeMap<&String, &SignedPayload> =
-            m.delegations.iter().map(|(k, v)| (k, &v.doc)).collect();
-        let v = json!({
-            "targets": m.targets.as_ref().map(|s| &s.doc),
-            "snapshot": m.snapshot.as_ref().map(|s| &s.doc),
-            "timestamp": m.timestamp.as_ref().map(|s| &s.doc),
-            "delegations": d,
-        });
-        let bytes = serde_json::to_vec(&v).map_err(|e| Error::Other(e.to_string()))?;
+        /// metadata.json, written from references (no copy of the documents).
+        #[derive(serde::Serialize)]
+        struct MetaFile<'a> {
+            delegations: BTreeMap<&'a String, &'a SignedPayload>,
+            snapshot: Option<&'a SignedPayload>,
+            targets: Option<&'a SignedPayload>,
+            timestamp: Option<&'a SignedPayload>,
+        }
+        let file = MetaFile {
+            delegations: m.delegations.iter().map(|(k, v)| (k, &*v.doc)).collect(),
+            snapshot: m.snapshot.as_ref().map(|s| &*s.doc),
+            targets: m.targets.as_ref().map(|s| &*s.doc),
+            timestamp: m.timestamp.as_ref().map(|s| &*s.doc),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| Error::Other(e.to_string()))?;
         fsutil::write_atomic(&metadata_path(&self.dir), &bytes, fsutil::PUBLIC_FILE)
     }
 
@@ -469,14 +493,30 @@ impl Store {
                 Some(_) => {}
             }
         }
-        // 2. decoding
-        let doc: SignedPayload =
+        // 2. decoding: the typed role and the canonical bytes straight from the body,
+        // each once; the canonical `signed` is what the signatures cover and, joined with
+        // them, the stored document and its checksum.
+        let raw: RawSigned<'_> =
             serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-        let targets = decode_targets(&doc).map_err(ApiError::invalid_entity)?;
+        let signed_bytes = raw.signed.get().as_bytes();
+        let targets =
+            decode_targets(&raw.signatures, signed_bytes).map_err(ApiError::invalid_entity)?;
+        let message = CanonicalJson::from_slice(signed_bytes, "targets.json")?;
+        let doc = SignedPayload {
+            signatures: raw.signatures,
+            signed: serde_json::from_slice(signed_bytes)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?,
+        };
         // 3.–5. signatures, delegations block, target items: all errors together.
         let root = latest_root_role(&st)?;
         let mut errors = match root.roles.get("targets") {
-            Some(r) => threshold_errors(&root.keys, &r.keyids, r.threshold, &doc),
+            Some(r) => threshold_errors(
+                &root.keys,
+                &r.keyids,
+                r.threshold,
+                &doc.signatures,
+                message.as_bytes(),
+            ),
             None => vec!["root.json has no targets role".to_string()],
         };
         errors.extend(delegation_errors(&doc.signed));
@@ -499,7 +539,8 @@ impl Store {
         }
         // 6. dependent roles expire with the pushed targets.
         let mut m = st.meta.clone();
-        let new_targets = Stored::new(doc);
+        let whole = Signed::new(message, doc.signatures.clone()).canonical();
+        let new_targets = Stored::encoded(doc, whole);
         if let Some(old) = &st.meta.targets {
             // 7. version bump
             if new_targets.version() != old.version().saturating_add(1) {
@@ -678,7 +719,14 @@ impl Store {
             })
             .unwrap_or_default();
         let threshold = role.get("threshold").and_then(Value::as_i64).unwrap_or(0);
-        let errors = threshold_errors(&keys, &keyids, threshold, &doc);
+        let message = CanonicalJson::of(&doc.signed);
+        let errors = threshold_errors(
+            &keys,
+            &keyids,
+            threshold,
+            &doc.signatures,
+            message.as_bytes(),
+        );
         if !errors.is_empty() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -892,10 +940,13 @@ fn resign_dependents(
 }
 
 /// ota-tuf's decoder for `SignedPayload[TargetsRole]` (§3.1 step 2).
-fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, String> {
+fn decode_targets(
+    signatures: &[Signature],
+    signed: &[u8],
+) -> std::result::Result<TargetsRole, String> {
     const METHODS: [&str; 4] = ["rsassa-pss-sha256", "rsassa-pss", "ed25519", "ecPrime256v1"];
     // Key ids were checked when `doc` was decoded (`KeyId`).
-    for s in &doc.signatures {
+    for s in signatures {
         if !METHODS.contains(&s.method.as_str()) {
             return Err(format!(
                 "signatures: unknown signature method {:?}",
@@ -906,7 +957,7 @@ fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, Strin
             return Err(format!("signatures: sig of key {} is not base64", s.keyid));
         }
     }
-    let role = TargetsRole::from_signed(&doc.signed, "targets.json").map_err(|e| e.to_string())?;
+    let role = TargetsRole::from_slice(signed, "targets.json").map_err(|e| e.to_string())?;
     if role.version > i32::MAX as u64 {
         return Err(format!("version: {} is not an Int", role.version));
     }
@@ -927,14 +978,11 @@ fn threshold_errors(
     keys: &BTreeMap<KeyId, PublicKey>,
     keyids: &[KeyId],
     threshold: i64,
-    doc: &SignedPayload,
+    signatures: &[Signature],
+    message: &[u8],
 ) -> Vec<String> {
-    let message = CanonicalJson::of(&doc.signed);
-    let sigs: BTreeMap<&str, &crate::metadata::Signature> = doc
-        .signatures
-        .iter()
-        .map(|s| (s.keyid.as_str(), s))
-        .collect();
+    let sigs: BTreeMap<&str, &Signature> =
+        signatures.iter().map(|s| (s.keyid.as_str(), s)).collect();
     let mut valid = 0i64;
     let mut errors = Vec::new();
     for (id, sig) in sigs {
@@ -942,7 +990,7 @@ fn threshold_errors(
             None => errors.push(format!(
                 "key {id} required for role validation not found in authoritative role"
             )),
-            Some(k) if k.verify(&sig.method, message.as_bytes(), &sig.sig) => valid += 1,
+            Some(k) if k.verify(&sig.method, message, &sig.sig) => valid += 1,
             Some(_) => errors.push(format!("Invalid signature for key {id}")),
         }
     }
