@@ -116,16 +116,36 @@ impl Signed {
     /// The canonical whole document, `{"signatures":[…],"signed":…}`, joined from the
     /// already encoded parts.
     pub fn canonical(&self) -> CanonicalJson {
-        let sigs = CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
+        CanonicalJson::join(&self.parts(&self.signatures_canonical()))
+    }
+
+    /// The length of [`Self::canonical`], without joining.
+    pub fn canonical_len(&self) -> usize {
+        self.parts(&self.signatures_canonical())
+            .iter()
+            .map(|p| p.len())
+            .sum()
+    }
+
+    /// garage-sign's file layout of the whole document, without joining it first.
+    pub fn pretty(&self) -> Vec<u8> {
+        crate::canonical::pretty_from_parts(&self.parts(&self.signatures_canonical()))
+    }
+
+    fn signatures_canonical(&self) -> CanonicalJson {
+        CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
             CanonicalJson::of(&serde_json::to_value(&self.signatures).unwrap_or(Value::Null))
-        });
-        CanonicalJson::join(&[
+        })
+    }
+
+    fn parts<'a>(&'a self, sigs: &'a CanonicalJson) -> [&'a [u8]; 5] {
+        [
             b"{\"signatures\":",
             sigs.as_bytes(),
             b",\"signed\":",
             self.signed.as_bytes(),
             b"}",
-        ])
+        ]
     }
 
     /// The `Value` form, for code that inspects the document generically.
@@ -258,7 +278,42 @@ pub struct TargetItem {
     pub hashes: BTreeMap<String, Sha256>,
     pub length: u64,
     #[serde(default)]
-    pub custom: Option<Value>,
+    pub custom: Option<RawJson>,
+}
+
+impl TargetItem {
+    /// `custom` as a `Value` (parsed on demand: most items are only re-encoded).
+    pub fn custom_value(&self) -> Option<Value> {
+        self.custom.as_ref().map(RawJson::to_value)
+    }
+}
+
+/// JSON kept as the text it was read as (`custom` objects: open, kept exactly, and
+/// cheap to carry when there are 100,000 of them). Canonicalised when written.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    pub fn from_value(v: &Value) -> Result<Self> {
+        serde_json::value::to_raw_value(v)
+            .map(RawJson)
+            .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get() || self.to_value() == other.to_value()
+    }
 }
 
 fn decode_role<T: serde::de::DeserializeOwned>(
@@ -526,7 +581,7 @@ impl NewTarget {
         let item = TargetItem {
             hashes: BTreeMap::from([("sha256".to_string(), self.sha256.clone())]),
             length: self.length,
-            custom: Some(custom),
+            custom: Some(RawJson::from_value(&custom)?),
         };
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
         check_interop(&Value::from(filename.as_str()), "target filename")?;
@@ -541,7 +596,10 @@ impl NewTarget {
     pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
         let filename = self.filename()?;
         let item = self.item(
-            role.targets.get(&filename).and_then(|t| t.custom.as_ref()),
+            role.targets
+                .get(&filename)
+                .and_then(TargetItem::custom_value)
+                .as_ref(),
             now,
         )?;
         role.targets.insert(filename, item);

@@ -296,7 +296,8 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
     let Some(item) = role.targets.get(&filename) else {
         return false;
     };
-    let custom = item.custom.as_ref();
+    let custom = item.custom_value();
+    let custom = custom.as_ref();
     let field = |k: &str| {
         custom
             .and_then(|c| c.get(k))
@@ -327,20 +328,21 @@ fn drop_old_versions(
         .filter(|(f, item)| {
             f.as_str() != current
                 && item
-                    .custom
+                    .custom_value()
+                    .and_then(|c| c.get("name").cloned())
                     .as_ref()
-                    .and_then(|c| c.get("name"))
                     .and_then(Value::as_str)
                     == Some(name)
         })
         .map(|(f, item)| {
             let created = item
-                .custom
-                .as_ref()
-                .and_then(|c| c.get("createdAt"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+                .custom_value()
+                .and_then(|c| {
+                    c.get("createdAt")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
             (created, f.to_string())
         })
         .collect();

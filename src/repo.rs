@@ -11,12 +11,12 @@
 //! ```
 //! Role files are written in circe's `spaces2` layout with ` : ` separators.
 
-use crate::canonical::{pretty_from_canonical, to_pretty, CanonicalJson};
+use crate::canonical::{pretty_from_canonical, to_pretty};
 use crate::credentials::RepoConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::metadata::{RootRole, SignedPayload, TargetsRole};
+use crate::metadata::{RootRole, Signed, SignedPayload, TargetsRole};
 use crate::schema::Sha256;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -184,12 +184,12 @@ impl TufRepo {
     }
 
     /// Writes the canonical signed document in garage-sign's file layout.
-    pub fn write_signed_targets(&self, targets: &CanonicalJson) -> Result<()> {
+    pub fn write_signed_targets(&self, targets: &Signed) -> Result<()> {
         let path = self.signed_targets_path();
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        fsutil::write_atomic(&path, &pretty_from_canonical(targets), PUBLIC_FILE)
+        fsutil::write_atomic(&path, &targets.pretty(), PUBLIC_FILE)
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.

@@ -8,7 +8,7 @@
 //! `Value`-based writer in the parent module is the reference; property tests compare
 //! the two.
 
-use super::{compare_keys, write_string, CanonicalJson};
+use super::{compare_keys, CanonicalJson};
 use crate::error::{Error, Result};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Impossible, Serialize};
@@ -17,6 +17,8 @@ use std::fmt;
 
 /// serde_json's private struct name for numbers under `arbitrary_precision`.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+/// serde_json's private struct name for `RawValue` (JSON kept as text).
+const RAW_TOKEN: &str = "$serde_json::private::RawValue";
 
 /// The output plus what [`super::check_interop`] would refuse, noticed on the way.
 #[derive(Default)]
@@ -29,7 +31,7 @@ pub(super) struct Writer {
 impl Writer {
     fn string(&mut self, s: &str) {
         self.not_interop |= !s.is_ascii();
-        write_string(&mut self.out, s);
+        write_string_fast(&mut self.out, s);
     }
 
     fn raw_number(&mut self, n: &str) {
@@ -41,6 +43,57 @@ impl Writer {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     }
+}
+
+/// The parent's `write_string` (circe's escapes), copying runs of bytes that need no
+/// escape at once instead of char by char. In UTF-8 the C1 controls U+0080–U+009F are
+/// `C2 80`–`C2 9F`; every other non-ASCII sequence is copied as is.
+fn write_string_fast(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let escape: Option<&[u8]> = match c {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            _ => None,
+        };
+        let control = match c {
+            0x00..=0x1f | 0x7f => Some((c as u32, 1)),
+            0xc2 if matches!(b.get(i + 1), Some(0x80..=0x9f)) => Some((b[i + 1] as u32, 2)),
+            _ => None,
+        };
+        if escape.is_none() && control.is_none() {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&b[run..i]);
+        match (escape, control) {
+            (Some(e), _) => {
+                out.extend_from_slice(e);
+                i += 1;
+            }
+            (None, Some((code, width))) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(code >> 4) as usize]);
+                out.push(HEX[(code & 0xf) as usize]);
+                i += width;
+            }
+            (None, None) => {}
+        }
+        run = i;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
 }
 
 /// An object being written: where it starts and each entry's key and byte range.
@@ -311,6 +364,9 @@ impl<'a> ser::Serializer for &'a mut Writer {
         if name == NUMBER_TOKEN {
             return Ok(Struct::Number(self));
         }
+        if name == RAW_TOKEN {
+            return Ok(Struct::Raw(self));
+        }
         let o = Object::open(self);
         Ok(Struct::Object(Map { w: self, o }))
     }
@@ -420,6 +476,8 @@ pub(super) enum Struct<'a> {
     Object(Map<'a>),
     /// serde_json's `arbitrary_precision` number: one field holding its spelling.
     Number(&'a mut Writer),
+    /// A `RawValue`: one field holding JSON text, transcoded in place.
+    Raw(&'a mut Writer),
 }
 
 impl ser::SerializeStruct for Struct<'_> {
@@ -433,12 +491,20 @@ impl ser::SerializeStruct for Struct<'_> {
                 w.raw_number(&spelled);
                 Ok(())
             }
+            Struct::Raw(w) => {
+                let text = v.serialize(KeyString)?;
+                let mut de = serde_json::Deserializer::from_str(&text);
+                Transcode(w)
+                    .deserialize(&mut de)
+                    .and_then(|()| de.end())
+                    .map_err(|e| SerError(format!("invalid raw JSON: {e}")))
+            }
         }
     }
     fn end(self) -> SerResult {
         match self {
             Struct::Object(m) => ser::SerializeMap::end(m),
-            Struct::Number(_) => Ok(()),
+            Struct::Number(_) | Struct::Raw(_) => Ok(()),
         }
     }
 }
@@ -701,48 +767,56 @@ impl<'de> Visitor<'de> for Transcode<'_> {
 /// re-layout, since canonical JSON has no whitespace outside strings and its strings
 /// are already escaped as the pretty form writes them.
 pub fn pretty_from_canonical(c: &CanonicalJson) -> Vec<u8> {
-    let b = c.as_bytes();
-    let mut out = Vec::with_capacity(b.len() + b.len() / 2);
+    pretty_from_parts(&[c.as_bytes()])
+}
+
+/// [`pretty_from_canonical`] of the concatenation of `parts`, which must split the
+/// canonical text only between tokens (as [`CanonicalJson::join`] pieces do).
+pub fn pretty_from_parts(parts: &[&[u8]]) -> Vec<u8> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(total + total / 2);
     let mut depth = 0usize;
     let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat(b' ').take(d * 2));
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                out.extend_from_slice(&b[start..(i + 1).min(b.len())]);
-            }
-            b'{' | b'[' => {
-                let close = if c == b'{' { b'}' } else { b']' };
-                if b.get(i + 1) == Some(&close) {
-                    out.extend_from_slice(&[c, close]);
+    for b in parts {
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b'"' => {
+                    let start = i;
                     i += 1;
-                } else {
-                    depth += 1;
-                    out.push(c);
+                    while i < b.len() && b[i] != b'"' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    out.extend_from_slice(&b[start..(i + 1).min(b.len())]);
+                }
+                b'{' | b'[' => {
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if b.get(i + 1) == Some(&close) {
+                        out.extend_from_slice(&[c, close]);
+                        i += 1;
+                    } else {
+                        depth += 1;
+                        out.push(c);
+                        out.push(b'\n');
+                        indent(&mut out, depth);
+                    }
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
                     out.push(b'\n');
                     indent(&mut out, depth);
+                    out.push(c);
                 }
+                b',' => {
+                    out.extend_from_slice(b",\n");
+                    indent(&mut out, depth);
+                }
+                b':' => out.extend_from_slice(b" : "),
+                _ => out.push(c),
             }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                out.push(b'\n');
-                indent(&mut out, depth);
-                out.push(c);
-            }
-            b',' => {
-                out.extend_from_slice(b",\n");
-                indent(&mut out, depth);
-            }
-            b':' => out.extend_from_slice(b" : "),
-            _ => out.push(c),
+            i += 1;
         }
-        i += 1;
     }
     out
 }

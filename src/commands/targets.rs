@@ -176,9 +176,8 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
     drop(role);
     warn_if_not_trusted(repo, &signed);
-    let whole = signed.canonical();
-    warn_size(whole.as_bytes().len());
-    repo.write_signed_targets(&whole)?;
+    warn_size(signed.canonical_len());
+    repo.write_signed_targets(&signed)?;
     log::info!(
         "signed targets.json version {version} ({} signature(s))",
         signed.signatures.len()

@@ -793,7 +793,7 @@ impl Store {
             crate::metadata::TargetItem {
                 hashes: BTreeMap::from([("sha256".to_string(), sha256.clone())]),
                 length,
-                custom: Some(custom),
+                custom: Some(crate::metadata::RawJson::from_value(&custom)?),
             },
         );
         let signed = serde_json::to_value(&role).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -1081,12 +1081,12 @@ fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String
                 "target item error {name}: Invalid/Missing Checksum"
             ));
         }
-        match (&item.custom, existing.contains(name.as_str())) {
+        match (item.custom_value(), existing.contains(name.as_str())) {
             (None, false) => errors.push(format!(
                 "target item error {name}: new offline signed target items must contain custom metadata"
             )),
             (Some(c), _) => {
-                if let Err(e) = check_custom(c) {
+                if let Err(e) = check_custom(&c) {
                     errors.push(format!("target item error {name}: {e}"));
                 }
             }

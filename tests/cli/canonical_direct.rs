@@ -3,7 +3,7 @@
 
 use crate::support::fixtures;
 use ota_sign::canonical::{pretty_from_canonical, to_pretty, CanonicalJson};
-use ota_sign::metadata::{Expires, TargetItem, TargetsRole};
+use ota_sign::metadata::{Expires, RawJson, Signature, Signed, TargetItem, TargetsRole};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ fn targets_role() -> impl Strategy<Value = TargetsRole> {
         |(sha, length, custom)| TargetItem {
             hashes: BTreeMap::from([("sha256".to_string(), sha.parse().unwrap())]),
             length,
-            custom,
+            custom: custom.map(|c| RawJson::from_value(&c).unwrap()),
         },
     );
     (
@@ -106,6 +106,22 @@ proptest! {
     #[test]
     fn direct_writers_equal_the_reference_on_random_json(v in json_value()) {
         assert_same(&v)?;
+    }
+
+    #[test]
+    fn signed_documents_joined_from_parts_equal_the_reference(v in json_value(), n in 0usize..3) {
+        let sigs: Vec<Signature> = (0..n)
+            .map(|i| Signature {
+                keyid: format!("{i:064x}").parse().unwrap(),
+                method: "ed25519".into(),
+                sig: format!("c2ln{i}=="),
+            })
+            .collect();
+        let whole = serde_json::json!({"signatures": sigs, "signed": v});
+        let doc = Signed::new(CanonicalJson::of(&v), sigs);
+        prop_assert_eq!(doc.canonical(), CanonicalJson::of(&whole));
+        prop_assert_eq!(doc.canonical_len(), CanonicalJson::of(&whole).as_bytes().len());
+        prop_assert_eq!(String::from_utf8(doc.pretty()).unwrap(), to_pretty(&whole));
     }
 
     #[test]
