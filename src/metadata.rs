@@ -328,7 +328,8 @@ fn decode_role<T: serde::de::DeserializeOwned>(
             format!("expected {expected:?}, found {t:?}"),
         ));
     }
-    serde_json::from_value(signed.clone()).map_err(|e| Error::invalid(what, e.to_string()))
+    // Decoded from the borrowed tree: no copy of it.
+    T::deserialize(signed).map_err(|e| Error::invalid(what, e.to_string()))
 }
 
 /// Decodes a role straight from the bytes of its `signed` object (no `Value` tree).

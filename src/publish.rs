@@ -11,7 +11,7 @@ use crate::expiry::ExpiryChoice;
 use crate::fsutil;
 use crate::http::{ClientAuth, ClientOptions, ReposerverClient};
 use crate::keys::PrivateKey;
-use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
+use crate::metadata::{Expires, NewTarget, Signed, SignedPayload, TargetFormat, TargetsRole};
 use crate::schema::{HardwareId, Sha256};
 use crate::verify::{self, TrustedRoot};
 use serde_json::Value;
@@ -235,8 +235,9 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
             now,
             false,
         )?;
-        let signed = SignedPayload::sign(next.to_signed()?, &[&account.key])?;
-        let size = signed.canonical().as_bytes().len();
+        // Encoded once, straight from the typed role: signed, measured, sent.
+        let signed = Signed::sign(next.canonical()?, &[&account.key])?;
+        let size = signed.canonical_len();
         if size >= TARGETS_SIZE_LIMIT {
             return Err(Error::Explained(format!(
                 "the new targets.json would be {size} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: remove old targets, e.g. with --keep-versions 3"
@@ -260,16 +261,14 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
         };
         if req.dry_run {
             if let Some(out) = &req.output {
-                let v = serde_json::to_value(&signed).unwrap_or(Value::Null);
-                fsutil::write_atomic(
-                    out,
-                    crate::canonical::to_pretty(&v).as_bytes(),
-                    fsutil::PUBLIC_FILE,
-                )?;
+                fsutil::write_atomic(out, &signed.pretty(), fsutil::PUBLIC_FILE)?;
             }
             return Ok(outcome(false));
         }
-        match account.client.put_targets(&signed, Some(&pulled.checksum)) {
+        match account
+            .client
+            .put_targets_signed(&signed, next.version, Some(&pulled.checksum))
+        {
             Ok(_) => return Ok(outcome(true)),
             Err(Error::ChecksumConflict(msg)) if attempt < attempts_allowed => {
                 let delay = backoff(attempt);

@@ -36,7 +36,7 @@ pub use upload::{progress_bar, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
 use crate::error::{Error, Result};
-use crate::metadata::SignedPayload;
+use crate::metadata::{Signed, SignedPayload};
 use crate::schema::{DelegationName, KeyId, Sha256};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
@@ -380,6 +380,17 @@ impl ReposerverClient {
     ) -> Result<Answer> {
         let body = serde_json::to_vec(doc)
             .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(url))))?;
+        self.send_body(method, url, body, checksum)
+    }
+
+    /// Sends an encoded JSON body (with `x-ats-role-checksum` when given). Never replayed.
+    fn send_body(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Vec<u8>,
+        checksum: Option<&str>,
+    ) -> Result<Answer> {
         self.http
             .exchange(method, url, Replay::Once, SMALL_BODY_CAP, &|rb| {
                 let rb = rb
@@ -399,12 +410,35 @@ impl ReposerverClient {
         checksum: Option<&str>,
     ) -> Result<PushOutcome> {
         let url = self.url(&["targets"]);
+        let body = serde_json::to_vec(targets)
+            .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(&url))))?;
+        self.put_targets_body(body, targets.version(), checksum)
+    }
+
+    /// As [`Self::put_targets`] for a document already encoded: its canonical bytes,
+    /// the same the checksum covers, are the body.
+    pub fn put_targets_signed(
+        &self,
+        targets: &Signed,
+        version: u64,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
+        self.put_targets_body(targets.canonical().into_bytes(), Some(version), checksum)
+    }
+
+    fn put_targets_body(
+        &self,
+        body: Vec<u8>,
+        version: Option<u64>,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
+        let url = self.url(&["targets"]);
         if let Some(c) = checksum {
             Sha256::parse(c).map_err(|e| {
                 Error::invalid("targets checksum", format!("{e}; run `targets pull` again"))
             })?;
         }
-        let a = self.send_json(Method::PUT, &url, targets, checksum)?;
+        let a = self.send_body(Method::PUT, &url, body, checksum)?;
         if a.status.is_success() {
             return Ok(PushOutcome {
                 checksum: a.header(ROLE_CHECKSUM).and_then(|c| Sha256::parse(c).ok()),
@@ -434,7 +468,7 @@ impl ReposerverClient {
                 format!(
                     "{}\nthe targets version must be exactly the server's version + 1{}: pull, sign (which bumps the version) and push",
                     e.summary(),
-                    targets.version().map(|v| format!(" (this targets.json has version {v})")).unwrap_or_default()
+                    version.map(|v| format!(" (this targets.json has version {v})")).unwrap_or_default()
                 ),
             )),
             _ => Err(self.http.http_error(&Method::PUT, &url, e.summary())),
