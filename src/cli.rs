@@ -606,6 +606,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+    /// A zip that cannot sign offline (no targets.sec, ...) is a warning and exit 0
+    /// instead of an error: for builds that sign only where offline keys are present
+    #[arg(long = "skip-unless-offline")]
+    pub skip_unless_offline: bool,
 }
 
 #[cfg(test)]
