@@ -558,9 +558,9 @@ pub struct PublishArgs {
     /// Target name
     #[arg(long)]
     pub name: String,
-    /// Target version
+    /// Target version (default: the image's sha256, or the OSTree commit)
     #[arg(long)]
-    pub version: String,
+    pub version: Option<String>,
     /// Hardware ids, comma separated
     #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
     pub hardware_ids: Vec<String>,

@@ -35,7 +35,8 @@ pub enum ImageSource {
 pub struct PublishRequest {
     pub credentials: PathBuf,
     pub name: String,
-    pub version: String,
+    /// None: the target's sha256 (for OSTree, the commit), as meta-updater names them.
+    pub version: Option<String>,
     pub hardware_ids: Vec<String>,
     pub image: ImageSource,
     pub format: TargetFormat,
@@ -413,7 +414,7 @@ fn new_target(req: &PublishRequest) -> Result<NewTarget> {
     };
     let target = NewTarget {
         name: req.name.clone(),
-        version: req.version.clone(),
+        version: req.version.clone().unwrap_or_else(|| sha256.clone()),
         sha256,
         length,
         hardware_ids: req.hardware_ids.clone(),
@@ -435,7 +436,9 @@ fn upload_unless_stored(
     target: &NewTarget,
 ) -> Result<bool> {
     let ImageSource::File(path) = &req.image else {
-        return Err(Error::Usage("--upload needs --image".into()));
+        return Err(Error::Usage(
+            "--upload needs --image (OSTree commits are pushed to Treehub, not uploaded)".into(),
+        ));
     };
     let (current, _) = session.pull()?;
     if stored(&current, target) {
@@ -493,7 +496,10 @@ pub fn publish(req: &PublishRequest) -> Result<Published> {
         Err(reason) if req.skip_unless_offline => {
             log::warn!("{reason}; skipping (--skip-unless-offline)");
             return Ok(Published::Skipped(Skipped {
-                target: format!("{}-{}", req.name, req.version),
+                target: match &req.version {
+                    Some(v) => format!("{}-{v}", req.name),
+                    None => req.name.clone(),
+                },
                 skipped: true,
                 reason,
             }));

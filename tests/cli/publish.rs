@@ -379,7 +379,7 @@ fn oversized_targets_json_fails_with_a_hint() {
     let req = PublishRequest {
         credentials: server.credentials_zip(),
         name: "big".into(),
-        version: "1".into(),
+        version: Some("1".into()),
         hardware_ids: vec!["hw".into()],
         image: ImageSource::Given {
             sha256: "cd".repeat(32),
