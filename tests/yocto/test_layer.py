@@ -576,3 +576,67 @@ def test_readme_documents_every_variable_and_contacts():
     assert "maintainer" in lower and "patch" in lower
     assert re.search(r"[\w.+-]+@[\w-]+\.[\w.-]+", readme)
     assert os.path.getsize(os.path.join(LAYER, "SECURITY.md")) > 0
+
+
+# --- where the recipe's sources come from ------------------------------------------
+
+def copied_layer(tmp_path):
+    """meta-offline-signing vendored away from the ota-sign sources (a BSP monorepo, say)."""
+    import shutil
+    vendor = tmp_path / "vendor"
+    shutil.copytree(LAYER, str(vendor / "meta-offline-signing"))
+    return vendor, str(vendor / "meta-offline-signing" / "recipes-devtools" / "ota-sign" / os.path.basename(RECIPE))
+
+
+def test_copied_layer_skips_the_recipe_with_reason_and_fix(project, tmp_path):
+    vendor, recipe = copied_layer(tmp_path)
+    p = project(repo=vendor)
+    for variant in ("", "native"):
+        d = p.parse(recipe, variant=variant)
+        reason = d.getVar("__SKIPPED")
+        assert reason and "source tree is not beside meta-offline-signing" in reason, reason
+        for fix in ("OTA_SIGN_SRC_URI", "EXTERNALSRC", "OFFLINE_SIGNING_TOOL"):
+            assert fix in reason
+        assert not [u for u in d.getVar("SRC_URI").split() if u.startswith("file://")]
+
+
+def test_copied_layer_class_works_with_a_host_tool(project, tmp_path, credentials, fake_tool):
+    vendor, _ = copied_layer(tmp_path)
+    p = project(repo=vendor, credentials=credentials, host_tool=fake_tool())
+    d = p.parse("fake-image")
+    assert "ota-sign-native" not in d.getVarFlag("do_offline_sign", "depends")
+    run_task(d, "do_image_complete")
+    run_task(d, "do_offline_sign")
+    assert recorded_argv(d)[0] == "publish"
+
+
+GIT_SRC = "git://github.com/example/ota-sign.git;protocol=https;branch=main;destsuffix=ota-sign"
+
+
+@pytest.mark.parametrize("conf,fetched", [
+    ('OTA_SIGN_SRC_URI = "%s"\nSRCREV = "%s"\n' % (GIT_SRC, "0" * 40), [GIT_SRC]),
+    ('OTA_SIGN_SRC_URI = "https://example.com/ota-sign-0.1.0.tar.gz;subdir=ota-sign;striplevel=1"\n',
+     ["https://example.com/ota-sign-0.1.0.tar.gz;subdir=ota-sign;striplevel=1"]),
+    ('EXTERNALSRC = "%s"\n' % REPO, []),
+])
+def test_recipe_builds_from_git_tarball_or_externalsrc(project, tmp_path, conf, fetched):
+    vendor, recipe = copied_layer(tmp_path)
+    for repo, path in ((vendor, recipe), (REPO, RECIPE)):
+        d = project(repo=repo, local_conf=conf).parse(path)
+        assert not d.getVar("__SKIPPED")
+        src_uri = d.getVar("SRC_URI").split()
+        crates = [u for u in src_uri if u.startswith("crate://")]
+        assert [u for u in src_uri if not u.startswith("crate://")] == fetched
+        assert len(crates) == len(cargo_lock_crates())
+        assert d.getVar("S").endswith("/ota-sign")
+
+
+def test_recipe_builds_only_the_signer_without_default_features(project):
+    d = project().parse(RECIPE)
+    flags = d.getVar("CARGO_BUILD_FLAGS").split()
+    assert "--no-default-features" in flags
+    assert flags[flags.index("--bin") + 1] == "ota-sign" and flags.count("--bin") == 1
+    # The ota-sign binary needs no feature, so --no-default-features still builds it.
+    bins = {b["name"]: b for b in cargo_toml().get("bin", [])}
+    if bins:
+        assert not bins["ota-sign"].get("required-features")
