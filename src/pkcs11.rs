@@ -704,9 +704,18 @@ pub fn generate(uri: &Pkcs11Uri, keytype: KeyType, bits: Option<usize>) -> Resul
             Attribute::Id(id.clone()),
         ])
     };
-    let mut public = vec![Attribute::Verify(true), Attribute::Private(false)];
+    // Signing only: SoftHSM2 and others default decrypt/unwrap/derive to true.
+    let mut public = vec![
+        Attribute::Verify(true),
+        Attribute::Private(false),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+    ];
     let mut private = vec![
         Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
