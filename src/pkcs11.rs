@@ -652,24 +652,29 @@ impl Signer for TokenKey {
     /// Signs on the token; RSA signatures shorter than the modulus are left-padded.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         let sig = self.raw_sign(message)?;
-        let expected = match self.public.keytype() {
-            KeyType::Rsa => self.public.rsa_bits().unwrap_or(0).div_ceil(8),
-            _ => 64,
-        };
-        if sig.len() > expected || (self.public.keytype() != KeyType::Rsa && sig.len() != expected)
-        {
-            return Err(Error::key(
-                self.session.uri.to_string(),
-                format!(
-                    "the token returned a {}-byte signature; {expected} bytes were expected",
-                    sig.len()
-                ),
-            ));
-        }
-        let mut padded = vec![0u8; expected - sig.len()];
-        padded.extend_from_slice(&sig);
-        Ok(padded)
+        fit_signature(&self.public, sig).map_err(|m| Error::key(self.session.uri.to_string(), m))
     }
+}
+
+/// RSA signatures come back as integers and some tokens drop leading zero bytes:
+/// left-pad to the modulus length. Anything longer, or an Ed25519 signature that is
+/// not 64 bytes, is an error.
+fn fit_signature(public: &PublicKey, sig: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let rsa = public.keytype() == KeyType::Rsa;
+    let expected = if rsa {
+        public.rsa_bits().unwrap_or(0).div_ceil(8)
+    } else {
+        64
+    };
+    if sig.len() > expected || (!rsa && sig.len() != expected) {
+        return Err(format!(
+            "the token returned a {}-byte signature; {expected} bytes were expected",
+            sig.len()
+        ));
+    }
+    let mut padded = vec![0u8; expected - sig.len()];
+    padded.extend_from_slice(&sig);
+    Ok(padded)
 }
 
 /// Creates a key pair on the token (`CKA_TOKEN`, `CKA_SENSITIVE`, not extractable) and
@@ -836,11 +841,116 @@ mod tests {
     }
 
     #[test]
+    fn short_rsa_signatures_are_left_padded() {
+        let key = crate::keys::PrivateKey::generate(KeyType::Rsa, Some(2048)).unwrap();
+        let message = b"left-pad";
+        // Find a signature with a leading zero byte, as a token might return it stripped.
+        let signer = key.signing_key().unwrap();
+        let full = (0..4000)
+            .map(|_| signer.sign(message).unwrap())
+            .find(|s| s[0] == 0)
+            .expect("one in 256 signatures starts with a zero byte");
+        let stripped = full[1..].to_vec();
+        let fitted = fit_signature(key.public(), stripped).unwrap();
+        assert_eq!(fitted, full);
+        assert!(key
+            .public()
+            .verify("rsassa-pss-sha256", message, &base64_std(&fitted)));
+        assert!(fit_signature(key.public(), vec![1u8; 257]).is_err());
+        let ed = crate::keys::PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+        assert!(fit_signature(ed.public(), vec![1u8; 63]).is_err());
+    }
+
+    #[test]
+    fn token_errors_say_what_to_do() {
+        let uri = Pkcs11Uri::parse("pkcs11:token=t;object=o?pin-value=5550123").unwrap();
+        let msg = |rv| token_error(&uri, CkError::Pkcs11(rv, Function::Login)).to_string();
+        assert!(msg(RvError::PinIncorrect).contains("wrong PIN"));
+        assert!(msg(RvError::PinLocked).contains("locked"));
+        assert!(msg(RvError::MechanismInvalid).contains("does not support the mechanism"));
+        assert!(msg(RvError::TokenNotPresent).contains("not present"));
+        for rv in [
+            RvError::PinIncorrect,
+            RvError::PinLocked,
+            RvError::GeneralError,
+        ] {
+            assert!(!msg(rv).contains("5550123"));
+        }
+    }
+
+    /// The fallback mechanism (CKM_RSA_PKCS_PSS over a digest computed here) on a
+    /// SoftHSM2 token; fails (never skips) when SoftHSM2 is not installed.
+    #[test]
+    fn rsa_pss_over_a_local_digest_on_softhsm() {
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .into_iter()
+        .find(|m| Path::new(m).exists())
+        .expect("SoftHSM2 is not installed: apt-get install softhsm2");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("t")).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        let tokens = dir.path().join("t");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        // Only this test loads SoftHSM2 in the unit-test process.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        let init = std::process::Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                "unit",
+                "--so-pin",
+                "1111",
+                "--pin",
+                "2222",
+            ])
+            .output()
+            .expect("softhsm2-util");
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let text = format!("pkcs11:token=unit;object=fallback?module-path={module}&pin-value=2222");
+        let uri = Pkcs11Uri::parse(&text).unwrap();
+        let uri = generate(&uri, KeyType::Rsa, Some(2048)).unwrap();
+        let uri = Pkcs11Uri {
+            pin_value: Some(Zeroizing::new("2222".into())),
+            ..uri
+        };
+        let mut key = TokenKey::open(&uri).unwrap();
+        assert_eq!(key.mechanism, TokenMechanism::Sha256RsaPss);
+        key.mechanism = TokenMechanism::RsaPssOverDigest;
+        for _ in 0..4 {
+            let sig = Signer::sign(&key, b"fallback").unwrap();
+            assert_eq!(sig.len(), 256);
+            assert!(key
+                .public()
+                .verify("rsassa-pss-sha256", b"fallback", &base64_std(&sig)));
+            assert!(!key
+                .public()
+                .verify("rsassa-pss-sha256", b"fallbacK", &base64_std(&sig)));
+        }
+        let p = key.protection().unwrap();
+        assert!(p.sensitive && !p.extractable);
+    }
+
+    #[test]
     fn rsa_public_der_encoding() {
         // Leading zeros dropped, a zero added before a set high bit, short lengths.
         assert_eq!(
             rsa_public_der(&[0x00, 0x80, 0x01, 0x02], &[0x01, 0x00, 0x01]),
-            [0x30, 0x0a, 0x02, 0x04, 0x00, 0x80, 0x01, 0x02, 0x02, 0x03, 0x01, 0x00, 0x01]
+            [0x30, 0x0b, 0x02, 0x04, 0x00, 0x80, 0x01, 0x02, 0x02, 0x03, 0x01, 0x00, 0x01]
         );
         // A 2048-bit modulus uses long-form lengths, and PublicKey accepts the result.
         let mut n = vec![0xc5u8; 256];
