@@ -17,6 +17,18 @@ use std::process::{Command, Output};
 const PIN: &str = "73915824";
 const SO_PIN: &str = "11223344";
 const LABEL: &str = "ota";
+/// The procedure's move-offline step, naming the token keys' aliases.
+const MOVE_OFFLINE: [&str; 9] = [
+    "move-offline",
+    "--repo",
+    "r",
+    "--old-root-alias",
+    "origroot",
+    "--new-root",
+    "myroot",
+    "--new-targets",
+    "mytargets",
+];
 
 /// Where Debian, Fedora and source builds put the SoftHSM2 module.
 const MODULE_CANDIDATES: [&str; 4] = [
@@ -229,7 +241,7 @@ fn procedure_on_token(key_type: &'static str) {
     let ws = Workspace::new();
     let zip = server.credentials_zip();
     let (root_v1, _, _) = server.role("root.json");
-    let r = "myimagerepo";
+    let r = "r";
     hsm.ok(
         &ws,
         &["init", "--repo", r, "--credentials", zip.to_str().unwrap()],
@@ -260,20 +272,7 @@ fn procedure_on_token(key_type: &'static str) {
 
     // The seed procedure's commands, unchanged.
     hsm.ok(&ws, &["targets", "pull", "--repo", r]);
-    hsm.ok(
-        &ws,
-        &[
-            "move-offline",
-            "--repo",
-            r,
-            "--old-root-alias",
-            "origroot",
-            "--new-root",
-            "myroot",
-            "--new-targets",
-            "mytargets",
-        ],
-    );
+    hsm.ok(&ws, &MOVE_OFFLINE);
     hsm.ok(
         &ws,
         &["targets", "sign", "--repo", r, "--key-name", "mytargets"],
@@ -462,22 +461,7 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
     let before = tree_snapshot(ws.path());
     let (root_before, _, _) = server.role("root.json");
 
-    let err = hsm.fails(
-        &ws,
-        Some("00000000"),
-        3,
-        &[
-            "move-offline",
-            "--repo",
-            "r",
-            "--old-root-alias",
-            "origroot",
-            "--new-root",
-            "myroot",
-            "--new-targets",
-            "mytargets",
-        ],
-    );
+    let err = hsm.fails(&ws, Some("00000000"), 3, &MOVE_OFFLINE);
     assert!(err.contains("wrong PIN"), "{err}");
     assert!(!err.contains("00000000"), "the PIN was printed: {err}");
     let err = hsm.fails(
@@ -512,20 +496,7 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
     );
 
     // A token-backed zip with a wrong PIN: publish pushes nothing.
-    hsm.ok(
-        &ws,
-        &[
-            "move-offline",
-            "--repo",
-            "r",
-            "--old-root-alias",
-            "origroot",
-            "--new-root",
-            "myroot",
-            "--new-targets",
-            "mytargets",
-        ],
-    );
+    hsm.ok(&ws, &MOVE_OFFLINE);
     hsm.ok(
         &ws,
         &[
