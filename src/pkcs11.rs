@@ -696,20 +696,41 @@ pub fn generate(uri: &Pkcs11Uri, keytype: KeyType, bits: Option<usize>) -> Resul
         crypto::fill_random(&mut id)?;
         uri.id = Some(id);
     }
-    let label = uri
-        .object
-        .clone()
-        .unwrap_or_else(|| "ota-sign".into())
-        .into_bytes();
-    let id = uri.id.clone().unwrap_or_default();
-    let common = |v: &mut Vec<Attribute>| {
-        v.extend([
-            Attribute::Token(true),
-            Attribute::Label(label.clone()),
-            Attribute::Id(id.clone()),
-        ])
-    };
-    // Signing only: SoftHSM2 and others default decrypt/unwrap/derive to true.
+    let label = uri.object.clone().unwrap_or_else(|| "ota-sign".into());
+    let (mechanism, public, private) = key_pair_templates(
+        keytype,
+        bits,
+        label.as_bytes(),
+        uri.id.as_deref().unwrap_or_default(),
+    )?;
+    session
+        .session
+        .generate_key_pair(&mechanism, &public, &private)
+        .map_err(|e| session.err(e))?;
+    drop(session);
+    // Read it back through the normal path: the mechanism must work and the key must
+    // be protected as asked, or it is removed again.
+    if let Err(e) = check_generated(&uri, keytype) {
+        let _ = destroy(&uri);
+        return Err(e);
+    }
+    Ok(uri.without_pin())
+}
+
+/// Templates for a token key pair used only to sign: SoftHSM2 and others default
+/// decrypt/unwrap/derive to true, so everything else is switched off.
+fn key_pair_templates(
+    keytype: KeyType,
+    bits: Option<usize>,
+    label: &[u8],
+    id: &[u8],
+) -> Result<(Mechanism<'static>, Vec<Attribute>, Vec<Attribute>)> {
+    let bits = crate::keys::checked_key_size(keytype, bits)?;
+    let common = [
+        Attribute::Token(true),
+        Attribute::Label(label.to_vec()),
+        Attribute::Id(id.to_vec()),
+    ];
     let mut public = vec![
         Attribute::Verify(true),
         Attribute::Private(false),
@@ -725,68 +746,38 @@ pub fn generate(uri: &Pkcs11Uri, keytype: KeyType, bits: Option<usize>) -> Resul
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
     ];
-    common(&mut public);
-    common(&mut private);
-    let mechanism = match keytype {
-        KeyType::Rsa => {
-            let bits = bits.unwrap_or(2048);
-            if !crate::keys::RSA_KEY_SIZES.contains(&bits) {
-                return Err(Error::Usage(format!(
-                    "--keysize {bits} is not supported for RSA: use 2048, 3072 or 4096 (the sizes aktualizr accepts)"
-                )));
-            }
-            public.push(Attribute::ModulusBits((bits as u64).into()));
-            public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
-            Mechanism::RsaPkcsKeyPairGen
-        }
-        KeyType::Ed25519 => {
-            if let Some(b) = bits.filter(|b| *b != 256) {
-                return Err(Error::Usage(format!(
-                    "Ed25519 keys are 256 bits; --keysize {b} is not valid for ed25519"
-                )));
-            }
-            public.push(Attribute::EcParams(ED25519_EC_PARAMS.to_vec()));
-            Mechanism::EccEdwardsKeyPairGen
-        }
-        KeyType::EcPrime256v1 => {
-            return Err(Error::Usage(
-                "ECPRIME256V1 keys cannot be generated: use rsa or ed25519".into(),
-            ))
-        }
+    public.extend(common.clone());
+    private.extend(common);
+    let mechanism = if keytype == KeyType::Rsa {
+        public.push(Attribute::ModulusBits((bits as u64).into()));
+        public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+        Mechanism::RsaPkcsKeyPairGen
+    } else {
+        public.push(Attribute::EcParams(ED25519_EC_PARAMS.to_vec()));
+        Mechanism::EccEdwardsKeyPairGen
     };
-    session
-        .session
-        .generate_key_pair(&mechanism, &public, &private)
-        .map_err(|e| session.err(e))?;
-    drop(session);
-    // Read it back through the normal path: the mechanism must work and the key must
-    // be protected as asked, or it is removed again.
-    let check = TokenKey::open(&uri).and_then(|k| {
-        let p = k.protection()?;
-        if p.extractable || !p.sensitive {
-            return Err(Error::key(
-                uri.to_string(),
-                "the token did not keep the new key sensitive and non-extractable",
-            ));
-        }
-        let probe = crypto::Signer::sign(&k, b"ota-sign key check")?;
-        if !k.public().verify(
-            keytype.signature_method(),
-            b"ota-sign key check",
-            &base64_std(&probe),
-        ) {
-            return Err(Error::key(
-                uri.to_string(),
-                "the token's test signature does not verify",
-            ));
-        }
-        Ok(())
-    });
-    if let Err(e) = check {
-        let _ = destroy(&uri);
-        return Err(e);
+    Ok((mechanism, public, private))
+}
+
+/// A freshly generated key: sensitive, not extractable, and its test signature verifies.
+fn check_generated(uri: &Pkcs11Uri, keytype: KeyType) -> Result<()> {
+    let key = TokenKey::open(uri)?;
+    let p = key.protection()?;
+    if p.extractable || !p.sensitive {
+        return Err(Error::key(
+            uri.to_string(),
+            "the token did not keep the new key sensitive and non-extractable",
+        ));
     }
-    Ok(uri.without_pin())
+    let probe = b"ota-sign key check";
+    let sig = base64_std(&crypto::Signer::sign(&key, probe)?);
+    if !key.public().verify(keytype.signature_method(), probe, &sig) {
+        return Err(Error::key(
+            uri.to_string(),
+            "the token's test signature does not verify",
+        ));
+    }
+    Ok(())
 }
 
 fn base64_std(b: &[u8]) -> String {

@@ -1,6 +1,7 @@
 //! `export-credentials` (reference/garage-sign.md §2.3): treehub.json, tufrepo.url,
-//! the chosen key pair as targets.pub/targets.sec, roles/root.json, then every other
-//! entry of the repository's credentials.zip.
+//! the chosen key pair as targets.pub/targets.sec (a token key as targets.pub and a
+//! `targets.pkcs11` reference, never a PIN), roles/root.json, then every other entry
+//! of the repository's credentials.zip except its own targets key.
 
 use super::Context;
 use crate::canonical::to_pretty;
