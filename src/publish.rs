@@ -4,19 +4,18 @@
 //! pull → verify → add → sign → push, re-pulling after a 412/428 with jittered
 //! exponential backoff.
 
-use crate::credentials::{AuthConfig, Credentials};
+use crate::credentials::Credentials;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryChoice;
 use crate::fsutil;
-use crate::http::{ClientAuth, ClientOptions, ReposerverClient};
+use crate::http::{ClientOptions, ReposerverClient};
 use crate::keys::PrivateKey;
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
 use crate::verify::{self, TrustedRoot};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// The reposerver refuses targets.json documents of this many bytes or more.
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
@@ -100,15 +99,6 @@ fn open_account(req: &PublishRequest) -> Result<Account> {
             missing.join(", ")
         )));
     }
-    let url = creds.server_url("tufrepo.url")?;
-    let auth = match creds.auth()? {
-        AuthConfig::None => ClientAuth::None,
-        AuthConfig::OAuth2(o) => ClientAuth::OAuth2(o),
-        AuthConfig::MutualTls { .. } => ClientAuth::mutual_tls(
-            Zeroizing::new(creds.entry("client_auth.p12").unwrap_or_default().to_vec()),
-            creds.entry("server.p12").map(<[u8]>::to_vec),
-        ),
-    };
     let root = creds
         .root()?
         .ok_or_else(|| Error::invalid(zip.clone(), "has no root.json"))?;
@@ -116,7 +106,7 @@ fn open_account(req: &PublishRequest) -> Result<Account> {
     let key = creds
         .targets_key()?
         .ok_or_else(|| Error::invalid(zip.clone(), "has no targets key"))?;
-    let client = ReposerverClient::new(&url, auth, &req.options)?;
+    let client = ReposerverClient::from_credentials(&creds, &req.options)?;
     Ok(Account { client, root, key })
 }
 

@@ -1,0 +1,743 @@
+//! The repository as a device sees it: aktualizr's acceptance rules for image-repository
+//! metadata (reference/reposerver.md §6.2, §6.5, §7), applied to everything a device
+//! would download, collecting every finding instead of stopping at the first.
+//!
+//! The walk is aktualizr's: the root chain from `1.root.json` (or a trusted root)
+//! upward, then timestamp → snapshot → targets → delegations. Signature rules (method
+//! whitelist, duplicate key ids, thresholds) and the root chain rule are
+//! [`TrustedRoot`]'s and [`verify_root_update`]'s, so the client and this check agree by
+//! construction. A finding names the role, the version and the rule; an error means
+//! the check could not be made (server down, unreadable input).
+
+use super::{verify_root_update, TrustedRoot};
+use crate::canonical::{check_interop, CanonicalJson};
+use crate::crypto::{sha256_hex, sha512_hex};
+use crate::error::{Error, Result};
+use crate::metadata::SignedPayload;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// aktualizr's download limits (`kMaxRootSize`, `kMaxTimestampSize`,
+/// `kMaxSnapshotSize`, `kMaxImageTargetsSize`).
+pub const MAX_ROOT_SIZE: usize = 64 * 1024;
+pub const MAX_TIMESTAMP_SIZE: usize = 64 * 1024;
+pub const MAX_SNAPSHOT_SIZE: usize = 64 * 1024;
+pub const MAX_TARGETS_SIZE: usize = 8 * 1024 * 1024;
+/// `kDelegationsMaxDepth`.
+pub const MAX_DELEGATION_DEPTH: usize = 5;
+/// Bound on the `N.root.json` walk against a hostile server.
+const MAX_ROOT_STEPS: u64 = 10_000;
+/// aktualizr ignores this placeholder URI.
+const PLACEHOLDER_URI: &str = "https://example.com/";
+
+/// Where the metadata comes from: a server or a mirror directory.
+pub trait Source {
+    /// The bytes at `path` (relative to the repository URL), `None` when absent.
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>>;
+    /// Whether a device can download `targets/<filename>`.
+    fn downloadable(&self, filename: &str) -> Result<bool>;
+}
+
+/// A server, through the client.
+impl Source for crate::http::ReposerverClient {
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.get_optional(path)
+    }
+    fn downloadable(&self, filename: &str) -> Result<bool> {
+        self.target_downloadable(filename)
+    }
+}
+
+/// A directory laid out as the repository URL (`root.json`, `1.root.json`,
+/// `timestamp.json`, …, `targets/<file>`).
+pub struct DirSource(pub PathBuf);
+
+impl Source for DirSource {
+    fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let p = self.0.join(path);
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+    fn downloadable(&self, filename: &str) -> Result<bool> {
+        Ok(self.0.join("targets").join(filename).is_file())
+    }
+}
+
+/// One reason a device would refuse the repository.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// `root`, `timestamp`, `snapshot`, `targets` or the delegation's name.
+    pub role: String,
+    /// The version of the document, when it has one.
+    pub version: Option<u64>,
+    /// A short rule name, e.g. `expired`, `rollback`, `hash`, `hardware-ids`.
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "{} v{}: [{}] {}", self.role, v, self.rule, self.message),
+            None => write!(f, "{}: [{}] {}", self.role, self.rule, self.message),
+        }
+    }
+}
+
+/// What was found for one role document.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoleState {
+    pub role: String,
+    pub version: Option<u64>,
+    pub expires: Option<String>,
+    /// Valid signatures by the role's keys (0 when they do not verify).
+    pub valid_signatures: usize,
+    pub threshold: i64,
+    /// The key ids the trusting document lists for the role.
+    pub key_ids: Vec<String>,
+    /// Canonical size in bytes, and the device's limit.
+    pub size: usize,
+    pub size_limit: usize,
+    /// Number of targets (targets and delegations only).
+    pub targets: Option<usize>,
+}
+
+/// One target as a device would match it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetView {
+    pub filename: String,
+    /// `targets` or the delegation that lists it.
+    pub role: String,
+    pub hardware_ids: Vec<String>,
+    pub length: Option<u64>,
+    pub format: &'static str,
+}
+
+/// The outcome: accepted when there are no findings.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub roles: Vec<RoleState>,
+    pub targets: Vec<TargetView>,
+}
+
+impl Report {
+    pub fn accepted(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// The targets a device with `hardware_id` could install (none when rejected).
+    pub fn installable(&self, hardware_id: &str) -> Vec<&TargetView> {
+        if !self.accepted() {
+            return vec![];
+        }
+        self.targets
+            .iter()
+            .filter(|t| t.hardware_ids.iter().any(|h| h == hardware_id))
+            .collect()
+    }
+
+    pub fn role(&self, name: &str) -> Option<&RoleState> {
+        self.roles.iter().find(|r| r.role == name)
+    }
+}
+
+/// Checks the repository behind `source` as of `at`; `trusted_root` (the bytes of a
+/// root.json) replaces `1.root.json` as the trust anchor.
+pub fn check(
+    source: &dyn Source,
+    trusted_root: Option<&[u8]>,
+    at: DateTime<Utc>,
+) -> Result<Report> {
+    let mut c = Checker {
+        source,
+        at,
+        report: Report::default(),
+    };
+    if let Some(root) = c.root_chain(trusted_root)? {
+        c.top_level(&root)?;
+    }
+    Ok(c.report)
+}
+
+/// A fetched, parsed document.
+struct Doc {
+    label: String,
+    value: Value,
+    doc: SignedPayload,
+    version: Option<u64>,
+    expires: Option<DateTime<Utc>>,
+    expires_text: Option<String>,
+    size: usize,
+    size_limit: usize,
+}
+
+impl Doc {
+    fn meta(&self, entry: &str) -> Option<&Value> {
+        self.doc.signed.get("meta").and_then(|m| m.get(entry))
+    }
+}
+
+struct Checker<'a> {
+    source: &'a dyn Source,
+    at: DateTime<Utc>,
+    report: Report,
+}
+
+impl Checker<'_> {
+    fn find(&mut self, role: &str, version: Option<u64>, rule: &'static str, message: String) {
+        self.report.findings.push(Finding {
+            role: role.to_string(),
+            version,
+            rule,
+            message,
+        });
+    }
+
+    /// Fetches and parses `path` (or takes `given`), applying the rules every role
+    /// shares: size limit, envelope, `_type`, integer version, 20-character UTC
+    /// `expires`, one canonical form for aktualizr and ota-tuf.
+    fn load(
+        &mut self,
+        label: &str,
+        path: &str,
+        expected_type: &str,
+        size_limit: usize,
+        given: Option<&[u8]>,
+    ) -> Result<Option<Doc>> {
+        let bytes = match given {
+            Some(b) => b.to_vec(),
+            None => match self.source.fetch(path)? {
+                Some(b) => b,
+                None => {
+                    self.find(
+                        label,
+                        None,
+                        "missing",
+                        format!("{path} is not on the server; a device cannot update"),
+                    );
+                    return Ok(None);
+                }
+            },
+        };
+        if bytes.len() > size_limit {
+            self.find(
+                label,
+                None,
+                "size-limit",
+                format!(
+                    "{path} is {} bytes, over the {size_limit} bytes a device downloads",
+                    bytes.len()
+                ),
+            );
+            return Ok(None);
+        }
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.find(label, None, "format", format!("{path} is not JSON: {e}"));
+                return Ok(None);
+            }
+        };
+        let doc: SignedPayload = match serde_json::from_value(value.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.find(label, None, "format", format!("{path} is not a signed document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"));
+                return Ok(None);
+            }
+        };
+        let version = doc.signed.get("version").and_then(Value::as_u64);
+        if version.is_none() {
+            self.find(
+                label,
+                None,
+                "version",
+                format!("{path}: signed.version is missing or not a non-negative integer"),
+            );
+        }
+        let t = doc
+            .signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let type_ok = if expected_type == "Root" {
+            t.eq_ignore_ascii_case("root")
+        } else {
+            t == expected_type
+        };
+        if !type_ok {
+            self.find(
+                label,
+                version,
+                "type",
+                format!("_type is {t:?}; a device requires exactly {expected_type:?}"),
+            );
+        }
+        let expires_text = doc
+            .signed
+            .get("expires")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let expires = expires_text.as_deref().and_then(parse_timestamp);
+        if expires.is_none() {
+            self.find(label, version, "timestamp-format", format!(
+                "expires {:?} is not exactly YYYY-MM-DDTHH:MM:SSZ (20 characters, UTC); a device rejects it as an invalid timestamp",
+                expires_text.as_deref().unwrap_or("(missing)")
+            ));
+        }
+        if let Err(e) = check_interop(&value, path) {
+            self.find(label, version, "canonical-form", e.to_string());
+        }
+        Ok(Some(Doc {
+            label: label.to_string(),
+            size: CanonicalJson::of(&value).as_bytes().len(),
+            value,
+            doc,
+            version,
+            expires,
+            expires_text,
+            size_limit,
+        }))
+    }
+
+    fn expiry(&mut self, d: &Doc) {
+        if let Some(e) = d.expires {
+            if e <= self.at {
+                let label = d.label.clone();
+                self.find(
+                    &label,
+                    d.version,
+                    "expired",
+                    format!(
+                        "expired at {} (judged as of {})",
+                        d.expires_text.as_deref().unwrap_or(""),
+                        self.at.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Signatures of `d` by `role`'s keys in `trusting`; records the role's row.
+    fn signatures(&mut self, d: &Doc, trusting: &TrustedRoot, role: &str, targets: Option<usize>) {
+        let valid = match trusting.check_signatures(role, &d.doc) {
+            Ok(n) => n,
+            Err((rule, msg)) => {
+                let label = d.label.clone();
+                self.find(&label, d.version, rule, msg);
+                0
+            }
+        };
+        self.report.roles.push(RoleState {
+            role: d.label.clone(),
+            version: d.version,
+            expires: d.expires_text.clone(),
+            valid_signatures: valid,
+            threshold: trusting.threshold(role),
+            key_ids: trusting.role_key_ids(role),
+            size: d.size,
+            size_limit: d.size_limit,
+            targets,
+        });
+    }
+
+    /// The root chain; `None` when no root can be trusted.
+    fn root_chain(&mut self, trusted_root: Option<&[u8]>) -> Result<Option<TrustedRoot>> {
+        let Some(first) = self.load("root", "1.root.json", "Root", MAX_ROOT_SIZE, trusted_root)?
+        else {
+            return Ok(None);
+        };
+        self.key_types(&first);
+        let mut current = match TrustedRoot::from_signed(&first.doc.signed, "root") {
+            Ok(r) => r,
+            Err(e) => {
+                self.find("root", first.version, "format", e.to_string());
+                return Ok(None);
+            }
+        };
+        if let Err((rule, msg)) = current.check_signatures("root", &first.doc) {
+            self.find(
+                "root",
+                first.version,
+                rule,
+                format!("the trusted root is not signed by its own root keys: {msg}"),
+            );
+            return Ok(None);
+        }
+        let mut latest = first;
+        for _ in 0..MAX_ROOT_STEPS {
+            let v = current.version() + 1;
+            let path = format!("{v}.root.json");
+            if self.source.fetch(&path)?.is_none() {
+                self.expiry(&latest);
+                self.signatures(&latest, &current, "root", None);
+                return Ok(Some(current));
+            }
+            let Some(next) = self.load("root", &path, "Root", MAX_ROOT_SIZE, None)? else {
+                return Ok(None);
+            };
+            self.key_types(&next);
+            match verify_root_update(&current, &next.doc, &path) {
+                Ok(r) => current = r,
+                Err(e) => {
+                    self.find(
+                        "root",
+                        next.version.or(Some(v)),
+                        "root-chain",
+                        format!(
+                        "{e}; a device that trusts root v{} stops here and refuses every update",
+                        current.version()
+                    ),
+                    );
+                    return Ok(None);
+                }
+            }
+            latest = next;
+        }
+        self.find(
+            "root",
+            latest.version,
+            "root-chain",
+            format!("more than {MAX_ROOT_STEPS} root versions"),
+        );
+        Ok(None)
+    }
+
+    /// aktualizr refuses a whole root with a key type other than RSA or Ed25519.
+    fn key_types(&mut self, d: &Doc) {
+        let keys = d.doc.signed.get("keys").and_then(Value::as_object);
+        for (id, k) in keys.into_iter().flatten() {
+            let t = k.get("keytype").and_then(Value::as_str).unwrap_or("");
+            if !matches!(t.to_ascii_lowercase().as_str(), "rsa" | "ed25519") {
+                let label = d.label.clone();
+                self.find(&label, d.version, "key-type", format!("key {id} has keytype {t:?}; a device accepts only RSA and ED25519 and rejects the whole root"));
+            }
+        }
+    }
+
+    fn top_level(&mut self, root: &TrustedRoot) -> Result<()> {
+        let Some(ts) = self.load(
+            "timestamp",
+            "timestamp.json",
+            "Timestamp",
+            MAX_TIMESTAMP_SIZE,
+            None,
+        )?
+        else {
+            return Ok(());
+        };
+        self.signatures(&ts, root, "timestamp", None);
+        self.expiry(&ts);
+        let snap_meta = ts.meta("snapshot.json").cloned();
+        let snap_meta = match snap_meta {
+            Some(m)
+                if m.get("hashes").is_some_and(Value::is_object)
+                    && m.get("length").is_some_and(Value::is_u64)
+                    && m.get("version").is_some_and(Value::is_u64) =>
+            {
+                m
+            }
+            _ => {
+                self.find("timestamp", ts.version, "meta", "meta[\"snapshot.json\"] must have a hashes object and integer length and version".into());
+                return Ok(());
+            }
+        };
+        let Some(snap) = self.load(
+            "snapshot",
+            "snapshot.json",
+            "Snapshot",
+            MAX_SNAPSHOT_SIZE,
+            None,
+        )?
+        else {
+            return Ok(());
+        };
+        self.hash_link(&ts, &snap_meta, &snap, true);
+        self.signatures(&snap, root, "snapshot", None);
+        self.version_link(&describe(&ts), &snap_meta, &snap);
+        let metas = snap
+            .doc
+            .signed
+            .get("meta")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (name, m) in &metas {
+            if !m.get("version").is_some_and(Value::is_u64) {
+                self.find(
+                    "snapshot",
+                    snap.version,
+                    "meta",
+                    format!("meta[{name:?}] has no integer version"),
+                );
+            }
+        }
+        self.expiry(&snap);
+        let Some(targets) =
+            self.load("targets", "targets.json", "Targets", MAX_TARGETS_SIZE, None)?
+        else {
+            return Ok(());
+        };
+        match metas.get("targets.json") {
+            Some(m) => {
+                self.hash_link(&snap, m, &targets, false);
+                self.version_link(&describe(&snap), m, &targets);
+            }
+            None => self.find(
+                "snapshot",
+                snap.version,
+                "meta",
+                "meta has no \"targets.json\" entry".into(),
+            ),
+        }
+        let count = targets
+            .doc
+            .signed
+            .get("targets")
+            .and_then(Value::as_object)
+            .map(|t| t.len());
+        self.signatures(&targets, root, "targets", count);
+        self.expiry(&targets);
+        self.items(&targets)?;
+        self.delegations(&targets, (&describe(&snap), &metas), 1)
+    }
+
+    /// `to`'s canonical form matches the hashes `from` records (sha256/sha512).
+    fn hash_link(&mut self, from: &Doc, meta: &Value, to: &Doc, required: bool) {
+        let from_name = describe(from);
+        let canonical = CanonicalJson::of(&to.value);
+        let hashes = meta.get("hashes").and_then(Value::as_object);
+        let mut checked = 0;
+        for (method, expected) in hashes.into_iter().flatten() {
+            let actual = match method.as_str() {
+                "sha256" => sha256_hex(canonical.as_bytes()),
+                "sha512" => sha512_hex(canonical.as_bytes()),
+                _ => continue,
+            };
+            checked += 1;
+            if expected.as_str().map(str::to_ascii_lowercase) != Some(actual.clone()) {
+                let label = to.label.clone();
+                self.find(&label, to.version, "hash", format!(
+                    "{from_name} records {method} {expected} for it, but its canonical form hashes to {actual}"
+                ));
+            }
+        }
+        if checked == 0 && required {
+            let label = from.label.clone();
+            self.find(
+                &label,
+                from.version,
+                "hash",
+                format!("records no sha256 or sha512 hash of {}", to.label),
+            );
+        }
+    }
+
+    /// `to`'s version is the one `from` names: lower is a rollback.
+    fn version_link(&mut self, from: &str, meta: &Value, to: &Doc) {
+        let (Some(expected), Some(actual)) =
+            (meta.get("version").and_then(Value::as_u64), to.version)
+        else {
+            return;
+        };
+        let label = to.label.clone();
+        let named = format!("{from} names version {expected}");
+        if actual < expected {
+            self.find(
+                &label,
+                Some(actual),
+                "rollback",
+                format!("{named}; the served version {actual} is older (rolled back)"),
+            );
+        } else if actual != expected {
+            self.find(
+                &label,
+                Some(actual),
+                "version-mismatch",
+                format!("{named}; the served version is {actual}"),
+            );
+        }
+    }
+
+    /// Every target: hashes and length well-formed, hardwareIds present, BINARY
+    /// targets downloadable.
+    fn items(&mut self, d: &Doc) -> Result<()> {
+        let label = d.label.clone();
+        let Some(targets) = d.doc.signed.get("targets").and_then(Value::as_object) else {
+            self.find(
+                &label,
+                d.version,
+                "format",
+                "signed.targets is missing or not an object".into(),
+            );
+            return Ok(());
+        };
+        for (name, item) in targets {
+            for problem in hash_problems(item.get("hashes")) {
+                self.find(
+                    &label,
+                    d.version,
+                    "target-hashes",
+                    format!("target {name}: {problem}"),
+                );
+            }
+            let length = item.get("length").and_then(Value::as_u64);
+            if length.is_none() {
+                self.find(
+                    &label,
+                    d.version,
+                    "target-length",
+                    format!("target {name}: length is missing or not a non-negative integer"),
+                );
+            }
+            let custom = item.get("custom");
+            let hw: Option<Vec<String>> = custom
+                .and_then(|c| c.get("hardwareIds"))
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|h| h.as_str().map(str::to_string)).collect());
+            let hardware_ids = match hw {
+                Some(h) if !h.is_empty() => h,
+                _ => {
+                    self.find(&label, d.version, "hardware-ids", format!(
+                        "target {name} has no non-empty custom.hardwareIds; no device can match it and installs are refused (TargetMismatch)"
+                    ));
+                    vec![]
+                }
+            };
+            let format = match custom
+                .and_then(|c| c.get("targetFormat"))
+                .and_then(Value::as_str)
+            {
+                Some(f) if f.eq_ignore_ascii_case("OSTREE") => "OSTREE",
+                Some(_) => "BINARY",
+                None if length == Some(0) => "OSTREE",
+                None => "BINARY",
+            };
+            if format == "BINARY" {
+                let uri = custom.and_then(|c| c.get("uri")).and_then(Value::as_str);
+                let has_uri = uri.is_some_and(|u| !u.is_empty() && u != PLACEHOLDER_URI);
+                if !has_uri && !self.source.downloadable(name)? {
+                    self.find(&label, d.version, "download", format!(
+                        "BINARY target {name} has no custom.uri and the server does not have targets/{name}: a device cannot fetch it and reports a misleading hash mismatch. Upload it (publish --upload, targets upload) or give its URL"
+                    ));
+                }
+            }
+            self.report.targets.push(TargetView {
+                filename: name.clone(),
+                role: label.clone(),
+                hardware_ids,
+                length,
+                format,
+            });
+        }
+        Ok(())
+    }
+
+    fn delegations(
+        &mut self,
+        parent: &Doc,
+        snapshot: (&str, &serde_json::Map<String, Value>),
+        depth: usize,
+    ) -> Result<()> {
+        let Some(block) = parent.doc.signed.get("delegations") else {
+            return Ok(());
+        };
+        let names: Vec<String> = block
+            .get("roles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        if depth > MAX_DELEGATION_DEPTH && !names.is_empty() {
+            let label = parent.label.clone();
+            self.find(
+                &label,
+                parent.version,
+                "delegation-depth",
+                format!(
+                    "delegations nest deeper than {MAX_DELEGATION_DEPTH}; a device ignores them"
+                ),
+            );
+            return Ok(());
+        }
+        for name in names {
+            let trusting = match TrustedRoot::for_delegation(block, &name, &parent.label) {
+                Ok(t) => t,
+                Err(e) => {
+                    let label = parent.label.clone();
+                    self.find(&label, parent.version, "delegation-keys", e.to_string());
+                    continue;
+                }
+            };
+            let path = format!("delegations/{name}.json");
+            let Some(d) = self.load(&name, &path, "Targets", MAX_TARGETS_SIZE, None)? else {
+                continue;
+            };
+            if let Some(m) = snapshot.1.get(&format!("{name}.json")) {
+                self.version_link(snapshot.0, m, &d);
+            }
+            let count = d
+                .doc
+                .signed
+                .get("targets")
+                .and_then(Value::as_object)
+                .map(|t| t.len());
+            self.signatures(&d, &trusting, &name, count);
+            self.expiry(&d);
+            self.items(&d)?;
+            self.delegations(&d, snapshot, depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// `snapshot v4`, as findings name a document.
+fn describe(d: &Doc) -> String {
+    match d.version {
+        Some(v) => format!("{} v{v}", d.label),
+        None => d.label.clone(),
+    }
+}
+
+/// aktualizr's `TimeStamp`: exactly `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() != 20 || !s.ends_with('Z') {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(&s[..19], "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// A target's `hashes`: an object with a sha256 (64 hex) or sha512 (128 hex).
+fn hash_problems(hashes: Option<&Value>) -> Vec<String> {
+    let Some(h) = hashes.and_then(Value::as_object) else {
+        return vec!["hashes is missing or not an object".into()];
+    };
+    let mut out = Vec::new();
+    let mut known = 0;
+    for (method, v) in h {
+        let want = match method.as_str() {
+            "sha256" => 64,
+            "sha512" => 128,
+            _ => continue,
+        };
+        known += 1;
+        let ok = v
+            .as_str()
+            .is_some_and(|s| s.len() == want && s.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            out.push(format!("hashes.{method} is not {want} hex digits"));
+        }
+    }
+    if known == 0 {
+        out.push("hashes has no sha256 or sha512 (the only ones a device checks)".into());
+    }
+    out
+}
