@@ -9,3 +9,4 @@ mod props;
 mod publish;
 mod reposerver;
 mod support;
+mod verify;

@@ -22,10 +22,14 @@ pub fn ota_reposerver_cmd() -> Command {
     cmd
 }
 
-/// The shared upstream fixtures (`../shared/fixtures` beside the checkout).
+/// The shared upstream fixtures (`../shared/fixtures` beside the checkout, or
+/// `$OTA_SIGN_FIXTURES`).
 pub fn fixtures() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let p = root.join("../shared/fixtures");
+    // OTA_SIGN_FIXTURES overrides the location (e.g. for a git worktree elsewhere).
+    let p = std::env::var_os("OTA_SIGN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/fixtures"));
     assert!(p.is_dir(), "fixtures not found at {}", p.display());
     p
 }
