@@ -14,7 +14,7 @@ use crate::keys::PrivateKey;
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
 use crate::verify::{self, TrustedRoot};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The reposerver refuses targets.json documents of this many bytes or more.
@@ -79,16 +79,20 @@ impl PublishOutcome {
     }
 }
 
-/// Everything publish needs from the zip, checked up front.
-struct Account {
-    client: ReposerverClient,
-    root: SignedPayload,
-    key: PrivateKey,
+/// Everything needed to sign targets offline (publish, refresh), checked up front.
+pub struct Account {
+    pub client: ReposerverClient,
+    /// The trust anchor: the zip's (or the local repository's) root.json.
+    pub root: SignedPayload,
+    pub key: PrivateKey,
+    /// Where the key comes from, for errors (the zip's path).
+    pub origin: String,
 }
 
-fn open_account(req: &PublishRequest) -> Result<Account> {
-    let creds = Credentials::read(&req.credentials)?;
-    let zip = req.credentials.display().to_string();
+/// The account of a credentials zip: tufrepo.url, auth, root.json, targets pair.
+pub fn open_account(credentials: &Path, options: &ClientOptions) -> Result<Account> {
+    let creds = Credentials::read(credentials)?;
+    let zip = credentials.display().to_string();
     let missing: Vec<&str> = ["root.json", "targets.pub", "targets.sec", "tufrepo.url"]
         .into_iter()
         .filter(|e| creds.entry(e).is_none())
@@ -106,8 +110,31 @@ fn open_account(req: &PublishRequest) -> Result<Account> {
     let key = creds
         .targets_key()?
         .ok_or_else(|| Error::invalid(zip.clone(), "has no targets key"))?;
-    let client = ReposerverClient::from_credentials(&creds, &req.options)?;
-    Ok(Account { client, root, key })
+    let client = ReposerverClient::from_credentials(&creds, options)?;
+    Ok(Account {
+        client,
+        root,
+        key,
+        origin: zip,
+    })
+}
+
+/// The server's latest root, reached from the trust anchor by the chain rule, with
+/// the account's key checked to be one of its targets keys.
+pub fn signing_root(account: &Account) -> Result<(TrustedRoot, SignedPayload)> {
+    let (trusted, latest) = latest_root(account)?;
+    let key_id = account.key.key_id().to_string();
+    let expected = trusted.role_key_ids("targets");
+    if !expected.contains(&key_id) {
+        return Err(Error::Explained(format!(
+            "the targets key in {} ({key_id}) is not a targets key of the server's root.json version {}, which expects {}. \
+             Export the offline targets key again (ota-sign export-credentials) after move-offline",
+            account.origin,
+            latest.version().unwrap_or(0),
+            expected.join(", ")
+        )));
+    }
+    Ok((trusted, latest))
 }
 
 /// The server's latest root, reached from the zip's root by the chain rule.
@@ -137,19 +164,8 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
             "--keep-versions must be at least 1 (the version being published)".into(),
         ));
     }
-    let account = open_account(req)?;
-    let (trusted, latest) = latest_root(&account)?;
-    let key_id = account.key.key_id().to_string();
-    let expected = trusted.role_key_ids("targets");
-    if !expected.contains(&key_id) {
-        return Err(Error::Explained(format!(
-            "the targets key in {} ({key_id}) is not a targets key of the server's root.json version {}, which expects {}. \
-             Export the offline targets key again (ota-sign export-credentials) after move-offline",
-            req.credentials.display(),
-            latest.version().unwrap_or(0),
-            expected.join(", ")
-        )));
-    }
+    let account = open_account(&req.credentials, &req.options)?;
+    let (trusted, _) = signing_root(&account)?;
 
     let (sha256, length) = match &req.image {
         ImageSource::Given { sha256, length } => (sha256.clone(), *length),
@@ -179,83 +195,103 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
         log::info!("uploaded {} as {filename}", path.display());
     }
 
-    let attempts_allowed = req.retries + 1;
-    for attempt in 1..=attempts_allowed {
-        let pulled = account.client.get_targets()?;
-        let current = verify::verified_targets(&trusted, &pulled.payload)?;
-        let now = chrono::Utc::now();
-        if current.expires.is_past() {
-            log::warn!("the server's targets.json expired at {}", current.expires);
-        } else if current.expires.datetime() < now + NEAR_EXPIRY {
-            log::warn!(
-                "the server's targets.json expires soon, at {}",
-                current.expires
-            );
-        }
-        if !req.dry_run
-            && already_there(&current, &target)
-            && current.expires.datetime() > now + NEAR_EXPIRY
-        {
-            return Ok(PublishOutcome {
-                target: filename,
-                sha256,
-                length,
-                targets_version: current.version,
-                attempts: attempt,
-                pushed: false,
-                dry_run: false,
-                removed: vec![],
-            });
-        }
-        let mut next = current.clone();
-        target.apply(&mut next, Expires::new(now))?;
-        let removed = match req.keep_versions {
-            Some(k) => drop_old_versions(&mut next, &req.name, &filename, k),
-            None => vec![],
-        };
-        next.version = current.version + 1;
-        next.expires = req.expiry.resolve(
-            Some(current.expires),
-            crate::expiry::TARGETS_DAYS,
-            now,
-            false,
-        )?;
-        let signed = SignedPayload::sign(next.to_signed()?, &[&account.key])?;
-        let size = signed.canonical().as_bytes().len();
-        if size >= TARGETS_SIZE_LIMIT {
-            return Err(Error::Explained(format!(
-                "the new targets.json would be {size} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: remove old targets, e.g. with --keep-versions 3"
-            )));
-        }
-        if size * 4 >= TARGETS_SIZE_LIMIT * 3 {
-            log::warn!(
-                "targets.json is {size} bytes, {}% of the server's limit; consider --keep-versions",
-                size * 100 / TARGETS_SIZE_LIMIT
-            );
-        }
-        let outcome = |pushed| PublishOutcome {
-            target: filename.clone(),
-            sha256: sha256.clone(),
-            length,
-            targets_version: next.version,
-            attempts: attempt,
-            pushed,
-            dry_run: req.dry_run,
-            removed: removed.clone(),
-        };
-        if req.dry_run {
-            if let Some(out) = &req.output {
-                let v = serde_json::to_value(&signed).unwrap_or(Value::Null);
-                fsutil::write_atomic(
-                    out,
-                    crate::canonical::to_pretty(&v).as_bytes(),
-                    fsutil::PUBLIC_FILE,
-                )?;
+    pull_sign_push(
+        &account.client,
+        &trusted,
+        req.retries,
+        |current, attempt| {
+            let now = chrono::Utc::now();
+            if current.expires.is_past() {
+                log::warn!("the server's targets.json expired at {}", current.expires);
+            } else if current.expires.datetime() < now + NEAR_EXPIRY {
+                log::warn!(
+                    "the server's targets.json expires soon, at {}",
+                    current.expires
+                );
             }
-            return Ok(outcome(false));
-        }
-        match account.client.put_targets(&signed, Some(&pulled.checksum)) {
-            Ok(_) => return Ok(outcome(true)),
+            if !req.dry_run
+                && already_there(current, &target)
+                && current.expires.datetime() > now + NEAR_EXPIRY
+            {
+                return Ok(Step::Stop(PublishOutcome {
+                    target: filename.clone(),
+                    sha256: sha256.clone(),
+                    length,
+                    targets_version: current.version,
+                    attempts: attempt,
+                    pushed: false,
+                    dry_run: false,
+                    removed: vec![],
+                }));
+            }
+            let mut next = current.clone();
+            target.apply(&mut next, Expires::new(now))?;
+            let removed = match req.keep_versions {
+                Some(k) => drop_old_versions(&mut next, &req.name, &filename, k),
+                None => vec![],
+            };
+            next.version = current.version + 1;
+            next.expires = req.expiry.resolve(
+                Some(current.expires),
+                crate::expiry::TARGETS_DAYS,
+                now,
+                false,
+            )?;
+            let signed = sign_targets(&next, &account.key)?;
+            let outcome = |pushed| PublishOutcome {
+                target: filename.clone(),
+                sha256: sha256.clone(),
+                length,
+                targets_version: next.version,
+                attempts: attempt,
+                pushed,
+                dry_run: req.dry_run,
+                removed: removed.clone(),
+            };
+            if req.dry_run {
+                if let Some(out) = &req.output {
+                    let v = serde_json::to_value(&signed).unwrap_or(Value::Null);
+                    fsutil::write_atomic(
+                        out,
+                        crate::canonical::to_pretty(&v).as_bytes(),
+                        fsutil::PUBLIC_FILE,
+                    )?;
+                }
+                return Ok(Step::Stop(outcome(false)));
+            }
+            Ok(Step::Push(signed, outcome(true)))
+        },
+    )
+}
+
+/// What the edit step of [`pull_sign_push`] decided for one attempt.
+pub enum Step<T> {
+    /// Push this signed targets.json; `T` is the result once it lands.
+    Push(SignedPayload, T),
+    /// Stop without pushing (nothing to do, or a dry run).
+    Stop(T),
+}
+
+/// The loop `publish` and `refresh` share: pull targets.json, verify it against
+/// `trusted`, let `edit` (given the role and the attempt number) decide, push with the
+/// pulled checksum; after a concurrent push (412/428) pull again, with jittered
+/// exponential backoff, at most `retries` more times.
+pub fn pull_sign_push<T>(
+    client: &ReposerverClient,
+    trusted: &TrustedRoot,
+    retries: u32,
+    mut edit: impl FnMut(&TargetsRole, u32) -> Result<Step<T>>,
+) -> Result<T> {
+    let attempts_allowed = retries + 1;
+    for attempt in 1..=attempts_allowed {
+        let pulled = client.get_targets()?;
+        let current = verify::verified_targets(trusted, &pulled.payload)?;
+        let (signed, result) = match edit(&current, attempt)? {
+            Step::Stop(result) => return Ok(result),
+            Step::Push(signed, result) => (signed, result),
+        };
+        match client.put_targets(&signed, Some(&pulled.checksum)) {
+            Ok(_) => return Ok(result),
             Err(Error::ChecksumConflict(msg)) if attempt < attempts_allowed => {
                 let delay = backoff(attempt);
                 log::info!("another builder pushed first (attempt {attempt} of {attempts_allowed}); pulling again in {} ms", delay.as_millis());
@@ -271,6 +307,25 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
         }
     }
     Err(Error::Other("no attempt was made".into()))
+}
+
+/// Signs `role` with `key`, refusing a document over the server's size limit and
+/// warning from 75% of it.
+pub fn sign_targets(role: &TargetsRole, key: &PrivateKey) -> Result<SignedPayload> {
+    let signed = SignedPayload::sign(role.to_signed()?, &[key])?;
+    let size = signed.canonical().as_bytes().len();
+    if size >= TARGETS_SIZE_LIMIT {
+        return Err(Error::Explained(format!(
+            "the new targets.json would be {size} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: remove old targets, e.g. with --keep-versions 3"
+        )));
+    }
+    if size * 4 >= TARGETS_SIZE_LIMIT * 3 {
+        log::warn!(
+            "targets.json is {size} bytes, {}% of the server's limit; consider --keep-versions",
+            size * 100 / TARGETS_SIZE_LIMIT
+        );
+    }
+    Ok(signed)
 }
 
 /// The identical target is already published.
