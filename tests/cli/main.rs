@@ -7,6 +7,7 @@ mod local_repo;
 mod procedure;
 mod props;
 mod publish;
+mod refresh;
 mod reposerver;
 mod support;
 mod verify;
