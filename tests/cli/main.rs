@@ -9,5 +9,6 @@ mod props;
 mod publish;
 mod refresh;
 mod reposerver;
+mod status;
 mod support;
 mod verify;
