@@ -110,3 +110,43 @@ fn offline_repository_suggests_the_refresh_command_that_fixes_it() {
     let after = status_json(&ws, &["--repo", "r"]);
     assert_eq!(after["next"], serde_json::json!([]), "{after:#}");
 }
+
+/// Every command `ota-sign --help` lists has a row in README's command table.
+#[test]
+fn readme_command_table_lists_every_command() {
+    let help = Workspace::new().ok(&["--help"]);
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for c in ["verify", "status", "refresh", "publish", "init"] {
+        assert!(
+            commands.contains(&c),
+            "{c} missing from --help: {commands:?}"
+        );
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table: Vec<&str> = readme
+        .split("## Command reference")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    for c in commands {
+        assert!(
+            table.iter().any(|row| {
+                let first = row.split(" | ").next().unwrap();
+                first.contains(&format!("`{c}`")) || first.contains(&format!("`{c} "))
+            }),
+            "README's command table has no row for `{c}`"
+        );
+    }
+}
