@@ -145,6 +145,12 @@ class Published:
             return json.load(f)
 
 
+@pytest.fixture
+def ota_sign_bin():
+    """Path of the ota-sign binary under test."""
+    return require_binary("ota-sign")
+
+
 @pytest.fixture(scope="module", params=["rsa", "ed25519"])
 def published(request, tmp_path_factory):
     key_type = request.param
