@@ -215,74 +215,70 @@ impl Checker<'_> {
             None => match self.source.fetch(path)? {
                 Some(b) => b,
                 None => {
-                    self.find(
-                        label,
-                        None,
-                        "missing",
-                        format!("{path} is not on the server; a device cannot update"),
-                    );
+                    let msg = format!("{path} is not on the server; a device cannot update");
+                    self.find(label, None, "missing", msg);
                     return Ok(None);
                 }
             },
         };
         if bytes.len() > size_limit {
-            self.find(
-                label,
-                None,
-                "size-limit",
-                format!(
-                    "{path} is {} bytes, over the {size_limit} bytes a device downloads",
-                    bytes.len()
-                ),
+            let msg = format!(
+                "{path} is {} bytes, over the {size_limit} bytes a device downloads",
+                bytes.len()
             );
+            self.find(label, None, "size-limit", msg);
             return Ok(None);
         }
-        let value: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                self.find(label, None, "format", format!("{path} is not JSON: {e}"));
-                return Ok(None);
+        let parsed = serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| format!("{path} is not JSON: {e}"))
+            .and_then(|v| {
+                serde_json::from_value::<SignedPayload>(v.clone())
+                    .map(|d| (v, d))
+                    .map_err(|e| format!("{path} is not a signed document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"))
+            });
+        match parsed {
+            Ok((value, doc)) => Ok(Some(self.doc_rules(
+                label,
+                path,
+                expected_type,
+                size_limit,
+                value,
+                doc,
+            ))),
+            Err(msg) => {
+                self.find(label, None, "format", msg);
+                Ok(None)
             }
-        };
-        let doc: SignedPayload = match serde_json::from_value(value.clone()) {
-            Ok(d) => d,
-            Err(e) => {
-                self.find(label, None, "format", format!("{path} is not a signed document ({{\"signatures\":[…],\"signed\":{{…}}}}): {e}"));
-                return Ok(None);
-            }
-        };
+        }
+    }
+
+    /// The rules of [`Self::load`] that look inside the document.
+    fn doc_rules(
+        &mut self,
+        label: &str,
+        path: &str,
+        expected_type: &str,
+        size_limit: usize,
+        value: Value,
+        doc: SignedPayload,
+    ) -> Doc {
+        let field = |k: &str| doc.signed.get(k).and_then(Value::as_str);
         let version = doc.signed.get("version").and_then(Value::as_u64);
         if version.is_none() {
-            self.find(
-                label,
-                None,
-                "version",
-                format!("{path}: signed.version is missing or not a non-negative integer"),
-            );
+            let msg = format!("{path}: signed.version is missing or not a non-negative integer");
+            self.find(label, None, "version", msg);
         }
-        let t = doc
-            .signed
-            .get("_type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let t = field("_type").unwrap_or("");
         let type_ok = if expected_type == "Root" {
             t.eq_ignore_ascii_case("root")
         } else {
             t == expected_type
         };
         if !type_ok {
-            self.find(
-                label,
-                version,
-                "type",
-                format!("_type is {t:?}; a device requires exactly {expected_type:?}"),
-            );
+            let msg = format!("_type is {t:?}; a device requires exactly {expected_type:?}");
+            self.find(label, version, "type", msg);
         }
-        let expires_text = doc
-            .signed
-            .get("expires")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let expires_text = field("expires").map(str::to_string);
         let expires = expires_text.as_deref().and_then(parse_timestamp);
         if expires.is_none() {
             self.find(label, version, "timestamp-format", format!(
@@ -293,7 +289,7 @@ impl Checker<'_> {
         if let Err(e) = check_interop(&value, path) {
             self.find(label, version, "canonical-form", e.to_string());
         }
-        Ok(Some(Doc {
+        Doc {
             label: label.to_string(),
             size: CanonicalJson::of(&value).as_bytes().len(),
             value,
@@ -302,7 +298,7 @@ impl Checker<'_> {
             expires,
             expires_text,
             size_limit,
-        }))
+        }
     }
 
     fn expiry(&mut self, d: &Doc) {
@@ -421,20 +417,47 @@ impl Checker<'_> {
     }
 
     fn top_level(&mut self, root: &TrustedRoot) -> Result<()> {
-        let Some(ts) = self.load(
-            "timestamp",
-            "timestamp.json",
-            "Timestamp",
-            MAX_TIMESTAMP_SIZE,
-            None,
-        )?
+        let Some(snap) = self.timestamp_and_snapshot(root)? else {
+            return Ok(());
+        };
+        let Some(targets) =
+            self.load("targets", "targets.json", "Targets", MAX_TARGETS_SIZE, None)?
         else {
             return Ok(());
         };
+        let metas = snap
+            .doc
+            .signed
+            .get("meta")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        match metas.get("targets.json") {
+            Some(m) => {
+                self.hash_link(&snap, m, &targets, false);
+                self.version_link(&describe(&snap), m, &targets);
+            }
+            None => {
+                let msg = "meta has no \"targets.json\" entry".to_string();
+                self.find("snapshot", snap.version, "meta", msg);
+            }
+        }
+        self.signatures(&targets, root, "targets", target_count(&targets));
+        self.expiry(&targets);
+        self.items(&targets)?;
+        self.delegations(&targets, (&describe(&snap), &metas), 1)
+    }
+
+    /// timestamp.json, then the snapshot.json it names; the snapshot when both load.
+    fn timestamp_and_snapshot(&mut self, root: &TrustedRoot) -> Result<Option<Doc>> {
+        let ts_path = "timestamp.json";
+        let Some(ts) = self.load("timestamp", ts_path, "Timestamp", MAX_TIMESTAMP_SIZE, None)?
+        else {
+            return Ok(None);
+        };
         self.signatures(&ts, root, "timestamp", None);
         self.expiry(&ts);
-        let snap_meta = ts.meta("snapshot.json").cloned();
-        let snap_meta = match snap_meta {
+        let snap_meta = match ts.meta("snapshot.json").cloned() {
             Some(m)
                 if m.get("hashes").is_some_and(Value::is_object)
                     && m.get("length").is_some_and(Value::is_u64)
@@ -444,67 +467,30 @@ impl Checker<'_> {
             }
             _ => {
                 self.find("timestamp", ts.version, "meta", "meta[\"snapshot.json\"] must have a hashes object and integer length and version".into());
-                return Ok(());
+                return Ok(None);
             }
         };
-        let Some(snap) = self.load(
-            "snapshot",
-            "snapshot.json",
-            "Snapshot",
-            MAX_SNAPSHOT_SIZE,
-            None,
-        )?
+        let snap_path = "snapshot.json";
+        let Some(snap) = self.load("snapshot", snap_path, "Snapshot", MAX_SNAPSHOT_SIZE, None)?
         else {
-            return Ok(());
+            return Ok(None);
         };
         self.hash_link(&ts, &snap_meta, &snap, true);
         self.signatures(&snap, root, "snapshot", None);
         self.version_link(&describe(&ts), &snap_meta, &snap);
-        let metas = snap
-            .doc
-            .signed
-            .get("meta")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        for (name, m) in &metas {
-            if !m.get("version").is_some_and(Value::is_u64) {
-                self.find(
-                    "snapshot",
-                    snap.version,
-                    "meta",
-                    format!("meta[{name:?}] has no integer version"),
-                );
-            }
+        let metas = snap.doc.signed.get("meta").and_then(Value::as_object);
+        let unversioned: Vec<String> = metas
+            .into_iter()
+            .flatten()
+            .filter(|(_, m)| !m.get("version").is_some_and(Value::is_u64))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in unversioned {
+            let msg = format!("meta[{name:?}] has no integer version");
+            self.find("snapshot", snap.version, "meta", msg);
         }
         self.expiry(&snap);
-        let Some(targets) =
-            self.load("targets", "targets.json", "Targets", MAX_TARGETS_SIZE, None)?
-        else {
-            return Ok(());
-        };
-        match metas.get("targets.json") {
-            Some(m) => {
-                self.hash_link(&snap, m, &targets, false);
-                self.version_link(&describe(&snap), m, &targets);
-            }
-            None => self.find(
-                "snapshot",
-                snap.version,
-                "meta",
-                "meta has no \"targets.json\" entry".into(),
-            ),
-        }
-        let count = targets
-            .doc
-            .signed
-            .get("targets")
-            .and_then(Value::as_object)
-            .map(|t| t.len());
-        self.signatures(&targets, root, "targets", count);
-        self.expiry(&targets);
-        self.items(&targets)?;
-        self.delegations(&targets, (&describe(&snap), &metas), 1)
+        Ok(Some(snap))
     }
 
     /// `to`'s canonical form matches the hashes `from` records (sha256/sha512).
@@ -569,73 +555,73 @@ impl Checker<'_> {
     fn items(&mut self, d: &Doc) -> Result<()> {
         let label = d.label.clone();
         let Some(targets) = d.doc.signed.get("targets").and_then(Value::as_object) else {
-            self.find(
-                &label,
-                d.version,
-                "format",
-                "signed.targets is missing or not an object".into(),
-            );
+            let msg = "signed.targets is missing or not an object".to_string();
+            self.find(&label, d.version, "format", msg);
             return Ok(());
         };
         for (name, item) in targets {
-            for problem in hash_problems(item.get("hashes")) {
-                self.find(
-                    &label,
-                    d.version,
-                    "target-hashes",
-                    format!("target {name}: {problem}"),
-                );
-            }
-            let length = item.get("length").and_then(Value::as_u64);
-            if length.is_none() {
-                self.find(
-                    &label,
-                    d.version,
-                    "target-length",
-                    format!("target {name}: length is missing or not a non-negative integer"),
-                );
-            }
-            let custom = item.get("custom");
-            let hw: Option<Vec<String>> = custom
-                .and_then(|c| c.get("hardwareIds"))
-                .and_then(Value::as_array)
-                .and_then(|a| a.iter().map(|h| h.as_str().map(str::to_string)).collect());
-            let hardware_ids = match hw {
-                Some(h) if !h.is_empty() => h,
-                _ => {
-                    self.find(&label, d.version, "hardware-ids", format!(
-                        "target {name} has no non-empty custom.hardwareIds; no device can match it and installs are refused (TargetMismatch)"
-                    ));
-                    vec![]
-                }
-            };
-            let format = match custom
-                .and_then(|c| c.get("targetFormat"))
-                .and_then(Value::as_str)
-            {
-                Some(f) if f.eq_ignore_ascii_case("OSTREE") => "OSTREE",
-                Some(_) => "BINARY",
-                None if length == Some(0) => "OSTREE",
-                None => "BINARY",
-            };
-            if format == "BINARY" {
-                let uri = custom.and_then(|c| c.get("uri")).and_then(Value::as_str);
-                let has_uri = uri.is_some_and(|u| !u.is_empty() && u != PLACEHOLDER_URI);
-                if !has_uri && !self.source.downloadable(name)? {
-                    self.find(&label, d.version, "download", format!(
-                        "BINARY target {name} has no custom.uri and the server does not have targets/{name}: a device cannot fetch it and reports a misleading hash mismatch. Upload it (publish --upload, targets upload) or give its URL"
-                    ));
-                }
-            }
-            self.report.targets.push(TargetView {
-                filename: name.clone(),
-                role: label.clone(),
-                hardware_ids,
-                length,
-                format,
-            });
+            let view = self.item(&label, d.version, name, item)?;
+            self.report.targets.push(view);
         }
         Ok(())
+    }
+
+    /// One target of `label` v`version`.
+    fn item(
+        &mut self,
+        label: &str,
+        version: Option<u64>,
+        name: &str,
+        item: &Value,
+    ) -> Result<TargetView> {
+        for problem in hash_problems(item.get("hashes")) {
+            self.find(
+                label,
+                version,
+                "target-hashes",
+                format!("target {name}: {problem}"),
+            );
+        }
+        let length = item.get("length").and_then(Value::as_u64);
+        if length.is_none() {
+            let msg = format!("target {name}: length is missing or not a non-negative integer");
+            self.find(label, version, "target-length", msg);
+        }
+        let custom = |k: &str| item.get("custom").and_then(|c| c.get(k));
+        let hw: Option<Vec<String>> = custom("hardwareIds")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(|h| h.as_str().map(str::to_string)).collect());
+        let hardware_ids = match hw {
+            Some(h) if !h.is_empty() => h,
+            _ => {
+                self.find(label, version, "hardware-ids", format!(
+                    "target {name} has no non-empty custom.hardwareIds; no device can match it and installs are refused (TargetMismatch)"
+                ));
+                vec![]
+            }
+        };
+        let format = match custom("targetFormat").and_then(Value::as_str) {
+            Some(f) if f.eq_ignore_ascii_case("OSTREE") => "OSTREE",
+            Some(_) => "BINARY",
+            None if length == Some(0) => "OSTREE",
+            None => "BINARY",
+        };
+        if format == "BINARY" {
+            let uri = custom("uri").and_then(Value::as_str);
+            let has_uri = uri.is_some_and(|u| !u.is_empty() && u != PLACEHOLDER_URI);
+            if !has_uri && !self.source.downloadable(name)? {
+                self.find(label, version, "download", format!(
+                    "BINARY target {name} has no custom.uri and the server does not have targets/{name}: a device cannot fetch it and reports a misleading hash mismatch. Upload it (publish --upload, targets upload) or give its URL"
+                ));
+            }
+        }
+        Ok(TargetView {
+            filename: name.to_string(),
+            role: label.to_string(),
+            hardware_ids,
+            length,
+            format,
+        })
     }
 
     fn delegations(
@@ -682,19 +668,22 @@ impl Checker<'_> {
             if let Some(m) = snapshot.1.get(&format!("{name}.json")) {
                 self.version_link(snapshot.0, m, &d);
             }
-            let count = d
-                .doc
-                .signed
-                .get("targets")
-                .and_then(Value::as_object)
-                .map(|t| t.len());
-            self.signatures(&d, &trusting, &name, count);
+            self.signatures(&d, &trusting, &name, target_count(&d));
             self.expiry(&d);
             self.items(&d)?;
             self.delegations(&d, snapshot, depth + 1)?;
         }
         Ok(())
     }
+}
+
+/// How many targets a targets document lists.
+fn target_count(d: &Doc) -> Option<usize> {
+    d.doc
+        .signed
+        .get("targets")
+        .and_then(Value::as_object)
+        .map(|t| t.len())
 }
 
 /// `snapshot v4`, as findings name a document.

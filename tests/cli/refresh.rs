@@ -3,7 +3,9 @@
 
 use crate::support::reposerver::TestServer;
 use crate::support::Workspace;
-use crate::verify::{move_offline, publish_uploaded, push_edited_targets, verify};
+use crate::verify::{
+    in_days, move_offline, publish_uploaded, push_edited_targets, push_targets_expiring, verify,
+};
 use chrono::{Duration, Utc};
 use ota_sign::canonical::CanonicalJson;
 use serde_json::{json, Value};
@@ -25,12 +27,6 @@ fn refresh(ws: &Workspace, zip: &Path, extra: &[&str]) -> (i32, Value, String) {
     )
 }
 
-fn in_days(d: i64) -> String {
-    (Utc::now() + Duration::days(d))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 fn expires(doc: &Value) -> chrono::DateTime<Utc> {
     ota_sign::metadata::Expires::parse(doc["expires"].as_str().unwrap())
         .unwrap()
@@ -41,18 +37,7 @@ fn expires(doc: &Value) -> chrono::DateTime<Utc> {
 fn expiring(ws: &Workspace, server: &TestServer) -> std::path::PathBuf {
     publish_uploaded(ws, server, "app");
     let offline = move_offline(ws, server);
-    let soon = in_days(3);
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "mytargets",
-        "--expires",
-        &soon,
-    ]);
-    ws.ok(&["targets", "push", "--repo", "r"]);
+    push_targets_expiring(ws, &in_days(3));
     offline
 }
 

@@ -3,7 +3,7 @@
 
 use crate::support::reposerver::TestServer;
 use crate::support::Workspace;
-use crate::verify::{move_offline, publish_uploaded};
+use crate::verify::{in_days, move_offline, publish_uploaded, push_targets_expiring};
 use serde_json::Value;
 
 fn status_json(ws: &Workspace, args: &[&str]) -> Value {
@@ -65,20 +65,7 @@ fn offline_repository_suggests_the_refresh_command_that_fixes_it() {
     let server = TestServer::start();
     let ws = Workspace::new();
     move_offline(&ws, &server);
-    let soon = (chrono::Utc::now() + chrono::Duration::days(5))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "mytargets",
-        "--expires",
-        &soon,
-    ]);
-    ws.ok(&["targets", "push", "--repo", "r"]);
+    push_targets_expiring(&ws, &in_days(5));
 
     let s = status_json(&ws, &["--repo", "r"]);
     assert_eq!(row(&s, "root")["version"], 2);

@@ -124,6 +124,39 @@ pub fn move_offline(ws: &Workspace, server: &TestServer) -> PathBuf {
     out
 }
 
+/// `targets sign --expires <expires> [--force]` and `targets push` in repository `r`.
+pub fn push_targets_expiring(ws: &Workspace, expires: &str) {
+    ws.ok(&[
+        "targets",
+        "sign",
+        "--repo",
+        "r",
+        "--key-name",
+        "mytargets",
+        "--expires",
+        expires,
+        "--force",
+    ]);
+    ws.ok(&["targets", "push", "--repo", "r"]);
+}
+
+/// Now + `days`, as `expires` is written.
+pub fn in_days(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A server with target `a-1.0` whose targets.json was pushed again with `edit` and
+/// `extra` signatures: verify must reject it with `rule` for targets.
+fn edited_targets_rejected(edit: impl FnOnce(&mut Value), extra: Vec<Value>, rule: &str) -> Value {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    publish_uploaded(&ws, &server, "a");
+    push_edited_targets(&server, edit, extra);
+    assert_rejected(&ws, &["--credentials", &zip_arg(&server)], "targets", rule)
+}
+
 /// Pushes the server's targets.json with `edit` applied to `signed` (version + 1),
 /// signed by the online targets key; `extra` signatures are appended.
 pub fn push_edited_targets(server: &TestServer, edit: impl FnOnce(&mut Value), extra: Vec<Value>) {
@@ -282,18 +315,7 @@ fn expired_targets_are_reported() {
     let server = TestServer::start();
     let ws = Workspace::new();
     move_offline(&ws, &server);
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "mytargets",
-        "--expires",
-        "2020-01-01T00:00:00Z",
-        "--force",
-    ]);
-    ws.ok(&["targets", "push", "--repo", "r"]);
+    push_targets_expiring(&ws, "2020-01-01T00:00:00Z");
     let report = assert_rejected(&ws, &["--repo", "r"], "targets", "expired");
     let f = report["findings"]
         .as_array()
@@ -382,36 +404,18 @@ fn broken_root_chain_is_reported() {
 
 #[test]
 fn target_without_hardware_ids_is_reported() {
-    let server = TestServer::start();
-    let ws = Workspace::new();
-    publish_uploaded(&ws, &server, "a");
-    push_edited_targets(
-        &server,
+    edited_targets_rejected(
         |s| s["targets"]["a-1.0"]["custom"]["hardwareIds"] = json!([]),
         vec![],
-    );
-    assert_rejected(
-        &ws,
-        &["--credentials", &zip_arg(&server)],
-        "targets",
         "hardware-ids",
     );
 }
 
 #[test]
 fn non_ascii_custom_value_is_reported() {
-    let server = TestServer::start();
-    let ws = Workspace::new();
-    publish_uploaded(&ws, &server, "a");
-    push_edited_targets(
-        &server,
+    let report = edited_targets_rejected(
         |s| s["targets"]["a-1.0"]["custom"]["note"] = json!("caf\u{e9}"),
         vec![],
-    );
-    let report = assert_rejected(
-        &ws,
-        &["--credentials", &zip_arg(&server)],
-        "targets",
         "canonical-form",
     );
     assert!(report.to_string().contains("U+00E9"), "{report:#}");
@@ -419,17 +423,8 @@ fn non_ascii_custom_value_is_reported() {
 
 #[test]
 fn unknown_signature_method_is_reported() {
-    let server = TestServer::start();
-    let ws = Workspace::new();
-    publish_uploaded(&ws, &server, "a");
     let stranger = json!({"keyid": "ab".repeat(32), "method": "ecPrime256v1", "sig": "AAAA"});
-    push_edited_targets(&server, |_| {}, vec![stranger]);
-    assert_rejected(
-        &ws,
-        &["--credentials", &zip_arg(&server)],
-        "targets",
-        "signature-method",
-    );
+    edited_targets_rejected(|_| {}, vec![stranger], "signature-method");
 }
 
 #[test]
