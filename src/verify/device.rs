@@ -730,3 +730,182 @@ fn hash_problems(hashes: Option<&Value>) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyType, PrivateKey};
+    use serde_json::json;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// An in-memory repository URL.
+    struct Mem(RefCell<BTreeMap<String, Vec<u8>>>);
+
+    impl Source for Mem {
+        fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.borrow().get(path).cloned())
+        }
+        fn downloadable(&self, filename: &str) -> Result<bool> {
+            Ok(self.0.borrow().contains_key(&format!("targets/{filename}")))
+        }
+    }
+
+    const LATER: &str = "2099-01-01T00:00:00Z";
+
+    fn doc(signed: Value, key: &PrivateKey) -> Value {
+        serde_json::to_value(SignedPayload::sign(signed, &[key]).unwrap()).unwrap()
+    }
+
+    fn meta(d: &Value) -> Value {
+        let c = CanonicalJson::of(d);
+        json!({"hashes": {"sha256": sha256_hex(c.as_bytes())}, "length": c.as_bytes().len(), "version": d["signed"]["version"]})
+    }
+
+    /// A consistent repository (one key per role, a delegation `sup` with one target);
+    /// `edit` changes targets' and the delegation's `signed` before signing.
+    fn repo(edit: impl FnOnce(&mut Value, &mut Value)) -> Mem {
+        let k: Vec<PrivateKey> = (0..5)
+            .map(|_| PrivateKey::generate(KeyType::Ed25519, None).unwrap())
+            .collect();
+        let role = |i: usize| json!({"keyids": [k[i].key_id().to_string()], "threshold": 1});
+        let keys: serde_json::Map<String, Value> = k[..4]
+            .iter()
+            .map(|p| (p.key_id().to_string(), p.public().to_json()))
+            .collect();
+        let root = doc(
+            json!({"_type": "Root", "consistent_snapshot": false, "expires": LATER, "version": 1, "keys": keys,
+            "roles": {"root": role(0), "targets": role(1), "snapshot": role(2), "timestamp": role(3)}}),
+            &k[0],
+        );
+        let item = json!({"hashes": {"sha256": "ab".repeat(32)}, "length": 3, "custom": {"hardwareIds": ["hw"], "targetFormat": "BINARY"}});
+        let mut delegated =
+            json!({"_type": "Targets", "expires": LATER, "version": 1, "targets": {"sup-1": item}});
+        let mut targets = json!({"_type": "Targets", "expires": LATER, "version": 1, "targets": {"app-1": item},
+            "delegations": {"keys": {k[4].key_id().to_string(): k[4].public().to_json()},
+                "roles": [{"name": "sup", "keyids": [k[4].key_id().to_string()], "threshold": 1, "paths": ["sup-*"], "terminating": false}]}});
+        edit(&mut targets, &mut delegated);
+        let delegated = doc(delegated, &k[4]);
+        let targets = doc(targets, &k[1]);
+        let snapshot = doc(
+            json!({"_type": "Snapshot", "expires": LATER, "version": 1,
+            "meta": {"targets.json": meta(&targets), "sup.json": meta(&delegated)}}),
+            &k[2],
+        );
+        let timestamp = doc(
+            json!({"_type": "Timestamp", "expires": LATER, "version": 1,
+            "meta": {"snapshot.json": meta(&snapshot)}}),
+            &k[3],
+        );
+        let files = [
+            ("1.root.json", root),
+            ("timestamp.json", timestamp),
+            ("snapshot.json", snapshot),
+            ("targets.json", targets),
+            ("delegations/sup.json", delegated),
+        ];
+        let mut m: BTreeMap<String, Vec<u8>> = files
+            .into_iter()
+            .map(|(n, d)| (n.to_string(), serde_json::to_vec(&d).unwrap()))
+            .collect();
+        m.insert("targets/app-1".into(), b"abc".to_vec());
+        m.insert("targets/sup-1".into(), b"abc".to_vec());
+        Mem(RefCell::new(m))
+    }
+
+    fn rules(m: &Mem) -> Vec<(String, &'static str)> {
+        check(m, None, Utc::now())
+            .unwrap()
+            .findings
+            .into_iter()
+            .map(|f| (f.role, f.rule))
+            .collect()
+    }
+
+    #[test]
+    fn a_consistent_repository_with_a_delegation_is_accepted() {
+        let m = repo(|_, _| {});
+        let report = check(&m, None, Utc::now()).unwrap();
+        assert!(report.accepted(), "{:?}", report.findings);
+        let names: Vec<&str> = report
+            .installable("hw")
+            .iter()
+            .map(|t| t.filename.as_str())
+            .collect();
+        assert_eq!(names, ["app-1", "sup-1"]);
+        assert_eq!(report.role("sup").unwrap().targets, Some(1));
+    }
+
+    #[test]
+    fn each_rule_names_its_role() {
+        let cases: Vec<(Box<dyn Fn(&mut Value, &mut Value)>, &str, &str)> = vec![
+            (
+                Box::new(|t, _| t["expires"] = json!("2099-01-01T00:00:00.000Z")),
+                "targets",
+                "timestamp-format",
+            ),
+            (
+                Box::new(|t, _| t["_type"] = json!("targets")),
+                "targets",
+                "type",
+            ),
+            (
+                Box::new(|t, _| t["targets"]["app-1"]["hashes"] = json!({"md5": "00"})),
+                "targets",
+                "target-hashes",
+            ),
+            (
+                Box::new(|t, _| t["targets"]["app-1"]["length"] = json!(-1)),
+                "targets",
+                "target-length",
+            ),
+            (
+                Box::new(|_, d| d["expires"] = json!("2001-01-01T00:00:00Z")),
+                "sup",
+                "expired",
+            ),
+            (
+                Box::new(|_, d| d["targets"]["sup-1"]["custom"]["hardwareIds"] = json!([])),
+                "sup",
+                "hardware-ids",
+            ),
+        ];
+        for (edit, role, rule) in cases {
+            let m = repo(|t, d| edit(t, d));
+            let found = rules(&m);
+            assert!(
+                found.contains(&(role.to_string(), rule)),
+                "{role}/{rule}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_signatures_and_missing_files() {
+        let m = repo(|_, _| {});
+        let mut t: Value = serde_json::from_slice(&m.0.borrow()["targets.json"]).unwrap();
+        let first = t["signatures"][0].clone();
+        t["signatures"].as_array_mut().unwrap().push(first);
+        m.0.borrow_mut()
+            .insert("targets.json".into(), serde_json::to_vec(&t).unwrap());
+        assert!(rules(&m).contains(&("targets".into(), "duplicate-signature")));
+        m.0.borrow_mut().remove("delegations/sup.json");
+        m.0.borrow_mut().remove("targets/app-1");
+        let found = rules(&m);
+        assert!(found.contains(&("sup".into(), "missing")), "{found:?}");
+        assert!(found.contains(&("targets".into(), "download")), "{found:?}");
+    }
+
+    #[test]
+    fn timestamps_are_exactly_twenty_characters_utc() {
+        assert!(parse_timestamp("2030-01-01T00:00:00Z").is_some());
+        for bad in [
+            "2030-01-01T00:00:00.000Z",
+            "2030-01-01T00:00:00+00:00",
+            "2030-01-01 00:00:00Z",
+            "2030-13-01T00:00:00Z",
+        ] {
+            assert!(parse_timestamp(bad).is_none(), "{bad}");
+        }
+    }
+}
