@@ -181,10 +181,7 @@ impl Credentials {
             let mut f = archive
                 .by_index(i)
                 .map_err(|e| bad(format!("entry {i}: {e}")))?;
-            let name = f
-                .name()
-                .map_err(|e| bad(format!("entry {i}: {e}")))?
-                .to_string();
+            let name = f.name().to_string();
             if f.enclosed_name().is_none() {
                 return Err(bad(format!("entry {name:?} has an unsafe path")));
             }

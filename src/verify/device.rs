@@ -838,7 +838,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_role() {
-        let cases: Vec<(Box<dyn Fn(&mut Value, &mut Value)>, &str, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut Value, &mut Value)>;
+        let cases: Vec<(Edit, &str, &str)> = vec![
             (
                 Box::new(|t, _| t["expires"] = json!("2099-01-01T00:00:00.000Z")),
                 "targets",

@@ -22,16 +22,16 @@ pub fn ota_reposerver_cmd() -> Command {
     cmd
 }
 
-/// The shared upstream fixtures (`../shared/fixtures` beside the checkout, or
-/// `$OTA_SIGN_FIXTURES`).
+/// The shared upstream fixtures (`../shared/fixtures` beside the checkout, or beside
+/// a directory holding it, as for git worktrees).
 pub fn fixtures() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // OTA_SIGN_FIXTURES overrides the location (e.g. for a git worktree elsewhere).
-    let p = std::env::var_os("OTA_SIGN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/fixtures"));
-    assert!(p.is_dir(), "fixtures not found at {}", p.display());
-    p
+    let found = root
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/fixtures"))
+        .find(|p| p.is_dir());
+    found.unwrap_or_else(|| panic!("no shared/fixtures beside {} or above", root.display()))
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -54,7 +54,7 @@ pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let mut z = zip::ZipArchive::new(f).unwrap();
     (0..z.len())
-        .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+        .map(|i| z.by_index(i).unwrap().name().to_string())
         .collect()
 }
 
