@@ -640,7 +640,7 @@ pub struct PublishArgs {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false, id = "source")]
 pub struct SourceArgs {
-    /// A local repository: its server, with its auth settings
+    /// A local repository: its server, with its auth settings (trust anchor: the server's 1.root.json)
     #[arg(short = 'r', long)]
     pub repo: Option<String>,
     /// A credentials zip: its tufrepo.url and auth, and its root.json as the trust anchor
@@ -698,7 +698,7 @@ pub struct RefreshArgs {
         conflicts_with = "repo"
     )]
     pub credentials: Option<PathBuf>,
-    /// A local repository; sign with --key-name
+    /// A local repository (its roles/root.json is the trust anchor); records what it pushes as `targets push` does
     #[arg(short = 'r', long, requires = "key_name")]
     pub repo: Option<String>,
     /// With --repo: the offline targets key (keys/<name>.sec)

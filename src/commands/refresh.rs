@@ -6,7 +6,7 @@ use super::Context;
 use crate::cli::RefreshArgs;
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, Period, TARGETS_DAYS};
-use crate::metadata::{Expires, SignedPayload};
+use crate::metadata::{Expires, SignedPayload, TargetsRole};
 use crate::publish::{self, pull_sign_push, sign_targets, Account, Step};
 use chrono::Utc;
 use serde::Serialize;
@@ -23,6 +23,9 @@ struct Outcome {
     attempts: u32,
     warnings: Vec<String>,
     message: String,
+    /// What was pushed, to record in a local repository as `targets push` does.
+    #[serde(skip)]
+    pushed: Option<(TargetsRole, SignedPayload)>,
 }
 
 /// `--repo R --key-name K`: the repository's server, its root.json as the trust
@@ -85,6 +88,7 @@ pub fn run(ctx: &Context, a: RefreshArgs) -> Result<()> {
             attempts: attempt,
             warnings: warnings.clone(),
             message,
+            pushed: None,
         };
         if let Some(w) = &window {
             if current.expires.datetime() > w.add_to(now)? {
@@ -119,12 +123,20 @@ pub fn run(ctx: &Context, a: RefreshArgs) -> Result<()> {
             current.expires,
             next.expires
         );
-        let out = outcome(!a.dry_run, next.version, next.expires, msg);
+        let mut out = outcome(!a.dry_run, next.version, next.expires, msg);
         if a.dry_run {
             return Ok(Step::Stop(out));
         }
+        out.pushed = Some((next, signed.clone()));
         Ok(Step::Push(signed, out))
     })?;
+    if let (Some(name), Some((role, signed))) = (&a.repo, &outcome.pushed) {
+        // As `targets push` leaves it: sign → push can go on without a pull.
+        let repo = ctx.existing_repo(Some(name))?;
+        repo.write_signed_targets(signed)?;
+        repo.write_unsigned_targets(role)?;
+        repo.write_checksum(&signed.checksum())?;
+    }
     if a.json {
         let text = serde_json::to_string(&outcome).map_err(|e| Error::Other(e.to_string()))?;
         println!("{text}");

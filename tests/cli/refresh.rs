@@ -189,4 +189,19 @@ fn warns_when_root_expires_within_30_days() {
         "{stderr}"
     );
     assert!(stderr.contains("ota-sign root sign --repo r"), "{stderr}");
+    // The local repository holds what was pushed: sign and push go on without a pull.
+    let pushed = server.role("targets.json").0;
+    assert_eq!(
+        ota_sign::metadata::SignedPayload::parse(
+            &std::fs::read(ws.repo("r").join("roles/targets.json")).unwrap(),
+            "roles/targets.json"
+        )
+        .unwrap(),
+        pushed
+    );
+    push_targets_expiring(&ws, &in_days(20));
+    assert_eq!(
+        server.role("targets.json").0.version(),
+        Some(pushed.version().unwrap() + 1)
+    );
 }
