@@ -4,12 +4,12 @@
 //!
 //! The walk is aktualizr's: the root chain from `1.root.json` (or a trusted root)
 //! upward, then timestamp → snapshot → targets → delegations. Signature rules (method
-//! whitelist, duplicate key ids, thresholds) and the root chain rule are
-//! [`TrustedRoot`]'s and [`verify_root_update`]'s, so the client and this check agree by
-//! construction. A finding names the role, the version and the rule; an error means
+//! whitelist, duplicate key ids, thresholds) and the root chain walk are
+//! [`TrustedRoot`]'s and [`super::walk_root_chain`]'s, so the client and this check
+//! agree by construction. A finding names the role, the version and the rule; an error means
 //! the check could not be made (server down, unreadable input).
 
-use super::{verify_root_update, TrustedRoot};
+use super::TrustedRoot;
 use crate::canonical::{check_interop, CanonicalJson};
 use crate::crypto::{sha256_hex, sha512_hex};
 use crate::error::{Error, Result};
@@ -349,59 +349,60 @@ impl Checker<'_> {
             return Ok(None);
         };
         self.key_types(&first);
-        let mut current = match TrustedRoot::from_signed(&first.doc.signed, "root") {
+        let anchor = match TrustedRoot::from_signed(&first.doc.signed, "root") {
             Ok(r) => r,
             Err(e) => {
                 self.find("root", first.version, "format", e.to_string());
                 return Ok(None);
             }
         };
-        if let Err((rule, msg)) = current.check_signatures("root", &first.doc) {
-            self.find(
-                "root",
-                first.version,
-                rule,
-                format!("the trusted root is not signed by its own root keys: {msg}"),
-            );
+        if let Err((rule, msg)) = anchor.check_signatures("root", &first.doc) {
+            let msg = format!("the trusted root is not signed by its own root keys: {msg}");
+            self.find("root", first.version, rule, msg);
             return Ok(None);
         }
-        let mut latest = first;
-        for _ in 0..MAX_ROOT_STEPS {
-            let v = current.version() + 1;
+        // The walk and its rule are the client's (`walk_root_chain`); each new root also
+        // goes through the rules every document gets.
+        let anchor_doc = first.doc.clone();
+        let mut docs = vec![first];
+        let mut unreadable = false;
+        let walked = super::walk_root_chain(&anchor_doc, "root", MAX_ROOT_STEPS, |v| {
             let path = format!("{v}.root.json");
-            if self.source.fetch(&path)?.is_none() {
-                self.expiry(&latest);
-                self.signatures(&latest, &current, "root", None);
-                return Ok(Some(current));
-            }
-            let Some(next) = self.load("root", &path, "Root", MAX_ROOT_SIZE, None)? else {
+            let Some(bytes) = self.source.fetch(&path)? else {
                 return Ok(None);
             };
-            self.key_types(&next);
-            match verify_root_update(&current, &next.doc, &path) {
-                Ok(r) => current = r,
-                Err(e) => {
-                    self.find(
-                        "root",
-                        next.version.or(Some(v)),
-                        "root-chain",
-                        format!(
-                        "{e}; a device that trusts root v{} stops here and refuses every update",
-                        current.version()
-                    ),
-                    );
-                    return Ok(None);
+            match self.load("root", &path, "Root", MAX_ROOT_SIZE, Some(&bytes))? {
+                Some(d) => {
+                    self.key_types(&d);
+                    let doc = d.doc.clone();
+                    docs.push(d);
+                    Ok(Some(doc))
+                }
+                None => {
+                    unreadable = true;
+                    Err(Error::Other(format!("{path} is unreadable")))
                 }
             }
-            latest = next;
+        });
+        match walked {
+            Ok(_) => {}
+            Err(_) if unreadable => return Ok(None),
+            Err(e @ Error::Verification { .. }) => {
+                let last = docs.last().and_then(|d| d.version).unwrap_or(1);
+                self.find("root", Some(last), "root-chain", format!(
+                    "{e}; a device that trusts the root before it stops here and refuses every update"
+                ));
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         }
-        self.find(
-            "root",
-            latest.version,
-            "root-chain",
-            format!("more than {MAX_ROOT_STEPS} root versions"),
-        );
-        Ok(None)
+        let Some(latest) = docs.pop() else {
+            return Ok(None);
+        };
+        let trusted = TrustedRoot::from_signed(&latest.doc.signed, "root")?;
+        self.expiry(&latest);
+        self.signatures(&latest, &trusted, "root", None);
+        Ok(Some(trusted))
     }
 
     /// aktualizr refuses a whole root with a key type other than RSA or Ed25519.
