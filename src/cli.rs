@@ -160,6 +160,22 @@ pub enum KeyCommand {
     /// Generate a key pair into <repo>/keys/<name>.{pub,sec}
     #[command(disable_help_flag = true)]
     Generate(KeyGenerateArgs),
+    /// Use a key pair already on a PKCS#11 token: writes <repo>/keys/<name>.pub and
+    /// the alias <repo>/keys/<name>.pkcs11 (the URI without the PIN)
+    Import(KeyImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyImportArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// Key name to use with --key-name, --new-root, ...
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// The token key, e.g. 'pkcs11:token=ota;object=targets?module-path=/usr/lib/softhsm/libsofthsm2.so'
+    /// (PIN from OTA_SIGN_PKCS11_PIN or pin-source=FILE)
+    #[arg(long, value_name = "URI")]
+    pub pkcs11: String,
 }
 
 #[derive(Args, Debug)]
@@ -170,6 +186,12 @@ pub struct KeyTypeArgs {
     /// RSA modulus size: 2048 (default), 3072 or 4096
     #[arg(long)]
     pub keysize: Option<usize>,
+    /// Generate the key pair on this PKCS#11 token instead (RFC 7512 URI, e.g.
+    /// 'pkcs11:token=ota;object=targets?module-path=/usr/lib/softhsm/libsofthsm2.so';
+    /// PIN from OTA_SIGN_PKCS11_PIN or pin-source=FILE). The private key is created
+    /// sensitive and non-extractable; only <name>.pub and the alias <name>.pkcs11 are written
+    #[arg(long, value_name = "URI")]
+    pub pkcs11: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -227,10 +249,10 @@ pub struct MoveOfflineArgs {
     /// Name under which the server's current root key is saved locally
     #[arg(long = "old-root-alias")]
     pub old_root_alias: String,
-    /// Local key to become the new root key
+    /// Local key to become the new root key (a name in <repo>/keys, a .pkcs11 alias, or a pkcs11: URI)
     #[arg(long = "new-root")]
     pub new_root: Option<String>,
-    /// Local key to become the new targets key
+    /// Local key to become the new targets key (a name in <repo>/keys, a .pkcs11 alias, or a pkcs11: URI)
     #[arg(long = "new-targets")]
     pub new_targets: Option<String>,
     /// Id of the root key to take offline (default: the last root key id)
@@ -317,7 +339,7 @@ pub enum RootCommand {
 
 #[derive(Args, Debug)]
 pub struct RootSignArgs {
-    /// Sign with these keys
+    /// Sign with these keys: names in <repo>/keys (.sec or a .pkcs11 token alias) or pkcs11: URIs
     #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
     pub key_names: Vec<String>,
     #[command(flatten)]
@@ -463,7 +485,7 @@ pub enum TargetsDelegationsCommand {
 
 #[derive(Args, Debug)]
 pub struct TargetsSignArgs {
-    /// Sign with these keys (repeatable)
+    /// Sign with these keys (repeatable): names in <repo>/keys (.sec or a .pkcs11 token alias) or pkcs11: URIs
     #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
     pub key_names: Vec<String>,
     /// Version to sign (default: unsigned version + 1)
@@ -530,7 +552,7 @@ pub enum DelegationsCommand {
 pub struct ExportArgs {
     #[arg(short = 'r', long)]
     pub repo: String,
-    /// The targets key to export (as targets.pub/targets.sec)
+    /// The targets key to export (as targets.pub/targets.sec; a token key as targets.pub/targets.pkcs11)
     #[arg(short = 'k', long = "key-name", visible_alias = "target-key-name")]
     pub key_name: String,
     /// The zip to write
@@ -560,7 +582,7 @@ pub struct VerifyRootArgs {
 
 #[derive(Args, Debug)]
 pub struct SignJsonArgs {
-    /// Private key file (.sec)
+    /// Private key file (.sec), or a pkcs11: URI of a token key
     #[arg(short = 'k', long = "priv-key")]
     pub priv_key: PathBuf,
     /// Public key file (.pub)

@@ -146,6 +146,21 @@ impl SigningKey {
     }
 }
 
+/// The signing interface every key implements, wherever it lives (a ring key in
+/// memory, a PKCS#11 token): the rest of the code signs through this and does not
+/// care. Implementations return the raw signature: 64 bytes for Ed25519, exactly
+/// the modulus length for RSASSA-PSS-SHA256 (MGF1-SHA256, 32-byte salt).
+pub trait Signer {
+    /// Signs `message` (the canonical JSON bytes, not a digest).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+impl Signer for SigningKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        SigningKey::sign(self, message)
+    }
+}
+
 pub fn ed25519_verify(public: &[u8], message: &[u8], sig: &[u8]) -> bool {
     signature::UnparsedPublicKey::new(&signature::ED25519, public)
         .verify(message, sig)

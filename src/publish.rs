@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::expiry::ExpiryChoice;
 use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
-use crate::keys::PrivateKey;
+use crate::keyref::{self, KeyHandle};
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
 use crate::verify::{self, TrustedRoot};
 use serde_json::Value;
@@ -84,16 +84,21 @@ pub struct Account {
     pub client: ReposerverClient,
     /// The trust anchor: the zip's (or the local repository's) root.json.
     pub root: SignedPayload,
-    pub key: PrivateKey,
+    pub key: KeyHandle,
     /// Where the key comes from, for errors (the zip's path).
     pub origin: String,
 }
 
-/// The account of a credentials zip: tufrepo.url, auth, root.json, targets pair.
+/// The account of a credentials zip: tufrepo.url, auth, root.json, targets key.
 pub fn open_account(credentials: &Path, options: &ClientOptions) -> Result<Account> {
     let creds = Credentials::read(credentials)?;
     let zip = credentials.display().to_string();
-    let missing: Vec<&str> = ["root.json", "targets.pub", "targets.sec", "tufrepo.url"]
+    let secret = if creds.entry(keyref::TOKEN_ENTRY).is_some() {
+        keyref::TOKEN_ENTRY
+    } else {
+        "targets.sec"
+    };
+    let missing: Vec<&str> = ["root.json", "targets.pub", secret, "tufrepo.url"]
         .into_iter()
         .filter(|e| creds.entry(e).is_none())
         .collect();
@@ -107,9 +112,7 @@ pub fn open_account(credentials: &Path, options: &ClientOptions) -> Result<Accou
         .root()?
         .ok_or_else(|| Error::invalid(zip.clone(), "has no root.json"))?;
     verify::verify_self_signed_root(&root, &format!("{zip}: root.json"))?;
-    let key = creds
-        .targets_key()?
-        .ok_or_else(|| Error::invalid(zip.clone(), "has no targets key"))?;
+    let key = targets_signer(&creds, &zip)?;
     let client = ReposerverClient::from_credentials(&creds, options)?;
     Ok(Account {
         client,
@@ -135,6 +138,43 @@ pub fn signing_root(account: &Account) -> Result<(TrustedRoot, SignedPayload)> {
         )));
     }
     Ok((trusted, latest))
+}
+
+/// The zip's targets key: `targets.sec`, or the token key `targets.pkcs11` names (the
+/// PIN comes from the environment or a pin-source file, never from the zip), checked
+/// against `targets.pub`.
+fn targets_signer(creds: &Credentials, zip: &str) -> Result<KeyHandle> {
+    let Some(reference) = creds.entry(keyref::TOKEN_ENTRY) else {
+        let key = creds
+            .targets_key()?
+            .ok_or_else(|| Error::invalid(zip, "has no targets key"))?;
+        return KeyHandle::software(&key, &format!("{zip}: targets.sec"));
+    };
+    let what = format!("{zip}: {}", keyref::TOKEN_ENTRY);
+    if creds.entry("targets.sec").is_some() {
+        return Err(Error::invalid(
+            what,
+            "the zip holds both targets.sec and a token reference: export it again",
+        ));
+    }
+    let text = std::str::from_utf8(reference)
+        .map_err(|_| Error::invalid(what.clone(), "is not UTF-8 text"))?;
+    let key = KeyHandle::token(&keyref::parse_stored_uri(text, &what)?)?;
+    let public: Value = serde_json::from_slice(creds.entry("targets.pub").unwrap_or_default())
+        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), format!("invalid JSON: {e}")))?;
+    let public = crate::keys::PublicKey::from_json(&public, false)
+        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), e.to_string()))?;
+    if public.spki_der() != key.public().spki_der() {
+        return Err(Error::key(
+            what,
+            format!(
+                "the token key is {} but targets.pub is {}: the zip's key pair is broken",
+                key.key_id(),
+                public.key_id()
+            ),
+        ));
+    }
+    Ok(key)
 }
 
 /// The server's latest root, reached from the zip's root by the chain rule.
@@ -311,8 +351,8 @@ pub fn pull_sign_push<T>(
 
 /// Signs `role` with `key`, refusing a document over the server's size limit and
 /// warning from 75% of it.
-pub fn sign_targets(role: &TargetsRole, key: &PrivateKey) -> Result<SignedPayload> {
-    let signed = SignedPayload::sign(role.to_signed()?, &[key])?;
+pub fn sign_targets(role: &TargetsRole, key: &KeyHandle) -> Result<SignedPayload> {
+    let signed = SignedPayload::sign_with(role.to_signed()?, &[key])?;
     let size = signed.canonical().as_bytes().len();
     if size >= TARGETS_SIZE_LIMIT {
         return Err(Error::Explained(format!(

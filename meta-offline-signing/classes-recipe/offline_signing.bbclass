@@ -77,6 +77,10 @@ def offline_signing_missing_entries(d, path):
     import zipfile
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
+    # A token-backed zip (ota-sign export-credentials with a PKCS#11 key) names the
+    # targets key in targets.pkcs11 instead of holding targets.sec.
+    if 'targets.pkcs11' in names:
+        names.add('targets.sec')
     return [e for e in d.getVar('OFFLINE_SIGNING_ZIP_ENTRIES').split() if e not in names]
 
 def offline_signing_sha256(path):

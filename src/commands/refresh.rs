@@ -36,7 +36,7 @@ fn repo_account(ctx: &Context, name: &str, key_name: Option<&str>) -> Result<Acc
     Ok(Account {
         client: ctx.client(&repo)?,
         root: repo.read_signed_root()?,
-        key: repo.read_private_key(key_name)?,
+        key: crate::keyref::resolve_signing_key(&repo.keys_dir(), key_name)?,
         origin: format!("{}/keys/{key_name}.sec", repo.dir().display()),
     })
 }

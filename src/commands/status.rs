@@ -64,7 +64,7 @@ fn local_keys(ctx: &Context, a: &StatusArgs) -> Result<BTreeMap<String, LocalKey
     if let Some(name) = &a.repo {
         let repo = ctx.existing_repo(Some(name))?;
         for (id, key) in repo_key_names(&repo)? {
-            let place = format!("offline here (keys/{key}.sec)");
+            let place = format!("offline here (keys/{key})");
             out.insert(
                 id,
                 LocalKey {
@@ -101,7 +101,8 @@ pub fn repo_key_names(repo: &TufRepo) -> Result<Vec<(String, String)>> {
         else {
             continue;
         };
-        if repo.has_private_key(name) {
+        // A private key file, or a PKCS#11 token alias (`keys/<name>.pkcs11`).
+        if repo.has_private_key(name) || dir.join(format!("{name}.pkcs11")).is_file() {
             let key = repo.read_public_key(name)?;
             out.push((key.key_id().to_string(), name.to_string()));
         }

@@ -4,6 +4,7 @@
 mod fixtures;
 mod http_client;
 mod local_repo;
+mod pkcs11;
 mod procedure;
 mod props;
 mod publish;

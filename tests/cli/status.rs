@@ -71,11 +71,11 @@ fn offline_repository_suggests_the_refresh_command_that_fixes_it() {
     assert_eq!(row(&s, "root")["version"], 2);
     assert_eq!(
         row(&s, "root")["keys"][0]["place"],
-        "offline here (keys/myroot.sec)"
+        "offline here (keys/myroot)"
     );
     assert_eq!(
         row(&s, "targets")["keys"][0]["place"],
-        "offline here (keys/mytargets.sec)"
+        "offline here (keys/mytargets)"
     );
     let next = s["next"].as_array().unwrap();
     assert_eq!(next.len(), 1, "{s:#}");

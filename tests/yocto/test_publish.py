@@ -86,3 +86,51 @@ def test_task_publishes_fake_image_to_reposerver(project, tmp_path, ota_sign_bin
     # The Targets private key never reaches the build tree.
     assert files_containing(first.getVar("TMPDIR"), secret) == []
     assert files_containing(second.getVar("TMPDIR"), secret) == []
+
+
+SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+
+
+def test_task_signs_on_a_pkcs11_token(project, tmp_path, ota_sign_bin, reposerver, monkeypatch):
+    """A token-backed offline-credentials.zip (targets.pkcs11, no targets.sec): the task
+    signs on a SoftHSM2 token, the PIN coming from the environment, never the zip."""
+    import subprocess
+    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
+    if module is None:
+        pytest.fail("the SoftHSM2 PKCS#11 module is not installed (apt-get install softhsm2)", pytrace=False)
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % (tmp_path / "tokens"))
+    for k, v in {"SOFTHSM2_CONF": str(conf), "OTA_SIGN_PKCS11_MODULE": module, "OTA_SIGN_PKCS11_PIN": "4711"}.items():
+        monkeypatch.setenv(k, v)
+
+    def sh(*argv):
+        proc = subprocess.run(list(argv), cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, "%s: %s%s" % (argv, proc.stdout, proc.stderr)
+
+    sh("softhsm2-util", "--init-token", "--free", "--label", "ota", "--so-pin", "0815", "--pin", "4711")
+    online, _ = init_account(reposerver, tmp_path / "credentials.zip")
+    for step in (["init", "--repo", "r", "--credentials", online],
+                 ["key", "generate", "--repo", "r", "--name", "myroot", "--type", "rsa",
+                  "--pkcs11", "pkcs11:token=ota;object=myroot"],
+                 ["key", "generate", "--repo", "r", "--name", "mytargets", "--type", "ed25519",
+                  "--pkcs11", "pkcs11:token=ota;object=mytargets"],
+                 ["targets", "pull", "--repo", "r"],
+                 ["move-offline", "--repo", "r", "--old-root-alias", "origroot", "--new-root", "myroot",
+                  "--new-targets", "mytargets"],
+                 ["targets", "sign", "--repo", "r", "--key-name", "mytargets"],
+                 ["targets", "push", "--repo", "r"],
+                 ["export-credentials", "--repo", "r", "--key-name", "mytargets", "--to", "token.zip"]):
+        sh(ota_sign_bin, *step)
+    token_zip = str(tmp_path / "token.zip")
+    with zipfile.ZipFile(token_zip) as zf:
+        assert "targets.sec" not in zf.namelist() and "targets.pkcs11" in zf.namelist()
+
+    d = build_and_sign(project, token_zip, "host", "token image")
+    sha, length = deployed(d)
+    targets = fetch_targets(reposerver.url)
+    assert targets["signed"]["targets"]["fake-image-%s" % sha]["length"] == length
+    key_id = subprocess.run([ota_sign_bin, "user-keys", "id", "-i", "tuf/r/keys/mytargets.pub"], cwd=str(tmp_path),
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert [s["keyid"] for s in targets["signatures"]] == [key_id]
+    assert files_containing(d.getVar("TMPDIR"), "4711") == []
