@@ -44,7 +44,9 @@ struct Row {
 /// A suggested next step.
 #[derive(Serialize)]
 pub struct Action {
+    /// Why, e.g. "targets.json expires in 5d".
     pub reason: String,
+    /// The command to copy.
     pub command: String,
 }
 

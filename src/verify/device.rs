@@ -19,11 +19,13 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// aktualizr's download limits (`kMaxRootSize`, `kMaxTimestampSize`,
-/// `kMaxSnapshotSize`, `kMaxImageTargetsSize`).
+/// aktualizr's download limit for a root (`kMaxRootSize`).
 pub const MAX_ROOT_SIZE: usize = 64 * 1024;
+/// `kMaxTimestampSize`.
 pub const MAX_TIMESTAMP_SIZE: usize = 64 * 1024;
+/// `kMaxSnapshotSize`.
 pub const MAX_SNAPSHOT_SIZE: usize = 64 * 1024;
+/// `kMaxImageTargetsSize` (also for delegations).
 pub const MAX_TARGETS_SIZE: usize = 8 * 1024 * 1024;
 /// `kDelegationsMaxDepth`.
 pub const MAX_DELEGATION_DEPTH: usize = 5;
@@ -71,12 +73,13 @@ impl Source for DirSource {
 /// One reason a device would refuse the repository.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Finding {
-    /// `root`, `timestamp`, `snapshot`, `targets` or the delegation's name.
+    /// The role: `root`, `timestamp`, `snapshot`, `targets` or the delegation's name.
     pub role: String,
     /// The version of the document, when it has one.
     pub version: Option<u64>,
     /// A short rule name, e.g. `expired`, `rollback`, `hash`, `hardware-ids`.
     pub rule: &'static str,
+    /// What is wrong, and where.
     pub message: String,
 }
 
@@ -92,16 +95,20 @@ impl std::fmt::Display for Finding {
 /// What was found for one role document.
 #[derive(Clone, Debug, Serialize)]
 pub struct RoleState {
+    /// `root`, `timestamp`, `snapshot`, `targets` or the delegation's name.
     pub role: String,
+    /// `signed.version`, when it is an integer.
     pub version: Option<u64>,
+    /// `signed.expires` as written.
     pub expires: Option<String>,
     /// Valid signatures by the role's keys (0 when they do not verify).
     pub valid_signatures: usize,
     pub threshold: i64,
     /// The key ids the trusting document lists for the role.
     pub key_ids: Vec<String>,
-    /// Canonical size in bytes, and the device's limit.
+    /// Canonical size in bytes.
     pub size: usize,
+    /// The most a device downloads.
     pub size_limit: usize,
     /// Number of targets (targets and delegations only).
     pub targets: Option<usize>,
@@ -110,23 +117,31 @@ pub struct RoleState {
 /// One target as a device would match it.
 #[derive(Clone, Debug, Serialize)]
 pub struct TargetView {
+    /// The key in `targets`.
     pub filename: String,
     /// `targets` or the delegation that lists it.
     pub role: String,
+    /// `custom.hardwareIds`.
     pub hardware_ids: Vec<String>,
+    /// `length`, when it is a non-negative integer.
     pub length: Option<u64>,
+    /// `BINARY` or `OSTREE`, as aktualizr decides it.
     pub format: &'static str,
 }
 
 /// The outcome: accepted when there are no findings.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
+    /// Every reason a device would refuse the repository.
     pub findings: Vec<Finding>,
+    /// A row per role document that was read.
     pub roles: Vec<RoleState>,
+    /// Every target of targets.json and the delegations.
     pub targets: Vec<TargetView>,
 }
 
 impl Report {
+    /// A device would accept the repository: no findings.
     pub fn accepted(&self) -> bool {
         self.findings.is_empty()
     }
@@ -142,6 +157,7 @@ impl Report {
             .collect()
     }
 
+    /// The row of role `name` (`root`, `targets`, a delegation, ...).
     pub fn role(&self, name: &str) -> Option<&RoleState> {
         self.roles.iter().find(|r| r.role == name)
     }
