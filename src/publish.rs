@@ -127,29 +127,16 @@ fn open_account(req: &PublishRequest) -> Result<Account> {
 /// PIN comes from the environment or a pin-source file, never from the zip), checked
 /// against `targets.pub`.
 fn targets_signer(creds: &Credentials, zip: &str) -> Result<KeyHandle> {
-    let Some(reference) = creds.entry(keyref::TOKEN_ENTRY) else {
+    let Some((uri, public)) = keyref::zip_token_reference(creds, zip)? else {
         let key = creds
             .targets_key()?
             .ok_or_else(|| Error::invalid(zip, "has no targets key"))?;
         return KeyHandle::software(&key, &format!("{zip}: targets.sec"));
     };
-    let what = format!("{zip}: {}", keyref::TOKEN_ENTRY);
-    if creds.entry("targets.sec").is_some() {
-        return Err(Error::invalid(
-            what,
-            "the zip holds both targets.sec and a token reference: export it again",
-        ));
-    }
-    let text = std::str::from_utf8(reference)
-        .map_err(|_| Error::invalid(what.clone(), "is not UTF-8 text"))?;
-    let key = KeyHandle::token(&keyref::parse_stored_uri(text, &what)?)?;
-    let public: Value = serde_json::from_slice(creds.entry("targets.pub").unwrap_or_default())
-        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), format!("invalid JSON: {e}")))?;
-    let public = crate::keys::PublicKey::from_json(&public, false)
-        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), e.to_string()))?;
+    let key = KeyHandle::token(&uri)?;
     if public.spki_der() != key.public().spki_der() {
         return Err(Error::key(
-            what,
+            format!("{zip}: {}", keyref::TOKEN_ENTRY),
             format!(
                 "the token key is {} but targets.pub is {}: the zip's key pair is broken",
                 key.key_id(),
