@@ -313,8 +313,9 @@ impl TokenSession {
         let mut matches = Vec::new();
         for slot in ctx.get_slots_with_token().map_err(err)? {
             let info = ctx.get_token_info(slot).map_err(err)?;
-            let want =
-                |w: &Option<String>, have: &str| w.as_deref().is_none_or(|w| w == have.trim_end());
+            let want = |w: &Option<String>, have: &str| {
+                w.as_deref().map_or(true, |w| w == have.trim_end())
+            };
             if want(&uri.token, info.label())
                 && want(&uri.serial, info.serial_number())
                 && want(&uri.manufacturer, info.manufacturer_id())
@@ -495,7 +496,7 @@ fn rsa_public_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     }
     fn int(out: &mut Vec<u8>, v: &[u8]) {
         let v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
-        let pad = v.first().is_none_or(|b| b & 0x80 != 0);
+        let pad = v.first().map_or(true, |b| b & 0x80 != 0);
         out.push(0x02);
         len(out, v.len() + pad as usize);
         if pad {
