@@ -574,7 +574,8 @@ pub struct VerifyJsonArgs {
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    /// Credentials zip with root.json, targets.pub, targets.sec (or targets.pkcs11 naming a
+    /// token key; PIN from OTA_SIGN_PKCS11_PIN or the URI's pin-source) and tufrepo.url
     #[arg(long, env = "OTA_SIGN_CREDENTIALS")]
     pub credentials: PathBuf,
     /// Target name
