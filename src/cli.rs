@@ -129,11 +129,12 @@ pub struct InitArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
-    /// Generate a key pair into <repo>/keys/<name>.{pub,sec}
+    /// Generate a key pair into <repo>/keys/<name>.{pub,sec} (or on a PKCS#11 token with --pkcs11)
     #[command(disable_help_flag = true)]
     Generate(KeyGenerateArgs),
     /// Use a key pair already on a PKCS#11 token: writes <repo>/keys/<name>.pub and
     /// the alias <repo>/keys/<name>.pkcs11 (the URI without the PIN)
+    #[command(disable_help_flag = true)]
     Import(KeyImportArgs),
 }
 
