@@ -582,9 +582,9 @@ pub struct PublishArgs {
     /// Target name
     #[arg(long)]
     pub name: String,
-    /// Target version
+    /// Target version (default: the image's sha256, or the OSTree commit)
     #[arg(long)]
-    pub version: String,
+    pub version: Option<String>,
     /// Hardware ids, comma separated
     #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
     pub hardware_ids: Vec<String>,
@@ -630,6 +630,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+    /// A zip that cannot sign offline (no targets.sec, ...) is a warning and exit 0
+    /// instead of an error: for builds that sign only where offline keys are present
+    #[arg(long = "skip-unless-offline")]
+    pub skip_unless_offline: bool,
 }
 
 #[cfg(test)]
