@@ -157,11 +157,12 @@ pub struct InitArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
-    /// Generate a key pair into <repo>/keys/<name>.{pub,sec}
+    /// Generate a key pair into <repo>/keys/<name>.{pub,sec} (or on a PKCS#11 token with --pkcs11)
     #[command(disable_help_flag = true)]
     Generate(KeyGenerateArgs),
     /// Use a key pair already on a PKCS#11 token: writes <repo>/keys/<name>.pub and
     /// the alias <repo>/keys/<name>.pkcs11 (the URI without the PIN)
+    #[command(disable_help_flag = true)]
     Import(KeyImportArgs),
 }
 
@@ -602,15 +603,16 @@ pub struct VerifyJsonArgs {
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    /// Credentials zip with root.json, targets.pub, targets.sec (or targets.pkcs11 naming a
+    /// token key; PIN from OTA_SIGN_PKCS11_PIN or the URI's pin-source) and tufrepo.url
     #[arg(long, env = "OTA_SIGN_CREDENTIALS")]
     pub credentials: PathBuf,
     /// Target name
     #[arg(long)]
     pub name: String,
-    /// Target version
+    /// Target version (default: the image's sha256, or the OSTree commit)
     #[arg(long)]
-    pub version: String,
+    pub version: Option<String>,
     /// Hardware ids, comma separated
     #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
     pub hardware_ids: Vec<String>,
@@ -656,6 +658,10 @@ pub struct PublishArgs {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+    /// A zip that cannot sign offline (no targets.sec, ...) is a warning and exit 0
+    /// instead of an error: for builds that sign only where offline keys are present
+    #[arg(long = "skip-unless-offline")]
+    pub skip_unless_offline: bool,
 }
 
 /// Which repository `verify` and `status` look at.

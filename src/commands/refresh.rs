@@ -1,13 +1,14 @@
 //! `refresh`: re-sign targets.json unchanged with a new expiry, through publish's
-//! pull → sign → push loop (re-pulling after a concurrent push).
+//! session and pull → sign → push loop (re-pulling after a concurrent push).
 
 use super::status::{root_resign_command, ROOT_WARNING};
 use super::Context;
 use crate::cli::RefreshArgs;
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, Period, TARGETS_DAYS};
-use crate::metadata::{Expires, SignedPayload, TargetsRole};
-use crate::publish::{self, pull_sign_push, sign_targets, Account, Step};
+use crate::metadata::Expires;
+use crate::publish::{push_with_retries, Account, Plan, Session};
+use crate::verify;
 use chrono::Utc;
 use serde::Serialize;
 
@@ -23,36 +24,43 @@ struct Outcome {
     attempts: u32,
     warnings: Vec<String>,
     message: String,
-    /// What was pushed, to record in a local repository as `targets push` does.
-    #[serde(skip)]
-    pushed: Option<(TargetsRole, SignedPayload)>,
 }
 
 /// `--repo R --key-name K`: the repository's server, its root.json as the trust
-/// anchor and the offline key `keys/K.sec`.
-fn repo_account(ctx: &Context, name: &str, key_name: Option<&str>) -> Result<Account> {
+/// anchor and its key `K` (as every signing command resolves key names).
+fn repo_session(ctx: &Context, name: &str, key_name: Option<&str>) -> Result<Session> {
     let repo = ctx.existing_repo(Some(name))?;
     let key_name = key_name.ok_or_else(|| Error::Usage("--repo needs --key-name".into()))?;
-    Ok(Account {
-        client: ctx.client(&repo)?,
-        root: repo.read_signed_root()?,
-        key: crate::keyref::resolve_signing_key(&repo.keys_dir(), key_name)?,
-        origin: format!("{}/keys/{key_name}.sec", repo.dir().display()),
-    })
+    let key = crate::keyref::resolve_signing_key(&repo.keys_dir(), key_name)?;
+    let account = Account::new(ctx.client(&repo)?, repo.read_signed_root()?, key);
+    Session::bind(
+        account,
+        &format!("{}/keys/{key_name}", repo.dir().display()),
+    )
 }
 
 /// A warning when root expires within [`ROOT_WARNING`].
-fn root_warning(root: &SignedPayload, repo: Option<&str>) -> Option<String> {
-    let expires = root.signed.get("expires").and_then(|e| e.as_str())?;
-    let at = Expires::parse(expires).ok()?;
+fn root_warning(session: &Session, repo: Option<&str>) -> Option<String> {
+    let at = session.root_expires()?;
     if at.datetime() - Utc::now() >= ROOT_WARNING {
         return None;
     }
     Some(format!(
-        "root.json v{} expires at {expires}; devices stop updating then. It is re-signed with the offline root key: run `{}`",
-        root.version().unwrap_or(0),
+        "root.json v{} expires at {at}; devices stop updating then. It is re-signed with the offline root key: run `{}`",
+        session.root.version().unwrap_or(0),
         root_resign_command(repo, None)
     ))
+}
+
+/// After a push from `--repo`: the server's targets.json recorded as `targets pull`
+/// leaves it, so sign → push can go on there.
+fn record_in_repo(ctx: &Context, name: &str, session: &Session) -> Result<()> {
+    let repo = ctx.existing_repo(Some(name))?;
+    let fetched = session.account.client.get_targets()?;
+    let role = verify::verified_targets(&session.trusted, &fetched.payload)?;
+    repo.write_signed_targets(&fetched.payload)?;
+    repo.write_unsigned_targets(&role)?;
+    repo.write_checksum(&fetched.checksum)
 }
 
 pub fn run(ctx: &Context, a: RefreshArgs) -> Result<()> {
@@ -65,78 +73,68 @@ pub fn run(ctx: &Context, a: RefreshArgs) -> Result<()> {
         .as_deref()
         .map(Period::parse)
         .transpose()?;
-    let account = match (&a.credentials, &a.repo) {
-        (Some(zip), _) => publish::open_account(zip, &ctx.client_options())?,
-        (None, Some(r)) => repo_account(ctx, r, a.key_name.as_deref())?,
+    let session = match (&a.credentials, &a.repo) {
+        (Some(zip), _) => Session::open(zip, &ctx.client_options())?.map_err(Error::Explained)?,
+        (None, Some(r)) => repo_session(ctx, r, a.key_name.as_deref())?,
         (None, None) => return Err(Error::Usage("give --credentials or --repo".into())),
     };
-    let (trusted, latest) = publish::signing_root(&account)?;
-    let warnings: Vec<String> = root_warning(&latest, a.repo.as_deref())
+    let warnings: Vec<String> = root_warning(&session, a.repo.as_deref())
         .into_iter()
         .collect();
     for w in &warnings {
         log::warn!("{w}");
     }
-    let outcome = pull_sign_push(&account.client, &trusted, a.retries, |current, attempt| {
-        let now = Utc::now();
-        let outcome = |refreshed, version, expires: Expires, message: String| Outcome {
-            refreshed,
-            dry_run: a.dry_run,
-            targets_version: version,
-            previous_expires: current.expires.to_string(),
-            expires: expires.to_string(),
-            attempts: attempt,
-            warnings: warnings.clone(),
-            message,
-            pushed: None,
-        };
+    let mut previous: Option<Expires> = None;
+    let result = push_with_retries(&session, a.retries, a.dry_run, None, |current, now| {
+        previous = Some(current.expires);
         if let Some(w) = &window {
             if current.expires.datetime() > w.add_to(now)? {
-                let msg = format!(
-                    "targets.json v{} expires at {}, not within {}: nothing to do",
-                    current.version,
-                    current.expires,
-                    a.if_expires_within.as_deref().unwrap_or("")
-                );
-                return Ok(Step::Stop(outcome(
-                    false,
-                    current.version,
-                    current.expires,
-                    msg,
-                )));
+                return Ok(Plan::Unchanged);
             }
         }
         let mut next = current.clone();
         next.version = current.version + 1;
         next.expires = expiry.resolve(Some(current.expires), TARGETS_DAYS, now, false)?;
-        let signed = sign_targets(&next, &account.key)?;
-        let verb = if a.dry_run {
-            "would re-sign"
-        } else {
-            "re-signed"
-        };
-        let msg = format!(
-            "{verb} targets.json v{} -> v{} ({} targets unchanged), expiry {} -> {}",
-            current.version,
-            next.version,
-            next.targets.len(),
-            current.expires,
-            next.expires
-        );
-        let mut out = outcome(!a.dry_run, next.version, next.expires, msg);
-        if a.dry_run {
-            return Ok(Step::Stop(out));
-        }
-        out.pushed = Some((next, signed.clone()));
-        Ok(Step::Push(signed, out))
+        Ok(Plan::Next {
+            role: next,
+            removed: vec![],
+        })
     })?;
-    if let (Some(name), Some((role, signed))) = (&a.repo, &outcome.pushed) {
-        // As `targets push` leaves it: sign → push can go on without a pull.
-        let repo = ctx.existing_repo(Some(name))?;
-        repo.write_signed_targets(signed)?;
-        repo.write_unsigned_targets(role)?;
-        repo.write_checksum(&signed.checksum())?;
+    let previous = previous.unwrap_or(result.role.expires);
+    let message = if !result.changed {
+        format!(
+            "targets.json v{} expires at {previous}, not within {}: nothing to do",
+            result.role.version,
+            a.if_expires_within.as_deref().unwrap_or("")
+        )
+    } else {
+        format!(
+            "{} targets.json v{} -> v{} ({} targets unchanged), expiry {previous} -> {}",
+            if a.dry_run {
+                "would re-sign"
+            } else {
+                "re-signed"
+            },
+            result.role.version - 1,
+            result.role.version,
+            result.role.targets.len(),
+            result.role.expires
+        )
+    };
+    let refreshed = result.changed && !a.dry_run;
+    if let (true, Some(name)) = (refreshed, &a.repo) {
+        record_in_repo(ctx, name, &session)?;
     }
+    let outcome = Outcome {
+        refreshed,
+        dry_run: a.dry_run,
+        targets_version: result.role.version,
+        previous_expires: previous.to_string(),
+        expires: result.role.expires.to_string(),
+        attempts: result.attempts,
+        warnings,
+        message,
+    };
     if a.json {
         let text = serde_json::to_string(&outcome).map_err(|e| Error::Other(e.to_string()))?;
         println!("{text}");

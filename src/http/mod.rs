@@ -32,7 +32,7 @@ mod upload;
 
 pub use server_error::ServerError;
 pub use transport::{sends_bearer, token_request};
-pub use upload::{progress_bar, UploadOutcome};
+pub use upload::{progress_bar, Replace, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
 use crate::error::{Error, Result};
