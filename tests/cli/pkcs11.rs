@@ -17,18 +17,8 @@ use std::process::{Command, Output};
 const PIN: &str = "73915824";
 const SO_PIN: &str = "11223344";
 const LABEL: &str = "ota";
-/// The procedure's move-offline step, naming the token keys' aliases.
-const MOVE_OFFLINE: [&str; 9] = [
-    "move-offline",
-    "--repo",
-    "r",
-    "--old-root-alias",
-    "origroot",
-    "--new-root",
-    "myroot",
-    "--new-targets",
-    "mytargets",
-];
+// The procedure's move-offline step, naming the token keys' aliases.
+use crate::support::MOVE_OFFLINE;
 
 /// Where Debian, Fedora and source builds put the SoftHSM2 module.
 const MODULE_CANDIDATES: [&str; 4] = [

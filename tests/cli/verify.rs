@@ -98,17 +98,7 @@ pub fn move_offline(ws: &Workspace, server: &TestServer) -> PathBuf {
         ]);
     }
     ws.ok(&["targets", "pull", "--repo", "r"]);
-    ws.ok(&[
-        "move-offline",
-        "--repo",
-        "r",
-        "--old-root-alias",
-        "origroot",
-        "--new-root",
-        "myroot",
-        "--new-targets",
-        "mytargets",
-    ]);
+    ws.ok(&crate::support::MOVE_OFFLINE);
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "mytargets"]);
     ws.ok(&["targets", "push", "--repo", "r"]);
     let out = ws.path().join("offline-credentials.zip");
