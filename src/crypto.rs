@@ -33,6 +33,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// Lower-case hex SHA-512 (snapshot and timestamp may record it; aktualizr checks it).
+pub fn sha512_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA512, data).as_ref())
+}
+
 /// Streaming SHA-256, for files of any size in constant memory.
 pub struct Sha256Stream(ring::digest::Context);
 

@@ -129,6 +129,37 @@ pub fn parse_stored_uri(text: &str, what: &str) -> Result<Pkcs11Uri> {
     Ok(uri)
 }
 
+/// A credentials zip's token targets key: the `targets.pkcs11` URI (no PIN) and
+/// `targets.pub`. `None` when the zip has no `targets.pkcs11`; an error when it also
+/// holds `targets.sec` or either entry is unreadable.
+pub fn zip_token_reference(
+    creds: &crate::credentials::Credentials,
+    zip: &str,
+) -> Result<Option<(Pkcs11Uri, PublicKey)>> {
+    let Some(reference) = creds.entry(TOKEN_ENTRY) else {
+        return Ok(None);
+    };
+    let what = format!("{zip}: {TOKEN_ENTRY}");
+    if creds.entry("targets.sec").is_some() {
+        return Err(Error::invalid(
+            what,
+            "the zip holds both targets.sec and a token reference: export it again",
+        ));
+    }
+    let text =
+        std::str::from_utf8(reference).map_err(|_| Error::invalid(&what, "is not UTF-8 text"))?;
+    let uri = parse_stored_uri(text, &what)?;
+    let pub_what = format!("{zip}: targets.pub");
+    let public = creds
+        .entry("targets.pub")
+        .ok_or_else(|| Error::invalid(&pub_what, "is missing"))?;
+    let public: serde_json::Value = serde_json::from_slice(public)
+        .map_err(|e| Error::invalid(&pub_what, format!("invalid JSON: {e}")))?;
+    let public = PublicKey::from_json(&public, false)
+        .map_err(|e| Error::invalid(&pub_what, e.to_string()))?;
+    Ok(Some((uri, public)))
+}
+
 /// The token reference `name` stands for in `keys_dir`: the URI itself, or the
 /// `<name>.pkcs11` alias. `None` for a software key name.
 pub fn token_reference(keys_dir: &Path, name: &str) -> Result<Option<Pkcs11Uri>> {

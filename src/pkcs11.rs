@@ -22,7 +22,8 @@ use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Slot, TokenInfo};
+use cryptoki::types::AuthPin;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -63,12 +64,13 @@ impl fmt::Debug for Pkcs11Uri {
     }
 }
 
-/// `pk11-res-avail` plus the separators we keep readable; everything else is %XX.
+/// Unreserved characters, RFC 7512's `pk11-res-avail` (without `&`, which separates
+/// query attributes) and `/` stay as they are; everything else is `%XX`.
 fn pct_encode(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|&b| {
-            if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=&/".contains(&b) && b != b'&' {
+            if b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,=/".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")
@@ -297,6 +299,53 @@ fn token_error(uri: &Pkcs11Uri, e: CkError) -> Error {
     Error::key(what, message)
 }
 
+/// The one token (slot) whose label, serial, manufacturer and model match the URI.
+fn find_token(ctx: &Pkcs11, uri: &Pkcs11Uri, module: &Path) -> Result<(Slot, TokenInfo)> {
+    let err = |e| token_error(uri, e);
+    let want = |w: &Option<String>, have: &str| w.as_deref().map_or(true, |w| w == have.trim_end());
+    let mut matches = Vec::new();
+    for slot in ctx.get_slots_with_token().map_err(err)? {
+        let info = ctx.get_token_info(slot).map_err(err)?;
+        if want(&uri.token, info.label())
+            && want(&uri.serial, info.serial_number())
+            && want(&uri.manufacturer, info.manufacturer_id())
+            && want(&uri.model, info.model())
+        {
+            matches.push((slot, info));
+        }
+    }
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(Error::key(
+            uri.to_string(),
+            format!("no token matches in module {} (check token=, and that the token is plugged in and initialised)", module.display()),
+        )),
+        n => Err(Error::key(
+            uri.to_string(),
+            format!("{n} tokens match: add token=<label> (or serial=) to the URI"),
+        )),
+    }
+}
+
+/// Logs the user in: with the PIN, or through the reader's PIN pad when it has one.
+fn login(session: &Session, info: &TokenInfo, uri: &Pkcs11Uri) -> Result<()> {
+    let pin = uri.pin()?;
+    let result = match (&pin, info.protected_authentication_path()) {
+        (Some(p), _) => session.login(UserType::User, Some(&AuthPin::from(p.as_str()))),
+        (None, true) => session.login(UserType::User, None),
+        (None, false) => {
+            return Err(Error::key(
+                uri.to_string(),
+                format!("the token needs a PIN: set {PIN_ENV}, or add ?pin-source=/path/to/pin-file to the URI"),
+            ))
+        }
+    };
+    match result {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(token_error(uri, e)),
+    }
+}
+
 /// An open, logged-in session on the token the URI names.
 struct TokenSession {
     session: Session,
@@ -309,36 +358,7 @@ impl TokenSession {
     fn open(uri: &Pkcs11Uri, read_write: bool) -> Result<Self> {
         let module = uri.module()?;
         let ctx = context(&module, uri)?;
-        let err = |e| token_error(uri, e);
-        let mut matches = Vec::new();
-        for slot in ctx.get_slots_with_token().map_err(err)? {
-            let info = ctx.get_token_info(slot).map_err(err)?;
-            let want = |w: &Option<String>, have: &str| {
-                w.as_deref().map_or(true, |w| w == have.trim_end())
-            };
-            if want(&uri.token, info.label())
-                && want(&uri.serial, info.serial_number())
-                && want(&uri.manufacturer, info.manufacturer_id())
-                && want(&uri.model, info.model())
-            {
-                matches.push((slot, info));
-            }
-        }
-        let (slot, info) = match matches.len() {
-            1 => matches.remove(0),
-            0 => {
-                return Err(Error::key(
-                    uri.to_string(),
-                    format!("no token matches in module {} (check token=, and that the token is plugged in and initialised)", module.display()),
-                ))
-            }
-            n => {
-                return Err(Error::key(
-                    uri.to_string(),
-                    format!("{n} tokens match: add token=<label> (or serial=) to the URI"),
-                ))
-            }
-        };
+        let (slot, info) = find_token(&ctx, uri, &module)?;
         if info.user_pin_locked() {
             return Err(token_error(
                 uri,
@@ -350,23 +370,9 @@ impl TokenSession {
         } else {
             ctx.open_ro_session(slot)
         }
-        .map_err(err)?;
+        .map_err(|e| token_error(uri, e))?;
         if info.login_required() {
-            let pin = uri.pin()?;
-            let result = match (&pin, info.protected_authentication_path()) {
-                (Some(p), _) => session.login(UserType::User, Some(&cryptoki::types::AuthPin::from(p.as_str()))),
-                (None, true) => session.login(UserType::User, None),
-                (None, false) => {
-                    return Err(Error::key(
-                        uri.to_string(),
-                        format!("the token needs a PIN: set {PIN_ENV}, or add ?pin-source=/path/to/pin-file to the URI"),
-                    ))
-                }
-            };
-            match result {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(e) => return Err(err(e)),
-            }
+            login(&session, &info, uri)?;
         }
         Ok(TokenSession {
             session,

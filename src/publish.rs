@@ -4,12 +4,12 @@
 //! pull → verify → add → sign → push, re-pulling after a 412/428 with jittered
 //! exponential backoff.
 
-use crate::credentials::{AuthConfig, Credentials};
+use crate::credentials::Credentials;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryChoice;
 use crate::fsutil;
-use crate::http::{ClientAuth, ClientOptions, Replace, ReposerverClient};
+use crate::http::{ClientOptions, Replace, ReposerverClient};
 use crate::keyref::{self, KeyHandle};
 use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetItem, TargetsRole};
 use crate::verify::{self, TrustedRoot};
@@ -17,7 +17,6 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 /// The reposerver refuses targets.json documents of this many bytes or more.
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
@@ -128,6 +127,14 @@ pub struct Account {
     key: KeyHandle,
 }
 
+impl Account {
+    /// An account from parts: a client, the trust anchor (a root.json the caller
+    /// trusts) and the targets key (e.g. a local repository's, for `refresh --repo`).
+    pub fn new(client: ReposerverClient, root: SignedPayload, key: KeyHandle) -> Self {
+        Account { client, root, key }
+    }
+}
+
 /// A zip that lacks what offline signing needs (root.json, the targets key pair,
 /// tufrepo.url): `Err(reason)`.
 fn offline_entries(creds: &Credentials, zip: &str) -> std::result::Result<(), String> {
@@ -160,21 +167,12 @@ fn open_account(
     if let Err(reason) = offline_entries(&creds, &zip) {
         return Ok(Err(reason));
     }
-    let url = creds.server_url("tufrepo.url")?;
-    let auth = match creds.auth()? {
-        AuthConfig::None => ClientAuth::None,
-        AuthConfig::OAuth2(o) => ClientAuth::OAuth2(o),
-        AuthConfig::MutualTls { .. } => ClientAuth::mutual_tls(
-            Zeroizing::new(creds.entry("client_auth.p12").unwrap_or_default().to_vec()),
-            creds.entry("server.p12").map(<[u8]>::to_vec),
-        ),
-    };
     let root = creds
         .root()?
         .ok_or_else(|| Error::invalid(zip.clone(), "has no root.json"))?;
     verify::verify_self_signed_root(&root, &format!("{zip}: root.json"))?;
     let key = targets_signer(&creds, &zip)?;
-    let client = ReposerverClient::new(&url, auth, options)?;
+    let client = ReposerverClient::from_credentials(&creds, options)?;
     Ok(Ok(Account { client, root, key }))
 }
 
@@ -182,29 +180,16 @@ fn open_account(
 /// PIN comes from the environment or a pin-source file, never from the zip), checked
 /// against `targets.pub`.
 fn targets_signer(creds: &Credentials, zip: &str) -> Result<KeyHandle> {
-    let Some(reference) = creds.entry(keyref::TOKEN_ENTRY) else {
+    let Some((uri, public)) = keyref::zip_token_reference(creds, zip)? else {
         let key = creds
             .targets_key()?
             .ok_or_else(|| Error::invalid(zip, "has no targets key"))?;
         return KeyHandle::software(&key, &format!("{zip}: targets.sec"));
     };
-    let what = format!("{zip}: {}", keyref::TOKEN_ENTRY);
-    if creds.entry("targets.sec").is_some() {
-        return Err(Error::invalid(
-            what,
-            "the zip holds both targets.sec and a token reference: export it again",
-        ));
-    }
-    let text = std::str::from_utf8(reference)
-        .map_err(|_| Error::invalid(what.clone(), "is not UTF-8 text"))?;
-    let key = KeyHandle::token(&keyref::parse_stored_uri(text, &what)?)?;
-    let public: Value = serde_json::from_slice(creds.entry("targets.pub").unwrap_or_default())
-        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), format!("invalid JSON: {e}")))?;
-    let public = crate::keys::PublicKey::from_json(&public, false)
-        .map_err(|e| Error::invalid(format!("{zip}: targets.pub"), e.to_string()))?;
+    let key = KeyHandle::token(&uri)?;
     if public.spki_der() != key.public().spki_der() {
         return Err(Error::key(
-            what,
+            format!("{zip}: {}", keyref::TOKEN_ENTRY),
             format!(
                 "the token key is {} but targets.pub is {}: the zip's key pair is broken",
                 key.key_id(),
@@ -256,6 +241,12 @@ impl Session {
             Ok(a) => a,
             Err(reason) => return Ok(Err(reason)),
         };
+        Self::bind(account, &credentials.display().to_string()).map(Ok)
+    }
+
+    /// Walks the server's root chain from the account's root and checks that its key
+    /// is a targets key of the latest root; `origin` names where the key came from.
+    pub fn bind(account: Account, origin: &str) -> Result<Session> {
         let (trusted, root) = latest_root(&account)?;
         let key_id = account.key.key_id().to_string();
         let expected = trusted.role_key_ids("targets");
@@ -263,16 +254,16 @@ impl Session {
             return Err(Error::Explained(format!(
                 "the targets key in {} ({key_id}) is not a targets key of the server's root.json version {}, which expects {}. \
                  Export the offline targets key again (ota-sign export-credentials) after move-offline",
-                credentials.display(),
+                origin,
                 root.version().unwrap_or(0),
                 expected.join(", ")
             )));
         }
-        Ok(Ok(Session {
+        Ok(Session {
             account,
             trusted,
             root,
-        }))
+        })
     }
 
     /// The server's targets.json, verified against the trusted root.

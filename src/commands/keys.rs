@@ -28,8 +28,16 @@ fn generate_on_token(dir: &Path, name: &str, uri: &str, args: &KeyTypeArgs) -> R
         ));
     }
     let uri = pkcs11::generate(&uri, keytype, args.keysize)?;
-    let key = keyref::resolve_public_key(dir, &uri.to_string())?;
-    keyref::write_token_alias(dir, name, &uri, &key)?;
+    // The pair now exists on the token: if the files cannot be written, say how to
+    // adopt it instead of generating another.
+    let written = keyref::resolve_public_key(dir, &uri.to_string())
+        .and_then(|key| keyref::write_token_alias(dir, name, &uri, &key).map(|_| key));
+    let key = written.map_err(|e| {
+        Error::key(
+            name,
+            format!("{e}; the key pair was created on the token: adopt it with `ota-sign key import --pkcs11 '{uri}' --name {name}`"),
+        )
+    })?;
     log::info!(
         "generated {keytype} key {name} with id {} on the token ({uri})",
         key.key_id()

@@ -9,8 +9,11 @@ mod json;
 mod keys;
 mod move_offline;
 mod publish;
+mod refresh;
 mod root;
+mod status;
 mod targets;
+mod verify;
 
 use crate::canonical::CanonicalJson;
 use crate::cli::{Cli, Command};
@@ -88,6 +91,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ImportClientCert(a) => client_cert::run(&ctx, a),
         Command::GetTargets(a) => targets::get_targets(&ctx, &a.repo),
         Command::Publish(a) => publish::run(&ctx, *a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Refresh(a) => refresh::run(&ctx, a),
     }
 }
 

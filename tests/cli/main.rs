@@ -8,5 +8,8 @@ mod pkcs11;
 mod procedure;
 mod props;
 mod publish;
+mod refresh;
 mod reposerver;
+mod status;
 mod support;
+mod verify;

@@ -17,18 +17,8 @@ use std::process::{Command, Output};
 const PIN: &str = "73915824";
 const SO_PIN: &str = "11223344";
 const LABEL: &str = "ota";
-/// The procedure's move-offline step, naming the token keys' aliases.
-const MOVE_OFFLINE: [&str; 9] = [
-    "move-offline",
-    "--repo",
-    "r",
-    "--old-root-alias",
-    "origroot",
-    "--new-root",
-    "myroot",
-    "--new-targets",
-    "mytargets",
-];
+// The procedure's move-offline step, naming the token keys' aliases.
+use crate::support::MOVE_OFFLINE;
 
 /// Where Debian, Fedora and source builds put the SoftHSM2 module.
 const MODULE_CANDIDATES: [&str; 4] = [
@@ -378,6 +368,35 @@ fn procedure_on_token(key_type: &'static str) {
         targets.signed["targets"]["img-1"].is_object()
             && targets.signed["targets"]["img-2"].is_object()
     );
+
+    // init from the token-backed zip keeps the reference as keys/targets.pkcs11, and
+    // the usual sign → push works with it.
+    hsm.ok(
+        &ws,
+        &["init", "--repo", "again", "--credentials", "offline.zip"],
+    );
+    let keys = ws.repo("again").join("keys");
+    assert!(!keys.join("targets.sec").exists());
+    assert_eq!(
+        std::fs::read(keys.join("targets.pkcs11")).unwrap(),
+        zip_entry(&offline, "targets.pkcs11").unwrap()
+    );
+    hsm.ok(&ws, &["targets", "pull", "--repo", "again"]);
+    hsm.ok(
+        &ws,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "again",
+            "--key-name",
+            "targets",
+        ],
+    );
+    hsm.ok(&ws, &["targets", "push", "--repo", "again"]);
+    let (targets, _, _) = server.role("targets.json");
+    assert_eq!(targets.signed["version"], 5);
+    trusted.verify("targets", &targets, "targets.json").unwrap();
 
     // The token's keys never reached the disk: only the online keys init and
     // move-offline wrote are private key files.

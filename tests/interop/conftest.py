@@ -146,6 +146,12 @@ class Published:
             return json.load(f)
 
 
+@pytest.fixture
+def ota_sign_bin():
+    """Path of the ota-sign binary under test."""
+    return require_binary("ota-sign")
+
+
 SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                    "/usr/lib64/pkcs11/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so"]
 

@@ -192,7 +192,8 @@ SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu
 
 def test_task_signs_on_a_pkcs11_token(project, tmp_path, ota_sign_bin, reposerver, monkeypatch):
     """A token-backed offline-credentials.zip (targets.pkcs11, no targets.sec): the task
-    signs on a SoftHSM2 token, the PIN coming from the environment, never the zip."""
+    signs on a SoftHSM2 token; module and PIN file are named by the URI (as the layer
+    README says), the PIN itself is never in the zip or the build tree."""
     import subprocess
     module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
     if module is None:
@@ -207,13 +208,15 @@ def test_task_signs_on_a_pkcs11_token(project, tmp_path, ota_sign_bin, reposerve
         proc = subprocess.run(list(argv), cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, "%s: %s%s" % (argv, proc.stdout, proc.stderr)
 
+    (tmp_path / "pin").write_text("4711\n")
     sh("softhsm2-util", "--init-token", "--free", "--label", "ota", "--so-pin", "0815", "--pin", "4711")
     online, _ = init_account(reposerver, tmp_path / "credentials.zip")
     for step in (["init", "--repo", "r", "--credentials", online],
                  ["key", "generate", "--repo", "r", "--name", "myroot", "--type", "rsa",
                   "--pkcs11", "pkcs11:token=ota;object=myroot"],
                  ["key", "generate", "--repo", "r", "--name", "mytargets", "--type", "ed25519",
-                  "--pkcs11", "pkcs11:token=ota;object=mytargets"],
+                  "--pkcs11", "pkcs11:token=ota;object=mytargets?module-path=%s&pin-source=%s"
+                  % (module, tmp_path / "pin")],
                  ["targets", "pull", "--repo", "r"],
                  ["move-offline", "--repo", "r", "--old-root-alias", "origroot", "--new-root", "myroot",
                   "--new-targets", "mytargets"],
@@ -225,6 +228,8 @@ def test_task_signs_on_a_pkcs11_token(project, tmp_path, ota_sign_bin, reposerve
     with zipfile.ZipFile(token_zip) as zf:
         assert "targets.sec" not in zf.namelist() and "targets.pkcs11" in zf.namelist()
 
+    monkeypatch.delenv("OTA_SIGN_PKCS11_PIN")
+    monkeypatch.delenv("OTA_SIGN_PKCS11_MODULE")
     d = build_and_sign(project, token_zip, "host", "token image")
     sha, length = deployed(d)
     targets = fetch_targets(reposerver.url)
