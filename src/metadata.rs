@@ -25,14 +25,12 @@ pub struct Signature {
 }
 
 impl Signature {
-    /// `key`'s signature over `message` (canonical JSON bytes).
-    pub fn by(key: &PrivateKey, message: &[u8]) -> Result<Self> {
-        use base64::Engine;
-        let sig = key.sign(message)?;
+    /// `key`'s signature over `message` (canonical JSON), checked before it is returned.
+    pub fn by(key: &crate::keyref::KeyHandle, message: &[u8]) -> Result<Self> {
         Ok(Signature {
             keyid: key.key_id(),
             method: key.keytype().signature_method().to_string(),
-            sig: base64::engine::general_purpose::STANDARD.encode(sig),
+            sig: key.sign_base64(message)?,
         })
     }
 }
@@ -57,6 +55,15 @@ impl SignedPayload {
 
     /// Signs `signed` with each key, in order.
     pub fn sign(signed: Value, keys: &[&PrivateKey]) -> Result<Self> {
+        let handles = keys
+            .iter()
+            .map(|k| crate::keyref::KeyHandle::software(k, k.key_id().as_str()))
+            .collect::<Result<Vec<_>>>()?;
+        Self::sign_with(signed, &handles.iter().collect::<Vec<_>>())
+    }
+
+    /// Signs `signed` with each key, in order, wherever the keys live.
+    pub fn sign_with(signed: Value, keys: &[&crate::keyref::KeyHandle]) -> Result<Self> {
         let message = CanonicalJson::of(&signed);
         let signatures = keys
             .iter()
@@ -100,7 +107,7 @@ impl Signed {
     }
 
     /// Signs the canonical bytes `signed` with each key, in order.
-    pub fn sign(signed: CanonicalJson, keys: &[&PrivateKey]) -> Result<Self> {
+    pub fn sign(signed: CanonicalJson, keys: &[&crate::keyref::KeyHandle]) -> Result<Self> {
         let signatures = keys
             .iter()
             .map(|k| Signature::by(k, signed.as_bytes()))
@@ -507,18 +514,23 @@ const RESERVED_CUSTOM: [&str; 6] = [
 
 impl NewTarget {
     /// `<name>-<version>`, garage-sign's target filename.
-    pub fn filename(&self) -> Result<TargetName> {
+    pub fn filename(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+
+    /// [`Self::filename`], checked.
+    pub fn target_name(&self) -> Result<TargetName> {
         if self.name.is_empty() || self.version.is_empty() {
             return Err(Error::invalid(
                 "target",
                 "a target needs a non-empty name and version",
             ));
         }
-        TargetName::try_from(format!("{}-{}", self.name, self.version))
+        TargetName::try_from(self.filename())
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.filename()?;
+        self.target_name()?;
         if self.hardware_ids.is_empty() {
             return Err(Error::invalid(
                 "--hardwareids",
@@ -548,7 +560,7 @@ impl NewTarget {
     /// 0.7.7) and other existing `custom` fields are preserved.
     pub fn item(&self, existing_custom: Option<&Value>, now: Expires) -> Result<TargetItem> {
         self.validate()?;
-        let filename = self.filename()?;
+        let filename = self.target_name()?;
         let mut custom = match existing_custom {
             Some(Value::Object(m)) => m.clone(),
             _ => serde_json::Map::new(),
@@ -595,7 +607,7 @@ impl NewTarget {
 
     /// Adds or replaces this target in `role`.
     pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
-        let filename = self.filename()?;
+        let filename = self.target_name()?;
         let item = self.item(
             role.targets
                 .get(&filename)

@@ -184,7 +184,15 @@ impl TufRepo {
     }
 
     /// Writes the canonical signed document in garage-sign's file layout.
-    pub fn write_signed_targets(&self, targets: &Signed) -> Result<()> {
+    pub fn write_signed_targets(&self, targets: &SignedPayload) -> Result<()> {
+        write_role(
+            &self.signed_targets_path(),
+            &serde_json::to_value(targets).unwrap_or(Value::Null),
+        )
+    }
+
+    /// As [`Self::write_signed_targets`] for a document already encoded (no `Value`).
+    pub fn write_signed_targets_encoded(&self, targets: &Signed) -> Result<()> {
         let path = self.signed_targets_path();
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;

@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             let mut role = repo.read_unsigned_targets()?;
             new.apply(&mut role, Expires::now())?;
             repo.write_unsigned_targets(&role)?;
-            log::info!("added target {}", new.filename()?);
+            log::info!("added target {}", new.filename());
             Ok(())
         }
         TargetsCommand::AddUploaded { input, target } => {
@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
             repo.write_unsigned_targets(&role)?;
             log::info!(
                 "added uploaded target {} (sha256 {}, {length} bytes)",
-                new.filename()?,
+                new.filename(),
                 new.sha256
             );
             Ok(())
@@ -177,7 +177,7 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     drop(role);
     warn_if_not_trusted(repo, &signed);
     warn_size(signed.canonical_len());
-    repo.write_signed_targets(&signed)?;
+    repo.write_signed_targets_encoded(&signed)?;
     log::info!(
         "signed targets.json version {version} ({} signature(s))",
         signed.signatures.len()
