@@ -83,6 +83,7 @@ def measure(cmd, runs, setup=None):
 
 def note_command(c):
     text = " ".join(str(x) for x in c).replace(W, "$W").replace(BIN, "target/release")
+    text = text.replace(ROOT + "/", "")
     if text not in commands:
         commands.append(text)
 
