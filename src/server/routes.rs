@@ -10,7 +10,7 @@ use super::store::{Store, Stored};
 use super::uploads::{file_body, too_large, Storage};
 use crate::crypto::sha256_hex;
 use crate::metadata::Expires;
-use crate::schema::{KeyId, Sha256, TargetName};
+use crate::schema::{KeyId, RoleName, Sha256, TargetName};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -275,6 +275,13 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
+/// `targets.json`, `snapshot.json` or `timestamp.json`: the roles served as signed
+/// (root has its own versioned routes).
+fn online_role(segment: &str) -> Option<RoleName> {
+    let role: RoleName = segment.strip_suffix(".json")?.parse().ok()?;
+    (role != RoleName::Root).then_some(role)
+}
+
 fn valid_filename(f: &str) -> Result<TargetName, ApiError> {
     TargetName::parse(f).map_err(|e| ApiError::invalid_entity(format!("invalid {e}")))
 }
@@ -475,9 +482,9 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
             "the namespace already has a repository",
         )),
         (&Method::GET, "root.json") => Ok(role_resp(&with_store(app, |s| s.root()).await?)),
-        (&Method::GET, r @ ("targets.json" | "snapshot.json" | "timestamp.json")) => {
-            let role = r.trim_end_matches(".json").to_string();
-            Ok(role_resp(&with_store(app, move |s| s.role(&role)).await?))
+        (&Method::GET, r) if online_role(r).is_some() => {
+            let role = online_role(r).map_or("", RoleName::as_str);
+            Ok(role_resp(&with_store(app, move |s| s.role(role)).await?))
         }
         (&Method::GET, s)
             if s.ends_with(".root.json")
