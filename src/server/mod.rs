@@ -45,6 +45,7 @@ pub mod auth;
 pub mod errors;
 pub mod faults;
 pub mod routes;
+mod rules;
 pub mod store;
 pub mod tls;
 pub mod uploads;
