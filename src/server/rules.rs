@@ -259,7 +259,7 @@ mod tests {
             method: "md5".into(),
             sig: "AA==".into(),
         };
-        assert!(decode_targets(&[sig], &bytes)
+        assert!(decode_targets(&sigs, &bytes)
             .unwrap_err()
             .contains("unknown signature method"));
     }
@@ -270,13 +270,13 @@ mod tests {
         let handle = crate::keyref::KeyHandle::software(&key, "test").unwrap();
         let (doc, _) = targets_doc(json!({}));
         let message = CanonicalJson::of(&doc.signed);
-        let sig = Signature::by(&handle, message.as_bytes()).unwrap();
+        let sigs = [Signature::by(&handle, message.as_bytes()).unwrap()];
         let keys = BTreeMap::from([(key.key_id(), key.public().clone())]);
         let ids = [key.key_id()];
-        assert!(threshold_errors(&keys, &ids, 1, &[sig.clone()], message.as_bytes()).is_empty());
-        assert!(!threshold_errors(&keys, &ids, 2, &[sig.clone()], message.as_bytes()).is_empty());
-        assert!(!threshold_errors(&keys, &ids, 1, &[sig.clone()], b"other").is_empty());
-        assert!(!threshold_errors(&keys, &[], 1, &[sig], message.as_bytes()).is_empty());
+        assert!(threshold_errors(&keys, &ids, 1, &sigs, message.as_bytes()).is_empty());
+        assert!(!threshold_errors(&keys, &ids, 2, &sigs, message.as_bytes()).is_empty());
+        assert!(!threshold_errors(&keys, &ids, 1, &sigs, b"other").is_empty());
+        assert!(!threshold_errors(&keys, &[], 1, &sigs, message.as_bytes()).is_empty());
     }
 
     #[test]
