@@ -259,7 +259,7 @@ mod tests {
             method: "md5".into(),
             sig: "AA==".into(),
         };
-        assert!(decode_targets(&sigs, &bytes)
+        assert!(decode_targets(&[sig], &bytes)
             .unwrap_err()
             .contains("unknown signature method"));
     }
