@@ -328,6 +328,7 @@ fn procedure_on_token(key_type: &'static str) {
             "hw",
             "--image",
             "image.bin",
+            "--upload",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -404,6 +405,8 @@ fn procedure_on_token(key_type: &'static str) {
     assert_eq!(targets.signed["version"], 7);
     assert_eq!(targets.signatures[0].keyid, mytargets);
     trusted.verify("targets", &targets, "targets.json").unwrap();
+    // ota-sign's device-rules check accepts the whole repository.
+    hsm.ok(&ws, &["verify", "--credentials", "offline.zip"]);
 
     // The token's keys never reached the disk: only the online keys init and
     // move-offline wrote are private key files.
