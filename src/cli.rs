@@ -97,10 +97,16 @@ pub enum Command {
         long_about = "Sign and publish one image target from a credentials zip, safe with many builders at once.\n\n\
 Needs no local repository: tufrepo.url, the auth settings, root.json and the targets key pair are read straight \
 from the zip, and the private key stays in memory. The server's root chain is walked from the zip's root.json \
-(forged or rolled-back roots are refused) and the zip's key must be a targets key of the latest root. Then: \
-pull targets.json, add or replace <name>-<version>, sign (version + 1), push; after a concurrent push \
+(forged or rolled-back roots are refused) and the zip's key must be a targets key of the latest root. \
+With --upload the image is uploaded first, unless the server already stores it with this sha256 and length \
+(a file an interrupted upload left behind is replaced). Then: pull targets.json, add or replace \
+<name>-<version> (version: the sha256 unless given), sign (version + 1), push; after a concurrent push \
 (412/428) it pulls again and retries with jittered backoff. An identical target that is already published \
-is not pushed again. Prints one summary line: target, sha256, length, targets version, attempts."
+is not pushed again, so re-running is safe. A BINARY target with no --upload, no --url and no stored file \
+gets a warning (devices could not download it). Prints one summary line: target, sha256, length, targets \
+version, attempts; with --json an object that adds pushed, uploaded, the target's entry, the root and \
+targets expiry on the server and the warnings. --skip-unless-offline turns a zip without offline keys \
+into a warning and exit 0 ({\"skipped\": true, \"reason\": …} with --json)."
     )]
     Publish(Box<crate::cli::PublishArgs>),
     /// Check the repository as a device (aktualizr) would: exit 0 accept, 1 reject (every finding), 3 cannot tell

@@ -174,6 +174,65 @@ pub fn rsa_pss_verify(public_pkcs1: &[u8], message: &[u8], sig: &[u8]) -> bool {
         .is_ok()
 }
 
+/// Decrypts the content of a PKCS#12 `EncryptedData`: PBES2 (PBKDF2 + AES, what
+/// current tools write) or the legacy PKCS#12 PBE with SHA-1 and 3DES or RC2 (keytool,
+/// older openssl). `alg` is the content encryption `AlgorithmIdentifier`.
+pub fn pkcs12_decrypt(
+    alg: &spki::AlgorithmIdentifierOwned,
+    password: &str,
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, InnerIvInit, KeyIvInit};
+    use der::{Decode, Encode};
+    let bad = |m: String| Error::Other(format!("cannot decrypt the PKCS#12 contents: {m}"));
+    if alg.oid == pkcs5::pbes2::PBES2_OID {
+        let der = alg.to_der().map_err(|e| bad(e.to_string()))?;
+        let scheme = pkcs5::EncryptionScheme::from_der(&der).map_err(|e| bad(e.to_string()))?;
+        return scheme
+            .decrypt(password, data)
+            .map(Zeroizing::new)
+            .map_err(|e| bad(e.to_string()));
+    }
+    let params: pkcs12::pbe_params::Pkcs12PbeParams = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| bad("no PBE parameters".into()))?
+        .decode_as()
+        .map_err(|e| bad(e.to_string()))?;
+    let derive = |kind, len| {
+        pkcs12::kdf::derive_key_utf8::<sha1::Sha1>(
+            password,
+            params.salt.as_bytes(),
+            kind,
+            params.iterations,
+            len,
+        )
+        .map(Zeroizing::new)
+        .map_err(|e| bad(e.to_string()))
+    };
+    let iv = derive(pkcs12::kdf::Pkcs12KeyType::Iv, 8)?;
+    let key_len = match alg.oid {
+        pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC => 24,
+        pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC => 5,
+        pkcs12::PKCS_12_PBE_WITH_SHAAND128_BIT_RC2_CBC => 16,
+        other => return Err(bad(format!("unsupported encryption {other}"))),
+    };
+    let key = derive(pkcs12::kdf::Pkcs12KeyType::EncryptionKey, key_len)?;
+    let plain = if key_len == 24 {
+        cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .map_err(|e| bad(e.to_string()))?
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+    } else {
+        let rc2 = rc2::Rc2::new_with_eff_key_len(&key, key_len * 8);
+        cbc::Decryptor::<rc2::Rc2>::inner_iv_slice_init(rc2, &iv)
+            .map_err(|e| bad(e.to_string()))?
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+    };
+    plain
+        .map(Zeroizing::new)
+        .map_err(|_| bad("wrong password or damaged data".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

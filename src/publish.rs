@@ -517,6 +517,21 @@ fn unreachable_warning(
     ))
 }
 
+/// `--skip-unless-offline` with a zip that cannot sign offline.
+fn skip(req: &PublishRequest, reason: String) -> Published {
+    log::warn!("{reason}; skipping (--skip-unless-offline)");
+    Published::Skipped(Skipped {
+        target: match &req.version {
+            Some(v) => format!("{}-{v}", req.name),
+            None => req.name.clone(),
+        },
+        skipped: true,
+        reason,
+    })
+}
+
+/// Uploads (unless stored), then adds the target through [`plan`] and
+/// [`push_with_retries`].
 pub fn publish(req: &PublishRequest) -> Result<Published> {
     if req.keep_versions == Some(0) {
         return Err(Error::Usage(
@@ -525,17 +540,7 @@ pub fn publish(req: &PublishRequest) -> Result<Published> {
     }
     let session = match Session::open(&req.credentials, &req.options)? {
         Ok(s) => s,
-        Err(reason) if req.skip_unless_offline => {
-            log::warn!("{reason}; skipping (--skip-unless-offline)");
-            return Ok(Published::Skipped(Skipped {
-                target: match &req.version {
-                    Some(v) => format!("{}-{v}", req.name),
-                    None => req.name.clone(),
-                },
-                skipped: true,
-                reason,
-            }));
-        }
+        Err(reason) if req.skip_unless_offline => return Ok(skip(req, reason)),
         Err(reason) => return Err(Error::Explained(reason)),
     };
     let target = new_target(req)?;

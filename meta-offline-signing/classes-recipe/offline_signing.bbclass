@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MPL-2.0
-# offline_signing.bbclass - signs and publishes an image as an Uptane/TUF target (see the layer's README): one
-# `ota-sign publish --json` with flags from these variables; every rule lives in the tool, the key in its memory.
+# offline_signing.bbclass - publishes an image as an Uptane/TUF target (see the layer's README): one `ota-sign
+# publish --json` with flags from these variables; every rule lives in the tool, the key in its memory.
 
 OFFLINE_SIGNING_CREDENTIALS ??= "${@d.getVar('SOTA_PACKED_CREDENTIALS') or ''}"
 OFFLINE_SIGNING_REQUIRED ??= "0"
@@ -53,8 +53,8 @@ def offline_signing_command(d):
     cmd += ['--upload'] if bb.utils.to_boolean(upload) else []
     cmd += [] if bb.utils.to_boolean(d.getVar('OFFLINE_SIGNING_REQUIRED')) else ['--skip-unless-offline']
     cmd += ['--cacert', d.getVar('OFFLINE_SIGNING_CACERT')] if os.path.isfile(d.getVar('OFFLINE_SIGNING_CACERT')) else []
-    dry = ['--dry-run', '--output', os.path.join(d.getVar('OFFLINE_SIGNING_WORKDIR'), 'targets.json')]
-    return cmd + (dry if bb.utils.to_boolean(d.getVar('OFFLINE_SIGNING_DRY_RUN')) else [])
+    return cmd + (['--dry-run', '--output', os.path.join(d.getVar('OFFLINE_SIGNING_WORKDIR'), 'targets.json')]
+                  if bb.utils.to_boolean(d.getVar('OFFLINE_SIGNING_DRY_RUN')) else [])
 
 def offline_signing_warnings(limits, result):
     import datetime
@@ -65,9 +65,10 @@ def offline_signing_warnings(limits, result):
         when = result.get(role + '_expires')
         left = when and datetime.datetime.fromisoformat(when.replace('Z', '+00:00')) - now
         if when and left < datetime.timedelta(days=int(days)):
-            bb.warn("%s.json on the server expires at %s (in %d days, within OFFLINE_SIGNING_EXPIRY_WARN %s=%s): "
-                    "re-sign it with `ota-sign refresh --if-expires-within %sD` (see the layer's README for a timer)"
-                    % (role, when, left.days, role, days, days))
+            bb.warn("%s.json on the server expires at %s (in %d days, within OFFLINE_SIGNING_EXPIRY_WARN %s=%s): re-sign "
+                    "it with %s" % (role, when, left.days, role, days, '`ota-sign refresh --if-expires-within %sD` (see the '
+                    'README for a timer)' % days if role == 'targets' else 'the offline root keys: `ota-sign root pull`, '
+                    '`root sign --expire-after 1Y`, `root push`'))
 
 python do_offline_sign() {
     import json, subprocess
@@ -90,7 +91,6 @@ python do_offline_sign() {
                        "an error." % result['reason'])
     offline_signing_warnings(d.getVar('OFFLINE_SIGNING_EXPIRY_WARN'), result)
     deployed = os.path.join(d.getVar('DEPLOY_DIR_IMAGE'), d.getVar('IMAGE_LINK_NAME') + '.offline-signing.json')
-    bb.utils.mkdirhier(os.path.dirname(deployed))
     for path in (os.path.join(d.getVar('OFFLINE_SIGNING_WORKDIR'), 'target.json'), deployed):
         with open(path + '.tmp', 'w') as f:
             json.dump(result, f, indent=2, sort_keys=True)

@@ -138,19 +138,7 @@ impl ReposerverClient {
         path: &Path,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
-        self.upload_target_as(filename, path, Replace::Never, progress)
-    }
-
-    /// [`Self::upload_target`] for a publisher that owns `filename`, replacing the
-    /// server's file (`force=true`) as `replace` says.
-    pub fn upload_target_replacing(
-        &self,
-        filename: &str,
-        path: &Path,
-        replace: Replace,
-        progress: &ProgressBar,
-    ) -> Result<UploadOutcome> {
-        self.upload_target_as(filename, path, replace, progress)
+        self.upload_target_replacing(filename, path, Replace::Never, progress)
     }
 
     /// After a 409 with [`Replace::Leftover`]: once more, replacing the file.
@@ -161,10 +149,12 @@ impl ReposerverClient {
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
         log::info!("the server already stores a file {filename} that no published target uses (an interrupted upload?); replacing it");
-        self.upload_target_as(filename, path, Replace::Always, progress)
+        self.upload_target_replacing(filename, path, Replace::Always, progress)
     }
 
-    fn upload_target_as(
+    /// [`Self::upload_target`] for a publisher that owns `filename`, replacing the
+    /// server's file (`force=true`) as `replace` says.
+    pub fn upload_target_replacing(
         &self,
         filename: &str,
         path: &Path,

@@ -422,7 +422,20 @@ fn download(server: &TestServer, file: &str) -> Vec<u8> {
 
 #[test]
 fn upload_is_idempotent_and_an_interrupted_upload_completes_on_the_next_run() {
-    let server = TestServer::start();
+    upload_idempotency(TestServer::start());
+}
+
+/// The same through `PUT uploads/<file>`, for servers without multipart uploads.
+#[test]
+fn upload_idempotency_without_multipart() {
+    use crate::support::reposerver::Options;
+    upload_idempotency(TestServer::with(Options {
+        multipart: false,
+        ..Options::default()
+    }));
+}
+
+fn upload_idempotency(server: TestServer) {
     let ws = Workspace::new();
     let zip = server.credentials_zip();
     let img = write_image(ws.path(), "img.bin", 3, 5000);
@@ -456,9 +469,16 @@ fn upload_is_idempotent_and_an_interrupted_upload_completes_on_the_next_run() {
     let broken = upload("2.0", &img2);
     assert_ne!(broken.status.code(), Some(0));
     assert_eq!(server_targets(&server).1, v1, "nothing was pushed");
-    // Interrupted in the middle of the upload (a part PUT fails for good).
+    // Interrupted in the middle of the upload (the body PUT fails for good).
     let img3 = write_image(ws.path(), "img3.bin", 5, 3000);
-    server.add_fault(serde_json::json!({"method": "PUT", "path": "/_storage/multipart/*", "count": 50, "kind": "reset"}));
+    let body = if server.options().multipart {
+        "/_storage/multipart/*"
+    } else {
+        "/api/v1/user_repo/uploads/*"
+    };
+    server.add_fault(
+        serde_json::json!({"method": "PUT", "path": body, "count": 50, "kind": "reset"}),
+    );
     assert_ne!(upload("3.0", &img3).status.code(), Some(0));
     server.clear_faults();
 

@@ -350,7 +350,9 @@ def test_expiry_warning(project, credentials, fake_tool, caplog, conf, roles):
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert [w.split(".json")[0] for w in warnings] == roles
     for w in warnings:
-        assert "ota-sign refresh --if-expires-within" in w and "OFFLINE_SIGNING_EXPIRY_WARN" in w
+        assert "OFFLINE_SIGNING_EXPIRY_WARN" in w
+        assert ("ota-sign refresh --if-expires-within" in w) == w.startswith("targets")
+        assert ("root sign" in w) == w.startswith("root")
 
 
 def test_native_tool_found_in_sysroot(project, credentials, fake_tool):
