@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --locked --bins
+# The signer alone, as the Yocto recipe builds it (no server code or dependencies).
+cargo build --locked --no-default-features --bin ota-sign
 cargo test --locked --all-targets
 
 [ -x .venv-test/bin/python ] || python3 -m venv .venv-test

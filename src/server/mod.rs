@@ -113,8 +113,8 @@ async fn run(opts: ServeOptions) -> Result<()> {
         account::write_credentials(&dir, &account, &store, &base_url, out)?;
     }
     let app = Arc::new(routes::App {
-        store,
-        storage,
+        store: Arc::new(store),
+        storage: Arc::new(storage),
         account,
         tokens: auth::Tokens::default(),
         faults: faults::Faults::default(),

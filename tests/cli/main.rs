@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep style: 2 cores link it once).
 //! Each module covers one area; `support` holds the shared setup.
 
+mod canonical_direct;
 mod fixtures;
 mod http_client;
 mod local_repo;
@@ -10,6 +11,7 @@ mod props;
 mod publish;
 mod refresh;
 mod reposerver;
+mod signer_alone;
 mod status;
 mod support;
 mod verify;
