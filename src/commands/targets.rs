@@ -162,14 +162,15 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
         }
         unsigned
     } else {
-        let mut role = unsigned.clone();
-        role.version = a.version.unwrap_or(unsigned.version + 1);
+        // Edited in place: no second copy of 100,000 targets.
+        let mut role = unsigned;
         role.expires = choice.resolve(
-            Some(unsigned.expires),
+            Some(role.expires),
             TARGETS_DAYS,
             chrono::Utc::now(),
             a.expiry.force,
         )?;
+        role.version = a.version.unwrap_or(role.version + 1);
         role
     };
     let version = role.version;
