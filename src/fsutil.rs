@@ -17,6 +17,16 @@ pub const PUBLIC_FILE: u32 = 0o644;
 
 /// Writes `bytes` to `path` atomically with the given mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomic_with(path, mode, |w| w.write_all(bytes))
+}
+
+/// As [`write_atomic`], with the content streamed by `write` through a buffered writer
+/// (no copy of a large file in memory). Nothing replaces `path` unless `write` succeeds.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -30,7 +40,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .with_path(tmp.path())?;
-    tmp.write_all(bytes).with_path(path)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        write(&mut w).with_path(path)?;
+        w.flush().with_path(path)?;
+    }
     tmp.as_file().sync_all().with_path(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())

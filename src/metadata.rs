@@ -139,6 +139,11 @@ impl Signed {
         crate::canonical::pretty_from_parts(&self.parts(&self.signatures_canonical()))
     }
 
+    /// [`Self::pretty`] streamed into `w` (no copy of the file in memory).
+    pub fn write_pretty(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::canonical::write_pretty_parts(w, &self.parts(&self.signatures_canonical()))
+    }
+
     fn signatures_canonical(&self) -> CanonicalJson {
         CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
             CanonicalJson::of(&serde_json::to_value(&self.signatures).unwrap_or(Value::Null))

@@ -417,7 +417,7 @@ pub fn push_with_retries(
         };
         if dry_run {
             if let Some(out) = output {
-                fsutil::write_atomic(out, &signed.pretty(), fsutil::PUBLIC_FILE)?;
+                fsutil::write_atomic_with(out, fsutil::PUBLIC_FILE, |w| signed.write_pretty(w))?;
             }
             return Ok(done);
         }

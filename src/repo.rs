@@ -11,7 +11,7 @@
 //! ```
 //! Role files are written in circe's `spaces2` layout with ` : ` separators.
 
-use crate::canonical::{pretty_from_canonical, to_pretty};
+use crate::canonical::{to_pretty, write_pretty_parts};
 use crate::credentials::RepoConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
@@ -197,7 +197,7 @@ impl TufRepo {
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        fsutil::write_atomic(&path, &targets.pretty(), PUBLIC_FILE)
+        fsutil::write_atomic_with(&path, PUBLIC_FILE, |w| targets.write_pretty(w))
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.
@@ -234,8 +234,10 @@ impl TufRepo {
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        let pretty = pretty_from_canonical(&targets.canonical()?);
-        fsutil::write_atomic(&path, &pretty, PUBLIC_FILE)
+        let canonical = targets.canonical()?;
+        fsutil::write_atomic_with(&path, PUBLIC_FILE, |w| {
+            write_pretty_parts(w, &[canonical.as_bytes()])
+        })
     }
 
     pub fn read_checksum(&self) -> Result<Option<Sha256>> {

@@ -775,11 +775,38 @@ pub fn pretty_from_canonical(c: &CanonicalJson) -> Vec<u8> {
 pub fn pretty_from_parts(parts: &[&[u8]]) -> Vec<u8> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(total + total / 2);
+    // Writing into a Vec cannot fail.
+    let _ = write_pretty_parts(&mut out, parts);
+    out
+}
+
+/// [`pretty_from_parts`] streamed into `w` in chunks of about 64 KiB (no copy of the
+/// whole layout in memory). Runs of bytes without structure are copied at once.
+pub fn write_pretty_parts(w: &mut dyn std::io::Write, parts: &[&[u8]]) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = Vec::with_capacity(CHUNK + 1024);
     let mut depth = 0usize;
-    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat(b' ').take(d * 2));
+    let newline = |out: &mut Vec<u8>, d: usize| {
+        const SPACES: [u8; 64] = [b' '; 64];
+        out.push(b'\n');
+        let mut n = d * 2;
+        while n > 0 {
+            let k = n.min(SPACES.len());
+            out.extend_from_slice(&SPACES[..k]);
+            n -= k;
+        }
+    };
     for b in parts {
         let mut i = 0;
         while i < b.len() {
+            let start = i;
+            while i < b.len() && !matches!(b[i], b'"' | b'{' | b'[' | b'}' | b']' | b',' | b':') {
+                i += 1;
+            }
+            out.extend_from_slice(&b[start..i]);
+            if i == b.len() {
+                break;
+            }
             let c = b[i];
             match c {
                 b'"' => {
@@ -798,25 +825,26 @@ pub fn pretty_from_parts(parts: &[&[u8]]) -> Vec<u8> {
                     } else {
                         depth += 1;
                         out.push(c);
-                        out.push(b'\n');
-                        indent(&mut out, depth);
+                        newline(&mut out, depth);
                     }
                 }
                 b'}' | b']' => {
                     depth = depth.saturating_sub(1);
-                    out.push(b'\n');
-                    indent(&mut out, depth);
+                    newline(&mut out, depth);
                     out.push(c);
                 }
                 b',' => {
-                    out.extend_from_slice(b",\n");
-                    indent(&mut out, depth);
+                    out.push(b',');
+                    newline(&mut out, depth);
                 }
-                b':' => out.extend_from_slice(b" : "),
-                _ => out.push(c),
+                _ => out.extend_from_slice(b" : "),
             }
             i += 1;
+            if out.len() >= CHUNK {
+                w.write_all(&out)?;
+                out.clear();
+            }
         }
     }
-    out
+    w.write_all(&out)
 }
