@@ -287,10 +287,80 @@ pub struct TargetsRole {
 /// One entry of `targets`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetItem {
-    pub hashes: BTreeMap<String, Sha256>,
+    pub hashes: Hashes,
     pub length: u64,
     #[serde(default)]
     pub custom: Option<RawJson>,
+}
+
+/// A target's `hashes`, method -> digest in key order. A sorted `Vec` (one entry in
+/// practice) instead of a `BTreeMap`, whose node alone is ~0.5 KiB per target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hashes(Vec<(String, Sha256)>);
+
+impl Hashes {
+    /// The digest for `method` (`"sha256"`).
+    pub fn get(&self, method: &str) -> Option<&Sha256> {
+        self.0.iter().find(|(m, _)| m == method).map(|(_, h)| h)
+    }
+
+    /// The methods, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(m, _)| m)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, Sha256)> for Hashes {
+    /// Sorted by method; a repeated method keeps its last digest (as a map does).
+    fn from_iter<I: IntoIterator<Item = (String, Sha256)>>(iter: I) -> Self {
+        let mut v: Vec<(String, Sha256)> = Vec::with_capacity(1);
+        for (m, h) in iter {
+            match v.binary_search_by(|(x, _)| x.as_str().cmp(m.as_str())) {
+                Ok(i) => v[i].1 = h,
+                Err(i) => v.insert(i, (m, h)),
+            }
+        }
+        Hashes(v)
+    }
+}
+
+impl<const N: usize> From<[(String, Sha256); N]> for Hashes {
+    fn from(entries: [(String, Sha256); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl Serialize for Hashes {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(m, h)| (m, h)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hashes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Hashes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of hash method to digest")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Hashes, A::Error> {
+                let mut entries = Vec::with_capacity(1);
+                while let Some(e) = map.next_entry::<String, Sha256>()? {
+                    entries.push(e);
+                }
+                Ok(entries.into_iter().collect())
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl TargetItem {
@@ -597,7 +667,7 @@ impl NewTarget {
             deep_merge(&mut custom, &Value::Object(meta.clone()));
         }
         let item = TargetItem {
-            hashes: BTreeMap::from([("sha256".to_string(), self.sha256.clone())]),
+            hashes: Hashes::from([("sha256".to_string(), self.sha256.clone())]),
             length: self.length,
             custom: Some(RawJson::from_value(&custom)?),
         };

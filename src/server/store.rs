@@ -21,7 +21,9 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::keys::{KeyType, PrivateKey, PublicKey};
-use crate::metadata::{Expires, RoleKeys, RootRole, Signature, Signed, SignedPayload, TargetsRole};
+use crate::metadata::{
+    Expires, Hashes, RoleKeys, RootRole, Signature, Signed, SignedPayload, TargetsRole,
+};
 use hyper::body::Bytes;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -794,7 +796,7 @@ impl Store {
         role.targets.insert(
             filename.clone(),
             crate::metadata::TargetItem {
-                hashes: BTreeMap::from([("sha256".to_string(), sha256.clone())]),
+                hashes: Hashes::from([("sha256".to_string(), sha256.clone())]),
                 length,
                 custom: Some(crate::metadata::RawJson::from_value(&custom)?),
             },

@@ -3,10 +3,9 @@
 
 use crate::support::fixtures;
 use ota_sign::canonical::{pretty_from_canonical, to_pretty, CanonicalJson};
-use ota_sign::metadata::{Expires, RawJson, Signature, Signed, TargetItem, TargetsRole};
+use ota_sign::metadata::{Expires, Hashes, RawJson, Signature, Signed, TargetItem, TargetsRole};
 use proptest::prelude::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// Characters where canonical forms usually go wrong: escapes, C0 and C1 controls
 /// (U+007F–U+009F), `/`, non-ASCII, BMP private use and astral (surrogate pairs).
@@ -53,7 +52,7 @@ fn target_name() -> impl Strategy<Value = String> {
 fn targets_role() -> impl Strategy<Value = TargetsRole> {
     let item = ("[0-9a-f]{64}", any::<u64>(), prop::option::of(json_value())).prop_map(
         |(sha, length, custom)| TargetItem {
-            hashes: BTreeMap::from([("sha256".to_string(), sha.parse().unwrap())]),
+            hashes: Hashes::from([("sha256".to_string(), sha.parse().unwrap())]),
             length,
             custom: custom.map(|c| RawJson::from_value(&c).unwrap()),
         },
