@@ -45,6 +45,22 @@ impl Writer {
     }
 }
 
+/// Bytes that may start an escape in [`write_string_fast`]: `"`, `\\`, U+0000–U+001F,
+/// U+007F and `C2` (the lead byte of U+0080–U+009F, among others).
+const MAY_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t[0xc2] = true;
+    t
+};
+
 /// The parent's `write_string` (circe's escapes), copying runs of bytes that need no
 /// escape at once instead of char by char. In UTF-8 the C1 controls U+0080–U+009F are
 /// `C2 80`–`C2 9F`; every other non-ASCII sequence is copied as is.
@@ -55,6 +71,13 @@ fn write_string_fast(out: &mut Vec<u8>, s: &str) {
     let mut run = 0;
     let mut i = 0;
     while i < b.len() {
+        // Skip bytes that can never start an escape (one table look-up each).
+        while i < b.len() && !MAY_ESCAPE[b[i] as usize] {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
         let c = b[i];
         let escape: Option<&[u8]> = match c {
             b'"' => Some(b"\\\""),
@@ -780,6 +803,18 @@ pub fn pretty_from_parts(parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The bytes [`write_pretty_parts`] lays out (outside strings) or that open a string.
+const STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let set = b"\"{}[],:";
+    let mut k = 0;
+    while k < set.len() {
+        t[set[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 /// [`pretty_from_parts`] streamed into `w` in chunks of about 64 KiB (no copy of the
 /// whole layout in memory). Runs of bytes without structure are copied at once.
 pub fn write_pretty_parts(w: &mut dyn std::io::Write, parts: &[&[u8]]) -> std::io::Result<()> {
@@ -800,7 +835,7 @@ pub fn write_pretty_parts(w: &mut dyn std::io::Write, parts: &[&[u8]]) -> std::i
         let mut i = 0;
         while i < b.len() {
             let start = i;
-            while i < b.len() && !matches!(b[i], b'"' | b'{' | b'[' | b'}' | b']' | b',' | b':') {
+            while i < b.len() && !STRUCTURAL[b[i] as usize] {
                 i += 1;
             }
             out.extend_from_slice(&b[start..i]);
