@@ -540,21 +540,60 @@ fn skip(req: &PublishRequest, reason: String) -> Published {
     })
 }
 
+/// The new target, hashed on another thread while the session is bound and
+/// targets.json is pulled and verified; joined when first needed.
+struct PendingTarget<'s> {
+    hashing: Option<std::thread::ScopedJoinHandle<'s, Result<NewTarget>>>,
+    target: Option<NewTarget>,
+}
+
+impl PendingTarget<'_> {
+    fn get(&mut self) -> Result<&NewTarget> {
+        if let Some(h) = self.hashing.take() {
+            let target = h
+                .join()
+                .map_err(|_| Error::Other("hashing the image failed (thread panicked)".into()))??;
+            self.target = Some(target);
+        }
+        self.target
+            .as_ref()
+            .ok_or_else(|| Error::Other("the image was not hashed".into()))
+    }
+}
+
 /// Uploads (unless stored), then adds the target through [`plan`] and
-/// [`push_with_retries`].
+/// [`push_with_retries`]. The image is hashed on a second thread, overlapping the
+/// root-chain walk and the pull (network round trips and verification).
 pub fn publish(req: &PublishRequest) -> Result<Published> {
     if req.keep_versions == Some(0) {
         return Err(Error::Usage(
             "--keep-versions must be at least 1 (the version being published)".into(),
         ));
     }
-    let session = match Session::open(&req.credentials, &req.options)? {
-        Ok(s) => s,
+    let account = match open_account(&req.credentials, &req.options)? {
+        Ok(a) => a,
         Err(reason) if req.skip_unless_offline => return Ok(skip(req, reason)),
         Err(reason) => return Err(Error::Explained(reason)),
     };
-    let target = new_target(req)?;
-    let uploaded = req.upload && !req.dry_run && upload_unless_stored(&session, req, &target)?;
+    std::thread::scope(|scope| {
+        let mut pending = PendingTarget {
+            hashing: Some(scope.spawn(|| new_target(req))),
+            target: None,
+        };
+        let session = Session::bind(account, &req.credentials.display().to_string())?;
+        publish_in(req, &session, &mut pending)
+    })
+}
+
+fn publish_in(
+    req: &PublishRequest,
+    session: &Session,
+    pending: &mut PendingTarget<'_>,
+) -> Result<Published> {
+    let uploaded = req.upload && !req.dry_run && {
+        let target = pending.get()?.clone();
+        upload_unless_stored(session, req, &target)?
+    };
     let policy = Policy {
         keep_versions: req.keep_versions,
         expiry: &req.expiry,
@@ -562,20 +601,22 @@ pub fn publish(req: &PublishRequest) -> Result<Published> {
     };
     let mut warnings = Vec::new();
     let result = push_with_retries(
-        &session,
+        session,
         req.retries,
         req.dry_run,
         req.output.as_deref(),
         |current, now| {
-            warnings = unreachable_warning(req, &target, current)
+            let target = pending.get()?;
+            warnings = unreachable_warning(req, target, current)
                 .into_iter()
                 .collect();
-            plan(current, &target, &policy, now)
+            plan(current, target, &policy, now)
         },
     )?;
     for w in &warnings {
         log::warn!("{w}");
     }
+    let target = pending.get()?.clone();
     let filename = target.filename();
     let item =
         result.role.targets.get(&filename).cloned().ok_or_else(|| {
