@@ -255,7 +255,7 @@ pub fn publish(req: &PublishRequest) -> Result<PublishOutcome> {
         };
         if req.dry_run {
             if let Some(out) = &req.output {
-                let v = serde_json::to_value(&signed).unwrap_or(Value::Null);
+                let v = crate::error::to_json_value(&signed, "targets.json")?;
                 fsutil::write_atomic(
                     out,
                     crate::canonical::to_pretty(&v).as_bytes(),

@@ -285,13 +285,9 @@ impl ReposerverClient {
                 return Ok(a);
             }
             at = self.http.redirect_target(&Method::GET, &at, &a)?;
-            a = self.http.exchange_redirected(
-                Method::GET,
-                &at,
-                Replay::Idempotent,
-                cap,
-                &|rb| Ok(rb),
-            )?;
+            a = self
+                .http
+                .exchange(Method::GET, &at, Replay::Idempotent, cap, &|rb| Ok(rb))?;
         }
         if is_redirect(a.status) {
             return Err(self.http.http_error(

@@ -177,6 +177,12 @@ impl Transport {
         })
     }
 
+    /// Whether a request to `url` carries the bearer token: only on the reposerver's
+    /// own origin (scheme, host, port), and never to S3/Azure hosts ([`sends_bearer`]).
+    pub fn authorizes(&self, url: &Url) -> bool {
+        url.origin() == self.home.origin() && sends_bearer(url)
+    }
+
     /// The URL as it may appear in messages and logs: no user info, and no query for
     /// hosts other than the reposerver's.
     pub fn shown(&self, url: &Url) -> String {
@@ -264,7 +270,9 @@ impl Transport {
     }
 
     /// One request (with retries as [`Replay`] allows) and its answer. `build` adds
-    /// headers and body; it is called again for each attempt.
+    /// headers and body; it is called again for each attempt. The bearer token goes
+    /// only to the reposerver's own origin ([`Transport::authorizes`]): never to a
+    /// multipart part URL, a redirect `Location` or any other host a server names.
     pub fn exchange(
         &self,
         method: Method,
@@ -274,21 +282,6 @@ impl Transport {
         build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
     ) -> Result<Answer> {
         self.exchange_inner(method, url, replay, cap, true, build)
-    }
-
-    /// Like [`Transport::exchange`], for a URL reached through a redirect: the bearer
-    /// token goes only to the reposerver's own origin, never to wherever a `Location`
-    /// header points.
-    pub fn exchange_redirected(
-        &self,
-        method: Method,
-        url: &Url,
-        replay: Replay,
-        cap: u64,
-        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
-    ) -> Result<Answer> {
-        let same_origin = url.origin() == self.home.origin();
-        self.exchange_inner(method, url, replay, cap, same_origin, build)
     }
 
     /// The `Location` of a redirect answer, resolved against the request URL; an
@@ -334,7 +327,7 @@ impl Transport {
         build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
     ) -> Result<Answer> {
         let bearer = match &self.oauth {
-            Some(o) if authorize && sends_bearer(url) => {
+            Some(o) if authorize && self.authorizes(url) => {
                 let token = self.token(o)?;
                 let mut v =
                     HeaderValue::from_str(&format!("Bearer {}", token.as_str())).map_err(|_| {

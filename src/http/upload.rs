@@ -276,7 +276,7 @@ impl ReposerverClient {
         size: u64,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
-        let put = |url: &Url, redirected: bool| {
+        let put = |url: &Url| {
             let build = |rb: reqwest::blocking::RequestBuilder| {
                 progress.set_position(0);
                 let body = progress.wrap_read(open_at(path, 0)?.take(size));
@@ -290,16 +290,11 @@ impl ReposerverClient {
                     rb
                 })
             };
-            if redirected {
-                self.http
-                    .exchange_redirected(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
-            } else {
-                self.http
-                    .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
-            }
+            self.http
+                .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
         };
         let url = self.target_url(&["uploads"], filename)?;
-        let a = put(&url, false)?;
+        let a = put(&url)?;
         if a.status.is_success() {
             return Ok(UploadOutcome::Direct { redirected: false });
         }
@@ -307,7 +302,7 @@ impl ReposerverClient {
             return Err(self.upload_error(Method::PUT, &url, &a.server_error()));
         }
         let location = self.http.redirect_target(&Method::PUT, &url, &a)?;
-        let a = put(&location, true)?;
+        let a = put(&location)?;
         if !a.status.is_success() {
             return Err(self.upload_error(Method::PUT, &location, &a.server_error()));
         }

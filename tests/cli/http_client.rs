@@ -831,3 +831,46 @@ fn get_follows_redirects_but_the_token_stays_home() {
         "the bearer token must not follow a redirect to another origin"
     );
 }
+
+#[test]
+fn multipart_part_urls_on_another_origin_get_no_bearer_token() {
+    let store = FakeServer::start(|_, _| Reply::status(200).header("ETag", "\"e1\""));
+    let store_url = store.url();
+    let server = FakeServer::start(move |req, _| match (req.method.as_str(), req.path()) {
+        ("POST", "/oauth2/token") => Reply::json(200, &json!({"access_token": "tok-123"})),
+        ("POST", "/api/v1/user_repo/multipart/initiate/fw-1.0") => {
+            Reply::json(200, &json!({"uploadId": "up-1", "partSize": 1024}))
+        }
+        // A part URL on a host that is not S3 and not the reposerver.
+        ("GET", "/api/v1/user_repo/multipart/url/fw-1.0") => Reply::json(
+            200,
+            &json!({"uri": format!("{store_url}/bucket/fw-1.0?partNumber=1")}),
+        ),
+        ("PUT", "/api/v1/user_repo/multipart/complete/fw-1.0") => Reply::status(200),
+        _ => Reply::status(404),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fw.bin");
+    std::fs::write(&file, b"firmware").unwrap();
+    let c = ReposerverClient::new(
+        &server.url(),
+        oauth(&format!("{}/oauth2/token", server.url())),
+        &opts(),
+    )
+    .unwrap();
+    let pb = indicatif::ProgressBar::hidden();
+    c.upload_target("fw-1.0", &file, &pb).unwrap();
+    let parts = store.requests();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].body, b"firmware");
+    assert_eq!(
+        parts[0].header("authorization"),
+        None,
+        "the bearer token goes to the reposerver's origin only"
+    );
+    let home = server.requests();
+    assert!(home
+        .iter()
+        .filter(|r| r.path().starts_with("/api/"))
+        .all(|r| r.header("authorization") == Some("Bearer tok-123")));
+}
