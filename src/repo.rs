@@ -116,16 +116,21 @@ impl TufRepo {
                 path.display()
             )));
         }
-        let v: Value = fsutil::read_json(&path)?;
-        RepoConfig::from_json(&v, &path.display().to_string())
+        let bytes = fsutil::read_secret(&path)?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid(path.display().to_string(), format!("invalid JSON: {e}"))
+        })?;
+        let config = RepoConfig::from_json(&v, &path.display().to_string());
+        crate::credentials::wipe(v);
+        config
     }
 
+    /// config.json may hold the OAuth2 client secret: it is built in a zeroizing buffer.
     pub fn write_config(&self, config: &RepoConfig) -> Result<()> {
-        fsutil::write_atomic(
-            &self.config_path(),
-            to_pretty(&config.to_json()).as_bytes(),
-            PRIVATE_FILE,
-        )
+        let value = config.to_json();
+        let text = zeroize::Zeroizing::new(to_pretty(&value));
+        crate::credentials::wipe(value);
+        fsutil::write_atomic(&self.config_path(), text.as_bytes(), PRIVATE_FILE)
     }
 
     fn key_path(&self, name: &str, ext: &str) -> Result<PathBuf> {

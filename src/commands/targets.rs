@@ -14,9 +14,6 @@ use crate::repo::TufRepo;
 use crate::verify::TrustedRoot;
 use serde_json::Value;
 
-/// The reposerver refuses targets.json documents of this many bytes or more.
-pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
-
 pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
     let repo = ctx.existing_repo(args.repo.as_deref())?;
     match args.command {
@@ -172,7 +169,10 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     };
     let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
     warn_if_not_trusted(repo, &payload);
-    warn_size(payload.canonical().as_bytes().len());
+    crate::publish::check_targets_size(
+        payload.canonical().as_bytes().len(),
+        "delete old targets (targets delete) and sign again",
+    )?;
     repo.write_signed_targets(&payload)?;
     log::info!(
         "signed targets.json version {} ({} signature(s))",
@@ -192,15 +192,6 @@ fn warn_if_not_trusted(repo: &TufRepo, payload: &SignedPayload) {
     };
     if let Err(e) = trusted.verify("targets", payload, "targets.json") {
         log::warn!("the local root.json does not accept this targets.json, so the server will refuse it: {e}");
-    }
-}
-
-pub fn warn_size(len: usize) {
-    if len * 4 >= TARGETS_SIZE_LIMIT * 3 {
-        log::warn!(
-            "targets.json is {len} bytes, {}% of the server's limit of {TARGETS_SIZE_LIMIT} bytes; delete old targets",
-            len * 100 / TARGETS_SIZE_LIMIT
-        );
     }
 }
 

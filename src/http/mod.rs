@@ -25,13 +25,14 @@
 //! [`ClientOptions::retry_base_delay`]). Non-idempotent requests are retried only when
 //! the connection could not be opened, before anything was sent.
 
+mod reconcile;
 mod server_error;
 mod tls;
 mod transport;
 mod upload;
 
 pub use server_error::ServerError;
-pub use transport::{sends_bearer, token_request};
+pub use transport::{parse_retry_after, sends_bearer, token_request, RetryPolicy, RETRY_AFTER_MAX};
 pub use upload::{progress_bar, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
@@ -87,6 +88,15 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
+    /// The retry settings as the one [`RetryPolicy`].
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            base_delay: self.retry_base_delay,
+            max_delay: self.retry_max_delay,
+        }
+    }
+
     /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty,
     /// and the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS`
     /// (CI and tests shorten it). A `--cacert` flag should then overwrite `cacert`.
@@ -168,7 +178,7 @@ impl ClientAuth {
                 let client = repo_dir.join(cert_path);
                 let server = server_cert_path.as_ref().map(|p| repo_dir.join(p));
                 ClientAuth::MutualTls {
-                    client_p12: Zeroizing::new(crate::fsutil::read(&client)?),
+                    client_p12: crate::fsutil::read_secret(&client)?,
                     server_p12: server.as_deref().map(crate::fsutil::read).transpose()?,
                     client_name: client.display().to_string(),
                     server_name: server.map(|s| s.display().to_string()).unwrap_or_default(),
@@ -388,7 +398,8 @@ impl ReposerverClient {
             })
     }
 
-    /// `PUT targets` with the checksum of the pulled version. Never retried once sent.
+    /// `PUT targets` with the checksum of the pulled version. An unclear outcome is
+    /// reconciled, not blindly resent (see `reconcile.rs`).
     pub fn put_targets(
         &self,
         targets: &SignedPayload,
@@ -403,7 +414,21 @@ impl ReposerverClient {
                 ));
             }
         }
-        let a = self.send_json(Method::PUT, &url, targets, checksum)?;
+        let a = match checksum {
+            // Without a checksum the server's state cannot tell whether it applied a push.
+            None => self.send_json(Method::PUT, &url, targets, None)?,
+            Some(c) => match self.send_reconciled(Method::PUT, &url, targets, checksum, &|| {
+                self.observe_targets(targets, c)
+            })? {
+                reconcile::Sent::Answer(a) => a,
+                reconcile::Sent::Applied(checksum) => {
+                    return Ok(PushOutcome {
+                        checksum,
+                        size_limit: None,
+                    })
+                }
+            },
+        };
         if a.status.is_success() {
             return Ok(PushOutcome {
                 checksum: a
@@ -443,11 +468,16 @@ impl ReposerverClient {
         }
     }
 
-    /// `POST root`: a new root signed by the old and the new root keys. Never retried
-    /// once sent.
+    /// `POST root`: a new root signed by the old and the new root keys. An unclear
+    /// outcome is reconciled, not blindly resent (see `reconcile.rs`).
     pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
         let url = self.url(&["root"]);
-        let a = self.send_json(Method::POST, &url, root, None)?;
+        let a = match self
+            .send_reconciled(Method::POST, &url, root, None, &|| self.observe_root(root))?
+        {
+            reconcile::Sent::Answer(a) => a,
+            reconcile::Sent::Applied(_) => return Ok(()),
+        };
         if a.status.is_success() {
             return Ok(());
         }
