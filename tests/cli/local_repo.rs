@@ -3,7 +3,6 @@
 
 use crate::support::{fixture, mode, read_json, tree_snapshot, zip_entry, zip_names, Workspace};
 use serde_json::{json, Value};
-use std::path::Path;
 
 const SHA: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
