@@ -211,6 +211,11 @@ impl Credentials {
         let bad = |m: String| Error::invalid(what.clone(), m);
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
+        if archive.has_duplicate_names() {
+            return Err(bad(
+                "has entries that appear more than once; which one counts is ambiguous".into(),
+            ));
+        }
         if archive.len() > MAX_ENTRIES {
             return Err(bad(format!(
                 "has {} entries, more than credentials.zip ever holds",
@@ -227,13 +232,21 @@ impl Credentials {
                 .name()
                 .map_err(|e| bad(format!("entry {i}: {e}")))?
                 .to_string();
-            if f.enclosed_name().is_none() {
-                return Err(bad(format!("entry {name:?} has an unsafe path")));
+            if f.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') {
+                return Err(bad(format!(
+                    "entry {name:?} has an unsafe path (absolute, or leaving the archive with ..)"
+                )));
+            }
+            if f.is_symlink() {
+                return Err(bad(format!(
+                    "entry {name:?} is a symbolic link; credentials.zip holds plain files only"
+                )));
             }
             if f.is_dir() {
                 continue;
             }
-            let mut data = Zeroizing::new(Vec::new());
+            // Sized up front (within the cap) so that no reallocation leaves a copy.
+            let mut data = Zeroizing::new(Vec::with_capacity(f.size().min(MAX_ENTRY) as usize + 1));
             (&mut f)
                 .take(MAX_ENTRY + 1)
                 .read_to_end(&mut data)

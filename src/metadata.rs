@@ -361,12 +361,7 @@ impl NewTarget {
                 "a target filename (<name>-<version>) must be non-empty, shorter than 254 characters and must not contain \"..\"",
             ));
         }
-        if self.sha256.len() != 64
-            || !self
-                .sha256
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
+        if !is_sha256_hex(&self.sha256) {
             return Err(Error::invalid(
                 "--sha256",
                 format!("{:?} is not 64 lower-case hex characters", self.sha256),
@@ -480,4 +475,9 @@ pub fn deep_merge(base: &mut Value, patch: &Value) {
         }
         (b, p) => *b = p.clone(),
     }
+}
+
+/// A sha256 as TUF metadata spells it: 64 lower-case hex characters.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

@@ -232,5 +232,17 @@ pub fn verified_targets(trusted: &TrustedRoot, payload: &SignedPayload) -> Resul
             "TargetsPullError: the server's targets.json is not signed by a threshold of root's targets keys: {e}"
         ))
     })?;
-    TargetsRole::from_signed(&payload.signed, "targets.json")
+    let role = TargetsRole::from_signed(&payload.signed, "targets.json")?;
+    for (name, item) in &role.targets {
+        match item.hashes.get("sha256") {
+            Some(h) if crate::metadata::is_sha256_hex(h) => {}
+            got => {
+                return Err(Error::invalid(
+                    format!("targets.json: targets.{name}.hashes.sha256"),
+                    format!("{got:?} is not 64 lower-case hex characters"),
+                ))
+            }
+        }
+    }
+    Ok(role)
 }

@@ -2,6 +2,7 @@
 //! Each module covers one area; `support` holds the shared setup.
 
 mod fixtures;
+mod hostile;
 mod http_client;
 mod local_repo;
 mod procedure;
