@@ -98,8 +98,9 @@ impl ClientOptions {
     }
 
     /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty,
-    /// and the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS`
-    /// (CI and tests shorten it). A `--cacert` flag should then overwrite `cacert`.
+    /// the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS` and
+    /// the metadata request timeout from `OTA_SIGN_HTTP_TIMEOUT_MS` (CI and tests
+    /// shorten them). A `--cacert` flag should then overwrite `cacert`.
     pub fn from_env() -> Self {
         let env_u64 = |name: &str| {
             std::env::var(name)
@@ -115,6 +116,8 @@ impl ClientOptions {
                 .map_or(defaults.retries, |n| n.min(20) as u32),
             retry_base_delay: env_u64("OTA_SIGN_HTTP_RETRY_DELAY_MS")
                 .map_or(defaults.retry_base_delay, Duration::from_millis),
+            timeout: env_u64("OTA_SIGN_HTTP_TIMEOUT_MS")
+                .map_or(defaults.timeout, Duration::from_millis),
             ..defaults
         }
     }

@@ -10,6 +10,9 @@
 //! - anything else (another builder pushed meanwhile, the read-back fails): the
 //!   original error is reported.
 //!
+//! A resend that is refused (412, 409) is read back once more: a slow first attempt
+//! may have been applied after the client gave up on it.
+//!
 //! So transient faults are survived without ever turning a successful push into a
 //! 412/409 on a blind resend, and without pushing twice.
 
@@ -63,6 +66,18 @@ impl ReposerverClient {
                         .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
                 ),
                 Err(e @ Error::Http { .. }) => (e.to_string(), None),
+                // A definite refusal of a resend (412, 409) may be our own earlier,
+                // delayed attempt having been applied after all: look once more.
+                Ok(a) if attempt > 0 && !a.status.is_success() => {
+                    if let Ok(Observed::Applied(c)) = observe() {
+                        log::info!(
+                            "{method} {}: an earlier attempt was applied",
+                            self.http.shown(url)
+                        );
+                        return Ok(Sent::Applied(c));
+                    }
+                    return sent.map(Sent::Answer);
+                }
                 _ => return sent.map(Sent::Answer),
             };
             if attempt >= policy.retries || retry_after.is_some_and(|r| r > RETRY_AFTER_MAX) {

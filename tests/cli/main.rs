@@ -3,6 +3,7 @@
 
 mod fixtures;
 mod hostile;
+mod hostile_faults;
 mod http_client;
 mod local_repo;
 mod procedure;
