@@ -183,7 +183,7 @@ pub fn to_pretty(value: &Value) -> String {
 }
 
 fn write_pretty(out: &mut Vec<u8>, value: &Value, depth: usize) {
-    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat_n(b' ', d * 2));
+    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat(b' ').take(d * 2));
     match value {
         Value::Array(items) if !items.is_empty() => {
             out.extend_from_slice(b"[\n");

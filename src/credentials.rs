@@ -211,7 +211,9 @@ impl Credentials {
         let bad = |m: String| Error::invalid(what.clone(), m);
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
-        if archive.has_duplicate_names() {
+        // The zip reader keeps one entry per name; the end-of-central-directory record
+        // says how many there were.
+        if declared_entries(bytes).is_some_and(|n| n > archive.len()) {
             return Err(bad(
                 "has entries that appear more than once; which one counts is ambiguous".into(),
             ));
@@ -228,10 +230,7 @@ impl Credentials {
             let mut f = archive
                 .by_index(i)
                 .map_err(|e| bad(format!("entry {i}: {e}")))?;
-            let name = f
-                .name()
-                .map_err(|e| bad(format!("entry {i}: {e}")))?
-                .to_string();
+            let name = f.name().to_string();
             if f.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') {
                 return Err(bad(format!(
                     "entry {name:?} has an unsafe path (absolute, or leaving the archive with ..)"
@@ -404,6 +403,19 @@ impl Credentials {
             .iter()
             .all(|e| self.entry(e).is_some())
     }
+}
+
+/// The entry count of the end-of-central-directory record (`None` if not found, or
+/// deferred to a ZIP64 record).
+fn declared_entries(bytes: &[u8]) -> Option<usize> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    // The record is 22 bytes plus a comment of at most 65535 bytes, at the very end.
+    let from = bytes.len().saturating_sub(22 + 0xffff);
+    let at = (from..=bytes.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| bytes[i..].starts_with(EOCD))?;
+    let total = u16::from_le_bytes([bytes[at + 10], bytes[at + 11]]);
+    (total != 0xffff).then_some(total as usize)
 }
 
 /// Overwrites the strings of a parsed secret before it is dropped.

@@ -77,7 +77,7 @@ pub fn ed25519_public_from_seed(seed: &[u8; 32]) -> Result<[u8; 32]> {
 /// A fresh RSA key of `bits` bits as PKCS#1 `RSAPrivateKey` DER.
 pub fn rsa_generate(bits: usize) -> Result<Zeroizing<Vec<u8>>> {
     use rsa::pkcs1::EncodeRsaPrivateKey;
-    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
         .map_err(|e| Error::Other(format!("RSA-{bits} key generation failed: {e}")))?;
     let der = key
         .to_pkcs1_der()

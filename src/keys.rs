@@ -330,7 +330,7 @@ impl PublicKey {
 }
 
 fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize> {
-    let key = pkcs1::RsaPublicKey::<der::asn1::UintRef<'_>>::from_der(pkcs1)
+    let key = pkcs1::RsaPublicKey::from_der(pkcs1)
         .map_err(|e| Error::key("RSA", format!("not a PKCS#1 RSAPublicKey: {e}")))?;
     let m = key.modulus.as_bytes();
     let lead = m.first().copied().unwrap_or(0);

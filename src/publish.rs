@@ -317,7 +317,7 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
         && target
             .custom_meta
             .as_ref()
-            .is_none_or(|m| m.iter().all(|(k, v)| field(k) == *v))
+            .map_or(true, |m| m.iter().all(|(k, v)| field(k) == *v))
 }
 
 /// Keeps the newest `keep` versions of `name` (the one being published included).

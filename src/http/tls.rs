@@ -4,14 +4,14 @@
 //! decodes them and the key travels to reqwest as PEM in a zeroizing buffer.
 
 use crate::error::{Error, Result};
-use p12_keystore::Pkcs12Archive;
+use p12_keystore::{KeyStore, KeyStoreEntry, PrivateKeyChain};
 use zeroize::Zeroizing;
 
 /// garage-sign opens both key stores with the empty password.
 const PASSWORD: &str = "";
 
-fn open(data: &[u8], what: &str) -> Result<Pkcs12Archive> {
-    Pkcs12Archive::from_pkcs12(data, PASSWORD).map_err(|e| {
+fn open(data: &[u8], what: &str) -> Result<KeyStore> {
+    KeyStore::from_pkcs12(data, PASSWORD).map_err(|e| {
         Error::invalid(
             what,
             format!("not a PKCS#12 key store readable with the empty password: {e}"),
@@ -23,57 +23,28 @@ fn pem_block(tag: &str, der: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(pem::encode(&pem::Pem::new(tag, der.to_vec())))
 }
 
-/// The client certificate (leaf first, then any other certificates of the store)
-/// and its private key, as a reqwest identity.
+/// The client certificate (leaf first, then the rest of its chain) and its private
+/// key, as a reqwest identity. The key store pairs keys with certificates by their
+/// local key id; a key without its certificate is not usable.
 pub fn identity(data: &[u8], what: &str) -> Result<reqwest::Identity> {
-    let archive = open(data, what)?;
-    let key = match archive.keys.as_slice() {
-        [] => {
-            return Err(Error::invalid(
+    let store = open(data, what)?;
+    let chain: &PrivateKeyChain = store
+        .entries()
+        .find_map(|(_, e)| match e {
+            KeyStoreEntry::PrivateKeyChain(c) if !c.chain().is_empty() => Some(c),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::invalid(
                 what,
-                "holds no private key (expected the client key and certificate)",
-            ))
-        }
-        [k] => k,
-        [k, ..] => {
-            // Prefer a key that has its certificate in the store.
-            archive
-                .keys
-                .iter()
-                .find(|k| {
-                    k.local_key_id.as_ref().is_some_and(|id| {
-                        archive
-                            .certs
-                            .iter()
-                            .any(|c| c.local_key_id.as_deref() == Some(id.as_ref()))
-                    })
-                })
-                .unwrap_or(k)
-        }
-    };
-    let leaf = archive
-        .certs
-        .iter()
-        .position(|c| {
-            key.local_key_id
-                .as_ref()
-                .is_some_and(|id| c.local_key_id.as_deref() == Some(id.as_ref()))
-        })
-        .or(if archive.certs.len() == 1 {
-            Some(0)
-        } else {
-            None
-        })
-        .ok_or_else(|| Error::invalid(what, "holds no certificate for its private key"))?;
-
+                "holds no private key with its certificate (expected the client key and certificate)",
+            )
+        })?;
     let mut pem = Zeroizing::new(String::new());
-    pem.push_str(&pem_block("CERTIFICATE", archive.certs[leaf].cert.as_der()));
-    for (i, c) in archive.certs.iter().enumerate() {
-        if i != leaf {
-            pem.push_str(&pem_block("CERTIFICATE", c.cert.as_der()));
-        }
+    for c in chain.chain() {
+        pem.push_str(&pem_block("CERTIFICATE", c.as_der()));
     }
-    pem.push_str(&pem_block("PRIVATE KEY", key.key.as_der()));
+    pem.push_str(&pem_block("PRIVATE KEY", chain.key()));
     reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
         Error::invalid(
             what,
@@ -82,17 +53,26 @@ pub fn identity(data: &[u8], what: &str) -> Result<reqwest::Identity> {
     })
 }
 
-/// Every certificate of a trust store, to become the trusted roots.
+/// Every trusted certificate of a trust store, to become the trusted roots.
 pub fn trusted_roots(data: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>> {
-    let archive = open(data, what)?;
-    if archive.certs.is_empty() {
-        return Err(Error::invalid(what, "holds no certificate to trust"));
+    let store = open(data, what)?;
+    let certs: Vec<_> = store
+        .entries()
+        .filter_map(|(_, e)| match e {
+            KeyStoreEntry::Certificate(c) => Some(c),
+            KeyStoreEntry::PrivateKeyChain(_) => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::invalid(
+            what,
+            "holds no trusted certificate (a Java trust store entry)",
+        ));
     }
-    archive
-        .certs
+    certs
         .iter()
         .map(|c| {
-            reqwest::Certificate::from_der(c.cert.as_der())
+            reqwest::Certificate::from_der(c.as_der())
                 .map_err(|e| Error::invalid(what, format!("unusable certificate: {e}")))
         })
         .collect()

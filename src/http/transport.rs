@@ -169,6 +169,16 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// Trusts `roots` in addition to what `builder` already trusts.
+fn add_roots(
+    builder: reqwest::blocking::ClientBuilder,
+    roots: Vec<reqwest::Certificate>,
+) -> reqwest::blocking::ClientBuilder {
+    roots
+        .into_iter()
+        .fold(builder, |b, c| b.add_root_certificate(c))
+}
+
 impl Transport {
     pub fn new(home: &Url, auth: ClientAuth, opts: &ClientOptions) -> Result<Self> {
         crate::crypto::install_tls_provider();
@@ -186,15 +196,11 @@ impl Transport {
         let mut oauth = None;
         match auth {
             ClientAuth::None => {
-                if !extra.is_empty() {
-                    builder = builder.tls_certs_merge(extra);
-                }
+                builder = add_roots(builder, extra);
             }
             ClientAuth::OAuth2(o) => {
                 oauth = Some(o);
-                if !extra.is_empty() {
-                    builder = builder.tls_certs_merge(extra);
-                }
+                builder = add_roots(builder, extra);
             }
             ClientAuth::MutualTls {
                 client_p12,
@@ -208,10 +214,9 @@ impl Transport {
                     Some(server) => {
                         let mut roots = tls::trusted_roots(&server, &server_name)?;
                         roots.extend(extra);
-                        builder = builder.tls_certs_only(roots);
+                        builder = add_roots(builder.tls_built_in_root_certs(false), roots);
                     }
-                    None if !extra.is_empty() => builder = builder.tls_certs_merge(extra),
-                    None => {}
+                    None => builder = add_roots(builder, extra),
                 }
             }
         }

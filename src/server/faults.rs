@@ -42,7 +42,7 @@ impl FaultRule {
         let method_ok = self
             .method
             .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method));
+            .map_or(true, |m| m.eq_ignore_ascii_case(method));
         let path_ok = match self.path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),
             None => path == self.path,

@@ -1086,7 +1086,7 @@ fn check_custom(c: &Value) -> std::result::Result<(), String> {
         .ok_or("custom.hardwareIds: missing or not an array")?;
     if hw
         .iter()
-        .any(|h| h.as_str().is_none_or(|s| s.chars().count() > 200))
+        .any(|h| h.as_str().map_or(true, |s| s.chars().count() > 200))
     {
         return Err(
             "custom.hardwareIds: every entry must be a string of at most 200 characters".into(),

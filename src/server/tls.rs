@@ -91,9 +91,8 @@ pub fn client_p12(dir: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let key_der = Zeroizing::new(read(dir, "client.key.der")?);
     let cert = Certificate::from_der(&read(dir, "client.der")?).map_err(p12)?;
     let ca = Certificate::from_der(&read(dir, "ca.der")?).map_err(p12)?;
-    let key = p12_keystore::PrivateKey::from_der(&key_der).map_err(p12)?;
     let local_id = crate::crypto::sha256(cert.as_der()).to_vec();
-    let chain = PrivateKeyChain::new(local_id, key, [cert, ca]);
+    let chain = PrivateKeyChain::new(&*key_der, local_id, [cert, ca]);
     let mut ks = KeyStore::new();
     ks.add_entry("client_auth", KeyStoreEntry::PrivateKeyChain(chain));
     ks.writer("").write().map(Zeroizing::new).map_err(p12)
@@ -139,16 +138,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path()).unwrap();
         let client = client_p12(dir.path()).unwrap();
-        let ks =
-            KeyStore::from_pkcs12(&client, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+        let ks = KeyStore::from_pkcs12(&client, "").unwrap();
         let (_, chain) = ks.private_key_chain().expect("a key chain");
         assert_eq!(
-            chain.certs()[0].as_der(),
+            chain.chain()[0].as_der(),
             read(dir.path(), "client.der").unwrap()
         );
         let server = server_p12(dir.path()).unwrap();
-        let ts =
-            KeyStore::from_pkcs12(&server, "", p12_keystore::Pkcs12ImportPolicy::Relaxed).unwrap();
+        let ts = KeyStore::from_pkcs12(&server, "").unwrap();
         assert!(ts.entries().any(|(_, e)| matches!(e, KeyStoreEntry::Certificate(c) if c.as_der() == read(dir.path(), "ca.der").unwrap())));
         server_config(dir.path()).unwrap();
     }

@@ -272,7 +272,7 @@ fn independent_pss_verify(public: &PublicKey, message: &[u8], sig_b64: &str) -> 
     use base64::Engine;
     use rsa::pkcs8::DecodePublicKey;
     use rsa::signature::Verifier;
-    let key = rsa::PublicKey::from_public_key_der(public.spki_der()).unwrap();
+    let key = rsa::RsaPublicKey::from_public_key_der(public.spki_der()).unwrap();
     let verifier = rsa::pss::VerifyingKey::<rsa::sha2::Sha256>::new_with_salt_len(key, 32);
     let sig_bytes = base64::engine::general_purpose::STANDARD
         .decode(sig_b64)

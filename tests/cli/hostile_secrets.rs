@@ -73,14 +73,9 @@ fn secrets(ws: &Workspace, server_zip: &Path) -> Vec<String> {
     if let Some(p12) = zip_entry(server_zip, "client_auth.p12") {
         s.push(b64(&p12));
         s.push(hex::encode(&p12[..64.min(p12.len())]));
-        let ks = p12_keystore::KeyStore::from_pkcs12(
-            &p12,
-            "",
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .unwrap();
+        let ks = p12_keystore::KeyStore::from_pkcs12(&p12, "").unwrap();
         let (_, chain) = ks.private_key_chain().unwrap();
-        let der = chain.key().as_der();
+        let der = chain.key();
         s.push(b64(der));
         s.push(hex::encode(der));
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));

@@ -675,8 +675,8 @@ mod mtls {
 
         let mut ks = p12_keystore::KeyStore::new();
         let chain = p12_keystore::PrivateKeyChain::new(
-            b"client".to_vec(),
-            p12_keystore::PrivateKey::from_der(&client_key.serialize_der()).unwrap(),
+            client_key.serialize_der(),
+            b"client",
             [
                 p12_keystore::Certificate::from_der(client_cert.der()).unwrap(),
                 p12_keystore::Certificate::from_der(ca.der()).unwrap(),

@@ -250,19 +250,19 @@ fn key_generate_writes_garage_sign_key_files() {
     );
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePublicKey;
-    use rsa::traits::PublicKeyParts;
+    use rsa::traits::PublicKeyParts as _;
     let spki = pem::parse(pem_text).unwrap();
     assert_eq!(
-        rsa::PublicKey::from_public_key_der(spki.contents())
+        rsa::RsaPublicKey::from_public_key_der(spki.contents())
             .unwrap()
-            .n_bytes()
-            .len(),
-        256
+            .n()
+            .bits(),
+        2048
     );
     let sec = read_json(&keys.join("rsa3072.sec"));
     let private =
-        rsa::PrivateKey::from_pkcs1_pem(sec["keyval"]["private"].as_str().unwrap()).unwrap();
-    assert_eq!(private.n_bytes().len(), 384);
+        rsa::RsaPrivateKey::from_pkcs1_pem(sec["keyval"]["private"].as_str().unwrap()).unwrap();
+    assert_eq!(private.n().bits(), 3072);
 
     let before = tree_snapshot(&ws.repo("r"));
     let err = ws.fails(

@@ -260,12 +260,7 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     // Trusting the server's CA (--cacert) but without the client certificate, the
     // TLS handshake is refused.
     let server_p12 = zip_entry(&server.credentials_zip(), "server.p12").unwrap();
-    let store = p12_keystore::KeyStore::from_pkcs12(
-        &server_p12,
-        "",
-        p12_keystore::Pkcs12ImportPolicy::Relaxed,
-    )
-    .unwrap();
+    let store = p12_keystore::KeyStore::from_pkcs12(&server_p12, "").unwrap();
     let ca: String = store
         .entries()
         .filter_map(|(_, e)| match e {

@@ -695,9 +695,7 @@ fn mtls_requires_a_client_certificate() {
         );
     }
     let p12 = zip_entry(&zip, "client_auth.p12").unwrap();
-    let ks =
-        p12_keystore::KeyStore::from_pkcs12(&p12, "", p12_keystore::Pkcs12ImportPolicy::Strict)
-            .unwrap();
+    let ks = p12_keystore::KeyStore::from_pkcs12(&p12, "").unwrap();
     assert!(
         ks.private_key_chain().is_some(),
         "client key with its certificate, empty password"

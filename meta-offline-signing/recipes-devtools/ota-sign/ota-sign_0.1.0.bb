@@ -31,18 +31,20 @@ S = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}/ota-sign"
 # Only the signing tool is needed; ota-reposerver is a test server.
 CARGO_BUILD_FLAGS:append = " --bin ota-sign"
 
-# Cargo.toml's rust-version.  Older toolchains (scarthgap ships Rust 1.75)
-# cannot build the crate: the recipe is skipped with this explanation, and
-# OFFLINE_SIGNING_TOOL can point the class at an ota-sign built on the host.
-OTA_SIGN_MIN_RUST_VERSION = "1.85"
+# Cargo.toml's rust-version.  Older toolchains (plain scarthgap ships Rust 1.75)
+# cannot build the crate: the recipe is skipped with this explanation.  The fix
+# is a newer Rust (scarthgap: meta-lts-mixins, branch scarthgap/rust, Rust 1.81),
+# or OFFLINE_SIGNING_TOOL pointing the class at an ota-sign built on the host.
+OTA_SIGN_MIN_RUST_VERSION = "1.81"
 
 # nooelint: oelint.task.noanonpython - a parse-time skip is the only way to explain an unusable toolchain before the build starts
 python __anonymous() {
     rustver = (d.getVar('RUSTVERSION') or '').rstrip('%')
     minver = d.getVar('OTA_SIGN_MIN_RUST_VERSION')
     if rustver and bb.utils.vercmp_string_op(rustver, minver, '<'):
-        raise bb.parse.SkipRecipe("ota-sign needs Rust >= %s but RUSTVERSION is %s; "
-                                  "set OFFLINE_SIGNING_TOOL to an ota-sign installed on the build host" % (minver, rustver))
+        raise bb.parse.SkipRecipe("ota-sign needs Rust >= %s but RUSTVERSION is %s; on scarthgap add "
+                                  "meta-lts-mixins (branch scarthgap/rust) for Rust 1.81, or set "
+                                  "OFFLINE_SIGNING_TOOL to an ota-sign installed on the build host" % (minver, rustver))
 }
 
 BBCLASSEXTEND = "native"

@@ -22,17 +22,16 @@ pub fn ota_reposerver_cmd() -> Command {
     cmd
 }
 
-/// The shared upstream fixtures (`../shared/fixtures` beside the checkout, or two
-/// levels up for a git worktree under `wt/`).
+/// The shared upstream fixtures (`../shared/fixtures` beside the checkout, or beside
+/// a directory holding it, as for git worktrees).
 pub fn fixtures() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let p = ["../shared/fixtures", "../../shared/fixtures"]
-        .iter()
-        .map(|rel| root.join(rel))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| root.join("../shared/fixtures"));
-    assert!(p.is_dir(), "fixtures not found at {}", p.display());
-    p
+    let found = root
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/fixtures"))
+        .find(|p| p.is_dir());
+    found.unwrap_or_else(|| panic!("no shared/fixtures beside {} or above", root.display()))
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -55,7 +54,7 @@ pub fn zip_names(zip_path: &Path) -> Vec<String> {
     let f = std::fs::File::open(zip_path).unwrap();
     let mut z = zip::ZipArchive::new(f).unwrap();
     (0..z.len())
-        .map(|i| z.by_index(i).unwrap().name().unwrap().to_string())
+        .map(|i| z.by_index(i).unwrap().name().to_string())
         .collect()
 }
 

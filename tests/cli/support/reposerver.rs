@@ -318,12 +318,7 @@ pub fn client_for(zip: &Path, identity: bool) -> Client {
     ota_sign::crypto::install_tls_provider();
     let mut b = Client::builder().redirect(reqwest::redirect::Policy::none());
     if let Some(server) = super::zip_entry(zip, "server.p12") {
-        let ks = p12_keystore::KeyStore::from_pkcs12(
-            &server,
-            "",
-            p12_keystore::Pkcs12ImportPolicy::Relaxed,
-        )
-        .unwrap();
+        let ks = p12_keystore::KeyStore::from_pkcs12(&server, "").unwrap();
         let certs: Vec<reqwest::Certificate> = ks
             .entries()
             .filter_map(|(_, e)| match e {
@@ -333,18 +328,17 @@ pub fn client_for(zip: &Path, identity: bool) -> Client {
                 _ => None,
             })
             .collect();
-        b = b.tls_certs_only(certs);
+        b = certs
+            .into_iter()
+            .fold(b.tls_built_in_root_certs(false), |b, c| {
+                b.add_root_certificate(c)
+            });
         if identity {
             let client = super::zip_entry(zip, "client_auth.p12").unwrap();
-            let ks = p12_keystore::KeyStore::from_pkcs12(
-                &client,
-                "",
-                p12_keystore::Pkcs12ImportPolicy::Relaxed,
-            )
-            .unwrap();
+            let ks = p12_keystore::KeyStore::from_pkcs12(&client, "").unwrap();
             let (_, chain) = ks.private_key_chain().unwrap();
-            let mut pem = pem::encode(&pem::Pem::new("PRIVATE KEY", chain.key().as_der().to_vec()));
-            for c in chain.certs() {
+            let mut pem = pem::encode(&pem::Pem::new("PRIVATE KEY", chain.key().to_vec()));
+            for c in chain.chain() {
                 pem.push_str(&pem::encode(&pem::Pem::new(
                     "CERTIFICATE",
                     c.as_der().to_vec(),
