@@ -4,6 +4,7 @@
 mod fixtures;
 mod hostile;
 mod hostile_faults;
+mod hostile_fuzz;
 mod hostile_secrets;
 mod http_client;
 mod local_repo;
