@@ -210,6 +210,28 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
+/// `targets add` of target `name`-1 with this sha256 and extra flags.
+fn add_args(name: &str, sha256: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = args(&[
+        "targets",
+        "add",
+        "--repo",
+        "r",
+        "--name",
+        name,
+        "--version",
+        "1",
+        "--length",
+        "3",
+        "--sha256",
+        sha256,
+        "--hardwareids",
+        "hw",
+    ]);
+    a.extend(args(extra));
+    a
+}
+
 fn sign_args() -> Vec<String> {
     args(&["targets", "sign", "--repo", "r", "--key-name", "targets"])
 }
@@ -543,88 +565,22 @@ const CASES: &[Case] = &[
     ),
     case!("targets add sha256 upper-case", 3, ["--sha256"], |_| {
         let sha = SHA.to_ascii_uppercase();
-        args(&[
-            "targets",
-            "add",
-            "--repo",
-            "r",
-            "--name",
-            "fw",
-            "--version",
-            "1",
-            "--length",
-            "3",
-            "--sha256",
-            &sha,
-            "--hardwareids",
-            "hw",
-        ])
+        add_args("fw", &sha, &[])
     }),
     case!("targets add sha256 too short", 3, ["--sha256"], |_| {
-        args(&[
-            "targets",
-            "add",
-            "--repo",
-            "r",
-            "--name",
-            "fw",
-            "--version",
-            "1",
-            "--length",
-            "3",
-            "--sha256",
-            "abcd",
-            "--hardwareids",
-            "hw",
-        ])
+        add_args("fw", "abcd", &[])
     }),
     case!(
         "targets add non-ASCII target name",
         3,
         ["target filename", "non-ASCII"],
-        |_| {
-            args(&[
-                "targets",
-                "add",
-                "--repo",
-                "r",
-                "--name",
-                "f\u{fc}rmware",
-                "--version",
-                "1",
-                "--length",
-                "3",
-                "--sha256",
-                SHA,
-                "--hardwareids",
-                "hw",
-            ])
-        }
+        |_| { add_args("f\u{fc}rmware", SHA, &[]) }
     ),
     case!(
         "targets add non-ASCII custom value",
         3,
         [".custom.note", "non-ASCII"],
-        |_| {
-            args(&[
-                "targets",
-                "add",
-                "--repo",
-                "r",
-                "--name",
-                "fw",
-                "--version",
-                "1",
-                "--length",
-                "3",
-                "--sha256",
-                SHA,
-                "--hardwareids",
-                "hw",
-                "--customMeta",
-                "{\"note\": \"gr\u{fc}n\"}",
-            ])
-        }
+        |_| { add_args("fw", SHA, &["--customMeta", "{\"note\": \"gr\u{fc}n\"}"]) }
     ),
     case!(
         "targets sign --expires in the past",
