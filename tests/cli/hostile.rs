@@ -614,6 +614,26 @@ const CASES: &[Case] = &[
         w.serve("2.root.json", json_reply(&v2));
         args(&["root", "pull", "--repo", "r"])
     }),
+    case!("publish with an expired latest root", 1, ["expired"], |w| {
+        let v2 = w.root(2, "2020-01-01T00:00:00Z");
+        w.serve("2.root.json", json_reply(&v2));
+        let zip = w.ws.path().join("good.zip");
+        args(&[
+            "publish",
+            "--credentials",
+            zip.to_str().unwrap(),
+            "--name",
+            "app",
+            "--version",
+            "1",
+            "--hardwareids",
+            "hw",
+            "--length",
+            "3",
+            "--sha256",
+            SHA,
+        ])
+    }),
     case!("forged root on pull", 3, ["root"], |w| {
         let attacker = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
         let v2 = signed(root_doc(2, FUTURE, &attacker, &w.targets_key), &attacker);
