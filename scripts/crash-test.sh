@@ -37,6 +37,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "crash-test: SIGTERM received"; exit 143' TERM
 export OTA_SIGN_HTTP_RETRY_DELAY_MS=20
 sign() { "$bin/ota-sign" "$@"; }
 
@@ -46,7 +47,7 @@ start_server() {
     "$bin/ota-reposerver" serve --data-dir "$dir/data" --listen "$listen" \
         --credentials "$dir/credentials.zip" >"$dir/stdout" 2>>"$dir/server.log" &
     server_pid=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         grep -q '^listening on ' "$dir/stdout" 2>/dev/null && break
         sleep 0.05
     done
@@ -87,6 +88,7 @@ killed() {
     { wait "$pid"; } 2>/dev/null || rc=$?
     if [ "$rc" = 137 ]; then
         effective=$((effective + 1))
+        [ $((effective % 25)) = 0 ] && echo "  $effective kills, $violations violations"
         per_op[$op]=$((${per_op[$op]:-0} + 1))
     else
         finished=$((finished + 1))

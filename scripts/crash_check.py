@@ -103,7 +103,40 @@ def verify(bin_, repo, before_path, zip_, ws):
     return not problems
 
 
+def signed_by_previous_root(bin_, zip_, dirname):
+    """Whether the served targets.json verifies with a targets key of the root before
+    the latest one."""
+    import urllib.request
+
+    with zipfile.ZipFile(zip_) as z:
+        url = z.read("tufrepo.url").decode().strip().rstrip("/") + "/api/v1/user_repo/"
+
+    def get(path):
+        with urllib.request.urlopen(url + path) as r:
+            return r.read()
+
+    latest = json.loads(get("root.json"))["signed"]["version"]
+    if latest < 2:
+        return False
+    prev = json.loads(get("%d.root.json" % (latest - 1)))["signed"]
+    doc = os.path.join(dirname, "served-targets.json")
+    with open(doc, "wb") as f:
+        f.write(get("targets.json"))
+    for i, keyid in enumerate(prev["roles"]["targets"]["keyids"]):
+        pub = os.path.join(dirname, "prev-targets-%d.pub" % i)
+        with open(pub, "w") as f:
+            json.dump(prev["keys"][keyid], f)
+        if run(bin_, ["verify-json", "--pub-key", pub, "--input", doc], dirname)[0] == 0:
+            return True
+    return False
+
+
 def check_server(bin_, zip_, dirname):
+    """A fresh repository from credentials.zip: `root pull` must verify the chain and
+    `targets pull` the targets signature. One gap is by design, not a crash effect:
+    right after move-offline the server still serves the targets.json signed by the
+    old online key until the first push; it is accepted if a targets key of the
+    previous root verifies it."""
     import shutil
 
     shutil.rmtree(dirname, ignore_errors=True)
@@ -115,6 +148,9 @@ def check_server(bin_, zip_, dirname):
         ["targets", "pull", "--repo", "c"],
     ):
         rc, out = run(bin_, args, dirname)
+        if rc != 0 and args[:2] == ["targets", "pull"] and "no signature is by a key root lists" in out:
+            if signed_by_previous_root(bin_, zip_, dirname):
+                continue  # the move-offline window: old targets.json, old targets key
         if rc != 0:
             problems.append("server: %s: exit %d: %s" % (" ".join(args), rc, out.strip()))
             break
