@@ -77,8 +77,12 @@ echo "  offline keys: myroot $(ota-sign user-keys id --input tuf/myimagerepo/key
 step "Publish an image as the bitbake class does (offline targets key, in memory only)"
 head -c 1048576 /dev/urandom >demo-image.wic
 run ota-sign publish --credentials offline-credentials.zip --name demo-image --version 1.0 \
-    --hardwareids qemux86-64 --image demo-image.wic
+    --hardwareids qemux86-64 --image demo-image.wic --upload
 show_server "$url"
+
+step "See it as a device would, and what expires when"
+run ota-sign verify --credentials offline-credentials.zip --hardware-id qemux86-64
+run ota-sign status --repo myimagerepo
 
 step "Stop the server"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true

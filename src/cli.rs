@@ -97,12 +97,46 @@ pub enum Command {
         long_about = "Sign and publish one image target from a credentials zip, safe with many builders at once.\n\n\
 Needs no local repository: tufrepo.url, the auth settings, root.json and the targets key pair are read straight \
 from the zip, and the private key stays in memory. The server's root chain is walked from the zip's root.json \
-(forged or rolled-back roots are refused) and the zip's key must be a targets key of the latest root. Then: \
-pull targets.json, add or replace <name>-<version>, sign (version + 1), push; after a concurrent push \
+(forged or rolled-back roots are refused) and the zip's key must be a targets key of the latest root. \
+With --upload the image is uploaded first, unless the server already stores it with this sha256 and length \
+(a file an interrupted upload left behind is replaced). Then: pull targets.json, add or replace \
+<name>-<version> (version: the sha256 unless given), sign (version + 1), push; after a concurrent push \
 (412/428) it pulls again and retries with jittered backoff. An identical target that is already published \
-is not pushed again. Prints one summary line: target, sha256, length, targets version, attempts."
+is not pushed again, so re-running is safe. A BINARY target with no --upload, no --url and no stored file \
+gets a warning (devices could not download it). Prints one summary line: target, sha256, length, targets \
+version, attempts; with --json an object that adds pushed, uploaded, the target's entry, the root and \
+targets expiry on the server and the warnings. --skip-unless-offline turns a zip without offline keys \
+into a warning and exit 0 ({\"skipped\": true, \"reason\": …} with --json)."
     )]
     Publish(Box<crate::cli::PublishArgs>),
+    /// Check the repository as a device (aktualizr) would: exit 0 accept, 1 reject (every finding), 3 cannot tell
+    #[command(
+        disable_help_flag = true,
+        long_about = "Check the repository as a device (aktualizr) would, before a rollout finds out.\n\nWalks the root chain from 1.root.json (or the trusted root: the zip's root.json, --trusted-root) upward, \
+then timestamp.json, snapshot.json, targets.json and delegations, and applies aktualizr's acceptance rules: \
+_type strings, 20-character UTC timestamps, signature methods, duplicate key ids, thresholds, the root chain \
+(version + 1, old and new thresholds), version and hash links timestamp -> snapshot -> targets over the \
+canonical form, ASCII-only metadata (aktualizr's canonical form must equal ota-tuf's), size limits, expiry of \
+every role, non-empty custom.hardwareIds on every target, well-formed hashes and lengths, and that every BINARY \
+target can be downloaded (custom.uri, or HEAD targets/<file> on the server).\n\nExit 0: a device would accept the repository. Exit 1: it would not; every finding is printed with the role, \
+the version and the rule. Exit 3: cannot tell (server down, unreadable input).\n\nExamples:\n  ota-sign verify --credentials offline-credentials.zip\n  \
+ota-sign verify --credentials offline-credentials.zip --at +7D   # will it still be accepted next week?\n  \
+ota-sign verify --url http://127.0.0.1:8085/api/v1/user_repo --trusted-root root.json --hardware-id raspberrypi4-64"
+    )]
+    Verify(VerifyArgs),
+    /// One table of the repository's roles: versions, expiry, signatures, keys, size; and what to do next
+    #[command(disable_help_flag = true)]
+    Status(StatusArgs),
+    /// Re-sign targets.json unchanged with a new expiry (from cron/CI: --if-expires-within 7D)
+    #[command(
+        disable_help_flag = true,
+        long_about = "Re-sign targets.json unchanged but with a new expiry, so devices never see it expire.\n\nPulls targets.json (checked against the latest root, reached by the root chain), keeps every target \
+byte-identical, sets version + 1 and the new expiry, signs with the offline targets key and pushes; after a \
+concurrent push it pulls again and retries, as publish does. With --if-expires-within 7D it does nothing \
+(exit 0, and says so) while the expiry is further away, so it can run from cron or a CI schedule. It refuses a \
+targets key that the latest root does not list, and warns when root.json itself expires within 30 days.\n\nExample (cron, daily):\n  ota-sign refresh --credentials offline-credentials.zip --if-expires-within 7D"
+    )]
+    Refresh(RefreshArgs),
 }
 
 #[derive(Args, Debug)]
@@ -129,9 +163,26 @@ pub struct InitArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
-    /// Generate a key pair into <repo>/keys/<name>.{pub,sec}
+    /// Generate a key pair into <repo>/keys/<name>.{pub,sec} (or on a PKCS#11 token with --pkcs11)
     #[command(disable_help_flag = true)]
     Generate(KeyGenerateArgs),
+    /// Use a key pair already on a PKCS#11 token: writes <repo>/keys/<name>.pub and
+    /// the alias <repo>/keys/<name>.pkcs11 (the URI without the PIN)
+    #[command(disable_help_flag = true)]
+    Import(KeyImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KeyImportArgs {
+    #[arg(short = 'r', long)]
+    pub repo: String,
+    /// Key name to use with --key-name, --new-root, ...
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// The token key, e.g. 'pkcs11:token=ota;object=targets?module-path=/usr/lib/softhsm/libsofthsm2.so'
+    /// (PIN from OTA_SIGN_PKCS11_PIN or pin-source=FILE)
+    #[arg(long, value_name = "URI")]
+    pub pkcs11: String,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +193,12 @@ pub struct KeyTypeArgs {
     /// RSA modulus size: 2048 (default), 3072 or 4096
     #[arg(long)]
     pub keysize: Option<usize>,
+    /// Generate the key pair on this PKCS#11 token instead (RFC 7512 URI, e.g.
+    /// 'pkcs11:token=ota;object=targets?module-path=/usr/lib/softhsm/libsofthsm2.so';
+    /// PIN from OTA_SIGN_PKCS11_PIN or pin-source=FILE). The private key is created
+    /// sensitive and non-extractable; only <name>.pub and the alias <name>.pkcs11 are written
+    #[arg(long, value_name = "URI")]
+    pub pkcs11: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -199,10 +256,10 @@ pub struct MoveOfflineArgs {
     /// Name under which the server's current root key is saved locally
     #[arg(long = "old-root-alias")]
     pub old_root_alias: String,
-    /// Local key to become the new root key
+    /// Local key to become the new root key (a name in <repo>/keys, a .pkcs11 alias, or a pkcs11: URI)
     #[arg(long = "new-root")]
     pub new_root: Option<String>,
-    /// Local key to become the new targets key
+    /// Local key to become the new targets key (a name in <repo>/keys, a .pkcs11 alias, or a pkcs11: URI)
     #[arg(long = "new-targets")]
     pub new_targets: Option<String>,
     /// Id of the root key to take offline (default: the last root key id)
@@ -289,7 +346,7 @@ pub enum RootCommand {
 
 #[derive(Args, Debug)]
 pub struct RootSignArgs {
-    /// Sign with these keys
+    /// Sign with these keys: names in <repo>/keys (.sec or a .pkcs11 token alias) or pkcs11: URIs
     #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
     pub key_names: Vec<String>,
     #[command(flatten)]
@@ -435,7 +492,7 @@ pub enum TargetsDelegationsCommand {
 
 #[derive(Args, Debug)]
 pub struct TargetsSignArgs {
-    /// Sign with these keys (repeatable)
+    /// Sign with these keys (repeatable): names in <repo>/keys (.sec or a .pkcs11 token alias) or pkcs11: URIs
     #[arg(short = 'k', long = "key-name", action = ArgAction::Append)]
     pub key_names: Vec<String>,
     /// Version to sign (default: unsigned version + 1)
@@ -502,7 +559,7 @@ pub enum DelegationsCommand {
 pub struct ExportArgs {
     #[arg(short = 'r', long)]
     pub repo: String,
-    /// The targets key to export (as targets.pub/targets.sec)
+    /// The targets key to export (as targets.pub/targets.sec; a token key as targets.pub/targets.pkcs11)
     #[arg(short = 'k', long = "key-name", visible_alias = "target-key-name")]
     pub key_name: String,
     /// The zip to write
@@ -532,7 +589,7 @@ pub struct VerifyRootArgs {
 
 #[derive(Args, Debug)]
 pub struct SignJsonArgs {
-    /// Private key file (.sec)
+    /// Private key file (.sec), or a pkcs11: URI of a token key
     #[arg(short = 'k', long = "priv-key")]
     pub priv_key: PathBuf,
     /// Public key file (.pub)
@@ -552,15 +609,16 @@ pub struct VerifyJsonArgs {
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    /// Credentials zip with root.json, targets.pub, targets.sec (or targets.pkcs11 naming a
+    /// token key; PIN from OTA_SIGN_PKCS11_PIN or the URI's pin-source) and tufrepo.url
     #[arg(long, env = "OTA_SIGN_CREDENTIALS")]
     pub credentials: PathBuf,
     /// Target name
     #[arg(long)]
     pub name: String,
-    /// Target version
+    /// Target version (default: the image's sha256, or the OSTree commit)
     #[arg(long)]
-    pub version: String,
+    pub version: Option<String>,
     /// Hardware ids, comma separated
     #[arg(long = "hardwareids", value_delimiter = ',', required = true)]
     pub hardware_ids: Vec<String>,
@@ -604,6 +662,98 @@ pub struct PublishArgs {
     #[arg(long = "keep-versions")]
     pub keep_versions: Option<usize>,
     /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// A zip that cannot sign offline (no targets.sec, ...) is a warning and exit 0
+    /// instead of an error: for builds that sign only where offline keys are present
+    #[arg(long = "skip-unless-offline")]
+    pub skip_unless_offline: bool,
+}
+
+/// Which repository `verify` and `status` look at.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false, id = "source")]
+pub struct SourceArgs {
+    /// A local repository: its server, with its auth settings (trust anchor: the server's 1.root.json)
+    #[arg(short = 'r', long)]
+    pub repo: Option<String>,
+    /// A credentials zip: its tufrepo.url and auth, and its root.json as the trust anchor
+    #[arg(short = 'c', long)]
+    pub credentials: Option<PathBuf>,
+    /// The URL a device uses (aktualizr uptane.repo_server, e.g. <tufrepo.url>/api/v1/user_repo), or a mirror directory / file:// URL
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// With --url: trust this root.json instead of the server's 1.root.json
+    #[arg(long = "trusted-root", requires = "url")]
+    pub trusted_root: Option<PathBuf>,
+    /// Judge as of this instant (2030-01-01T00:00:00Z) or period from now (+7D, +1M)
+    #[arg(long, allow_hyphen_values = true)]
+    pub at: Option<String>,
+    /// List what a device with this hardware id could install
+    #[arg(long = "hardware-id")]
+    pub hardware_id: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A local repository (its server, auth and offline keys)
+    #[arg(
+        short = 'r',
+        long,
+        required_unless_present = "credentials",
+        conflicts_with = "credentials"
+    )]
+    pub repo: Option<String>,
+    /// A credentials zip (its server, auth, root.json and offline targets key)
+    #[arg(short = 'c', long)]
+    pub credentials: Option<PathBuf>,
+    /// Print the table as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    #[arg(
+        short = 'c',
+        long,
+        env = "OTA_SIGN_CREDENTIALS",
+        required_unless_present = "repo",
+        conflicts_with = "repo"
+    )]
+    pub credentials: Option<PathBuf>,
+    /// A local repository (its roles/root.json is the trust anchor); records what it pushes as `targets push` does
+    #[arg(short = 'r', long, requires = "key_name")]
+    pub repo: Option<String>,
+    /// With --repo: the offline targets key (keys/<name>.sec)
+    #[arg(short = 'k', long = "key-name")]
+    pub key_name: Option<String>,
+    /// Expire after a period from now (Java Period, default 1M)
+    #[arg(long = "expire-after", allow_hyphen_values = true)]
+    pub expire_after: Option<String>,
+    /// Exact new expiry, e.g. 2030-01-01T00:00:00Z
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Do nothing unless targets.json expires within this period (e.g. 7D)
+    #[arg(long = "if-expires-within")]
+    pub if_expires_within: Option<String>,
+    /// How often to re-pull and retry after a concurrent push
+    #[arg(long, default_value_t = 10)]
+    pub retries: u32,
+    /// Do everything but push
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Print the outcome as JSON
     #[arg(long)]
     pub json: bool,
 }

@@ -362,6 +362,8 @@ impl Credentials {
         let (public, secret) = match (self.entry("targets.pub"), self.entry("targets.sec")) {
             (None, None) => return Ok(None),
             (Some(p), Some(s)) => (p, s),
+            // A token-backed zip names its key in targets.pkcs11 (crate::keyref).
+            (Some(_), None) if self.entry(crate::keyref::TOKEN_ENTRY).is_some() => return Ok(None),
             (Some(_), None) => {
                 return Err(Error::invalid(
                     self.what("targets.pub"),

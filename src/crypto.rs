@@ -33,6 +33,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// Lower-case hex SHA-512 (snapshot and timestamp may record it; aktualizr checks it).
+pub fn sha512_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA512, data).as_ref())
+}
+
 /// Streaming SHA-256, for files of any size in constant memory.
 pub struct Sha256Stream(ring::digest::Context);
 
@@ -141,6 +146,21 @@ impl SigningKey {
     }
 }
 
+/// The signing interface every key implements, wherever it lives (a ring key in
+/// memory, a PKCS#11 token): the rest of the code signs through this and does not
+/// care. Implementations return the raw signature: 64 bytes for Ed25519, exactly
+/// the modulus length for RSASSA-PSS-SHA256 (MGF1-SHA256, 32-byte salt).
+pub trait Signer {
+    /// Signs `message` (the canonical JSON bytes, not a digest).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+impl Signer for SigningKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        SigningKey::sign(self, message)
+    }
+}
+
 pub fn ed25519_verify(public: &[u8], message: &[u8], sig: &[u8]) -> bool {
     signature::UnparsedPublicKey::new(&signature::ED25519, public)
         .verify(message, sig)
@@ -152,6 +172,65 @@ pub fn rsa_pss_verify(public_pkcs1: &[u8], message: &[u8], sig: &[u8]) -> bool {
     signature::UnparsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA256, public_pkcs1)
         .verify(message, sig)
         .is_ok()
+}
+
+/// Decrypts the content of a PKCS#12 `EncryptedData`: PBES2 (PBKDF2 + AES, what
+/// current tools write) or the legacy PKCS#12 PBE with SHA-1 and 3DES or RC2 (keytool,
+/// older openssl). `alg` is the content encryption `AlgorithmIdentifier`.
+pub fn pkcs12_decrypt(
+    alg: &spki::AlgorithmIdentifierOwned,
+    password: &str,
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, InnerIvInit, KeyIvInit};
+    use der::{Decode, Encode};
+    let bad = |m: String| Error::Other(format!("cannot decrypt the PKCS#12 contents: {m}"));
+    if alg.oid == pkcs5::pbes2::PBES2_OID {
+        let der = alg.to_der().map_err(|e| bad(e.to_string()))?;
+        let scheme = pkcs5::EncryptionScheme::from_der(&der).map_err(|e| bad(e.to_string()))?;
+        return scheme
+            .decrypt(password, data)
+            .map(Zeroizing::new)
+            .map_err(|e| bad(e.to_string()));
+    }
+    let params: pkcs12::pbe_params::Pkcs12PbeParams = alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| bad("no PBE parameters".into()))?
+        .decode_as()
+        .map_err(|e| bad(e.to_string()))?;
+    let derive = |kind, len| {
+        pkcs12::kdf::derive_key_utf8::<sha1::Sha1>(
+            password,
+            params.salt.as_bytes(),
+            kind,
+            params.iterations,
+            len,
+        )
+        .map(Zeroizing::new)
+        .map_err(|e| bad(e.to_string()))
+    };
+    let iv = derive(pkcs12::kdf::Pkcs12KeyType::Iv, 8)?;
+    let key_len = match alg.oid {
+        pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC => 24,
+        pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC => 5,
+        pkcs12::PKCS_12_PBE_WITH_SHAAND128_BIT_RC2_CBC => 16,
+        other => return Err(bad(format!("unsupported encryption {other}"))),
+    };
+    let key = derive(pkcs12::kdf::Pkcs12KeyType::EncryptionKey, key_len)?;
+    let plain = if key_len == 24 {
+        cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .map_err(|e| bad(e.to_string()))?
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+    } else {
+        let rc2 = rc2::Rc2::new_with_eff_key_len(&key, key_len * 8);
+        cbc::Decryptor::<rc2::Rc2>::inner_iv_slice_init(rc2, &iv)
+            .map_err(|e| bad(e.to_string()))?
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+    };
+    plain
+        .map(Zeroizing::new)
+        .map_err(|_| bad("wrong password or damaged data".into()))
 }
 
 #[cfg(test)]

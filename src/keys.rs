@@ -345,6 +345,28 @@ fn pem_lf(tag: &str, der: &[u8]) -> String {
     )
 }
 
+/// The size `--keysize` asks for, checked for a new key of `keytype`: RSA 2048
+/// (default), 3072 or 4096; Ed25519 256. ECPRIME256V1 keys are never generated.
+pub fn checked_key_size(keytype: KeyType, bits: Option<usize>) -> Result<usize> {
+    match keytype {
+        KeyType::Ed25519 => match bits {
+            Some(b) if b != 256 => Err(Error::Usage(format!(
+                "Ed25519 keys are 256 bits; --keysize {b} is not valid for ed25519"
+            ))),
+            _ => Ok(256),
+        },
+        KeyType::Rsa => match bits.unwrap_or(2048) {
+            b if RSA_KEY_SIZES.contains(&b) => Ok(b),
+            b => Err(Error::Usage(format!(
+                "--keysize {b} is not supported for RSA: use 2048, 3072 or 4096 (the sizes aktualizr accepts)"
+            ))),
+        },
+        KeyType::EcPrime256v1 => Err(Error::Usage(
+            "ECPRIME256V1 keys cannot be generated: ota-tuf cannot verify their signatures and aktualizr rejects them".into(),
+        )),
+    }
+}
+
 /// A private key with its public half. The secret bytes (Ed25519 seed, RSA PKCS#1 DER)
 /// live in a `Zeroizing` buffer and are wiped on drop; `Debug` never prints them.
 pub struct PrivateKey {
@@ -366,30 +388,16 @@ impl fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// A new key. `bits` applies to RSA only (default 2048); for Ed25519 only 256 is valid.
     pub fn generate(keytype: KeyType, bits: Option<usize>) -> Result<Self> {
+        let bits = checked_key_size(keytype, bits)?;
         match keytype {
             KeyType::Ed25519 => {
-                if let Some(b) = bits.filter(|b| *b != 256) {
-                    return Err(Error::Usage(format!("Ed25519 keys are 256 bits; --keysize {b} is not valid for ed25519")));
-                }
                 let (seed, public) = crypto::ed25519_generate()?;
                 Ok(PrivateKey {
                     secret: Zeroizing::new(seed.to_vec()),
                     public: PublicKey::ed25519(public),
                 })
             }
-            KeyType::Rsa => {
-                let bits = bits.unwrap_or(2048);
-                if !RSA_KEY_SIZES.contains(&bits) {
-                    return Err(Error::Usage(format!(
-                        "--keysize {bits} is not supported for RSA: use 2048, 3072 or 4096 (the sizes aktualizr accepts)"
-                    )));
-                }
-                let der = crypto::rsa_generate(bits)?;
-                Self::rsa_from_pkcs1(der)
-            }
-            KeyType::EcPrime256v1 => Err(Error::Usage(
-                "ECPRIME256V1 keys cannot be generated: ota-tuf cannot verify their signatures and aktualizr rejects them".into(),
-            )),
+            _ => Self::rsa_from_pkcs1(crypto::rsa_generate(bits)?),
         }
     }
 

@@ -10,6 +10,9 @@
 //!   exactly as garage-sign does before signing; [`verify`] applies the device's rules.
 //! - **One crypto module.** [`crypto`] is the only code that touches ring (and `rsa`,
 //!   for RSA key generation only). Swapping the backend touches one file.
+//!   Keys on PKCS#11 tokens ([`pkcs11`]) sign through the same [`crypto::Signer`]
+//!   interface; [`keyref`] resolves every key name (file, alias or `pkcs11:` URI) in one
+//!   place, and each signature is checked against its public key before it is used.
 //! - **Secrets stay secret.** Private keys live in `Zeroizing` buffers, never reach a
 //!   log at any level, and are written only 0600 inside 0700 directories.
 //! - **Nothing half-done.** Every file write is atomic ([`fsutil`]); commands validate
@@ -31,8 +34,10 @@ pub mod error;
 pub mod expiry;
 pub mod fsutil;
 pub mod http;
+pub mod keyref;
 pub mod keys;
 pub mod metadata;
+pub mod pkcs11;
 pub mod progress;
 pub mod publish;
 pub mod repo;

@@ -23,6 +23,17 @@ pub struct Signature {
     pub sig: String,
 }
 
+impl Signature {
+    /// `key`'s signature over `message` (canonical JSON), checked before it is returned.
+    pub fn by(key: &crate::keyref::KeyHandle, message: &[u8]) -> Result<Self> {
+        Ok(Signature {
+            keyid: key.key_id().to_string(),
+            method: key.keytype().signature_method().to_string(),
+            sig: key.sign_base64(message)?,
+        })
+    }
+}
+
 /// `{"signatures": […], "signed": …}` with `signed` kept as raw JSON.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SignedPayload {
@@ -43,10 +54,19 @@ impl SignedPayload {
 
     /// Signs `signed` with each key, in order.
     pub fn sign(signed: Value, keys: &[&PrivateKey]) -> Result<Self> {
+        let handles = keys
+            .iter()
+            .map(|k| crate::keyref::KeyHandle::software(k, k.key_id().as_str()))
+            .collect::<Result<Vec<_>>>()?;
+        Self::sign_with(signed, &handles.iter().collect::<Vec<_>>())
+    }
+
+    /// Signs `signed` with each key, in order, wherever the keys live.
+    pub fn sign_with(signed: Value, keys: &[&crate::keyref::KeyHandle]) -> Result<Self> {
         let message = CanonicalJson::of(&signed);
         let signatures = keys
             .iter()
-            .map(|k| k.sign(message.as_bytes()))
+            .map(|k| Signature::by(k, message.as_bytes()))
             .collect::<Result<Vec<_>>>()?;
         Ok(SignedPayload { signatures, signed })
     }

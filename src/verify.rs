@@ -19,7 +19,7 @@ const MAX_THRESHOLD: i64 = 1000;
 /// The keys and roles of a root, read leniently from its raw `signed` value.
 pub struct TrustedRoot {
     version: u64,
-    keys: BTreeMap<String, std::result::Result<PublicKey, String>>,
+    keys: KeyMap,
     roles: BTreeMap<String, (Vec<String>, i64)>,
 }
 
@@ -39,39 +39,38 @@ impl TrustedRoot {
             .ok_or_else(|| {
                 Error::invalid(format!("{what}: version"), "missing or not an integer")
             })?;
-        let keys = signed
-            .get("keys")
-            .and_then(Value::as_object)
-            .ok_or_else(|| Error::invalid(format!("{what}: keys"), "missing or not an object"))?
-            .iter()
-            .map(|(id, v)| {
-                (
-                    id.clone(),
-                    PublicKey::from_json(v, true).map_err(|e| e.to_string()),
-                )
-            })
-            .collect();
+        let keys = parse_keys(signed.get("keys"), &format!("{what}: keys"))?;
         let roles = signed
             .get("roles")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::invalid(format!("{what}: roles"), "missing or not an object"))?
             .iter()
-            .map(|(name, r)| {
-                let ids = r
-                    .get("keyids")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|k| k.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let threshold = r.get("threshold").and_then(Value::as_i64).unwrap_or(0);
-                (name.to_ascii_lowercase(), (ids, threshold))
-            })
+            .map(|(name, r)| (name.to_ascii_lowercase(), role_keys(r)))
             .collect();
         Ok(TrustedRoot {
             version,
+            keys,
+            roles,
+        })
+    }
+
+    /// The keys a targets document's `delegations` block trusts for the delegated role
+    /// `name` (its `keyids` and `threshold`), in the role slot `name`.
+    pub fn for_delegation(delegations: &Value, name: &str, what: &str) -> Result<Self> {
+        let keys = parse_keys(
+            delegations.get("keys"),
+            &format!("{what}: delegations.keys"),
+        )?;
+        let roles = delegations
+            .get("roles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            .map(|r| (name.to_string(), role_keys(r)))
+            .collect();
+        Ok(TrustedRoot {
+            version: 0,
             keys,
             roles,
         })
@@ -96,26 +95,38 @@ impl TrustedRoot {
     /// Verifies `doc` against `role`'s keys and threshold; returns the number of valid
     /// signatures by keys of the role. The error lists every reason.
     pub fn verify(&self, role: &str, doc: &SignedPayload, what: &str) -> Result<usize> {
-        let (ids, threshold) = self.roles.get(role).ok_or_else(|| {
-            Error::verification(what, format!("the trusted root has no {role} role"))
-        })?;
+        self.check_signatures(role, doc)
+            .map_err(|(_, msg)| Error::verification(what, msg))
+    }
+
+    /// [`Self::verify`] with the device rule that failed: `signature-method`,
+    /// `duplicate-signature`, `threshold` or `signatures`.
+    pub fn check_signatures(
+        &self,
+        role: &str,
+        doc: &SignedPayload,
+    ) -> std::result::Result<usize, (&'static str, String)> {
+        let (ids, threshold) = self
+            .roles
+            .get(role)
+            .ok_or_else(|| ("threshold", format!("the trusted root has no {role} role")))?;
         if !(1..=MAX_THRESHOLD).contains(threshold) {
-            return Err(Error::verification(
-                what,
+            return Err((
+                "threshold",
                 format!("the {role} role's threshold {threshold} is outside 1..{MAX_THRESHOLD}"),
             ));
         }
         let mut seen = BTreeSet::new();
         for s in &doc.signatures {
             if !METHODS.contains(&s.method.to_ascii_lowercase().as_str()) {
-                return Err(Error::verification(
-                    what,
+                return Err((
+                    "signature-method",
                     format!("signature by key {} uses the unsupported method {:?} (devices accept only ed25519 and rsassa-pss-sha256)", s.keyid, s.method),
                 ));
             }
             if !seen.insert(s.keyid.as_str()) {
-                return Err(Error::verification(
-                    what,
+                return Err((
+                    "duplicate-signature",
                     format!("key {} signed more than once", s.keyid),
                 ));
             }
@@ -143,26 +154,57 @@ impl TrustedRoot {
             }
         }
         if valid as i64 >= *threshold {
-            Ok(valid)
-        } else {
-            let mut msg = format!(
-                "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
-                self.version
-            );
-            if doc.signatures.iter().all(|s| !ids.contains(&s.keyid)) {
-                msg.push_str(&format!(
-                    "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
-                    doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
-                    ids.join(", ")
-                ));
-            }
-            for p in problems {
-                msg.push_str("; ");
-                msg.push_str(&p);
-            }
-            Err(Error::verification(what, msg))
+            return Ok(valid);
         }
+        let mut msg = format!(
+            "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
+            self.version
+        );
+        if doc.signatures.iter().all(|s| !ids.contains(&s.keyid)) {
+            msg.push_str(&format!(
+                "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
+                doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
+                ids.join(", ")
+            ));
+        }
+        for p in problems {
+            msg.push_str("; ");
+            msg.push_str(&p);
+        }
+        Err(("signatures", msg))
     }
+}
+
+type KeyMap = BTreeMap<String, std::result::Result<PublicKey, String>>;
+
+/// A `keys` object, each key parsed leniently (an unusable key fails only the
+/// signatures made with it).
+fn parse_keys(keys: Option<&Value>, what: &str) -> Result<KeyMap> {
+    Ok(keys
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::invalid(what, "missing or not an object"))?
+        .iter()
+        .map(|(id, v)| {
+            (
+                id.clone(),
+                PublicKey::from_json(v, true).map_err(|e| e.to_string()),
+            )
+        })
+        .collect())
+}
+
+/// `{"keyids": […], "threshold": n}`, leniently (a bad threshold fails verification).
+fn role_keys(r: &Value) -> (Vec<String>, i64) {
+    let ids = r
+        .get("keyids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (ids, r.get("threshold").and_then(Value::as_i64).unwrap_or(0))
 }
 
 /// A root that is signed by a threshold of its own root keys.
@@ -246,3 +288,5 @@ pub fn verified_targets(trusted: &TrustedRoot, payload: &SignedPayload) -> Resul
     }
     Ok(role)
 }
+
+pub mod device;

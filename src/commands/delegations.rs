@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::expiry::ROOT_DAYS;
 use crate::fsutil::{self, PUBLIC_FILE};
 use crate::metadata::{deep_merge, Expires, SignedPayload, TargetsRole};
-use crate::repo;
 use serde_json::Value;
 use std::path::Path;
 
@@ -36,9 +35,9 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
             }
             let keys = key_names
                 .iter()
-                .map(|n| repo::read_private_key_pair(&keys_path, n))
+                .map(|n| crate::keyref::resolve_signing_key(&keys_path, n))
                 .collect::<Result<Vec<_>>>()?;
-            let payload = SignedPayload::sign(value, &keys.iter().collect::<Vec<_>>())?;
+            let payload = SignedPayload::sign_with(value, &keys.iter().collect::<Vec<_>>())?;
             output(
                 &input,
                 inplace,

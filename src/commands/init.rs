@@ -100,6 +100,11 @@ fn write_repo(
     }
     if let Some(key) = targets_key {
         repo.write_key_pair("targets", key)?;
+    } else if let Some((uri, public)) =
+        crate::keyref::zip_token_reference(creds, &zip_path.display().to_string())?
+    {
+        // A token-backed zip: the targets key stays on the token; keep the reference.
+        crate::keyref::write_token_alias(&repo.keys_dir(), "targets", &uri, &public)?;
     }
     Ok(())
 }

@@ -12,9 +12,25 @@ use serde_json::Value;
 
 pub fn sign_json(a: SignJsonArgs) -> Result<()> {
     let public = repo::read_public_key_file(&a.pub_key)?;
-    let key = repo::read_private_key_file(&a.priv_key, Some(&public))?;
+    let key = match a.priv_key.to_str().filter(|k| crate::pkcs11::is_uri(k)) {
+        Some(uri) => crate::keyref::resolve_signing_key(std::path::Path::new("."), uri)?,
+        None => {
+            let key = repo::read_private_key_file(&a.priv_key, Some(&public))?;
+            crate::keyref::KeyHandle::software(&key, &a.priv_key.display().to_string())?
+        }
+    };
+    if key.public().spki_der() != public.spki_der() {
+        return Err(Error::key(
+            a.pub_key.display().to_string(),
+            format!(
+                "is key {} but the private key is {}",
+                public.key_id(),
+                key.key_id()
+            ),
+        ));
+    }
     let value: Value = fsutil::read_json(&a.input)?;
-    let payload = SignedPayload::sign(value, &[&key])?;
+    let payload = SignedPayload::sign_with(value, &[&key])?;
     print_raw(CanonicalJson::of(&crate::error::to_json_value(&payload, "signed JSON")?).as_bytes())
 }
 

@@ -9,15 +9,19 @@ mod json;
 mod keys;
 mod move_offline;
 mod publish;
+mod refresh;
 mod root;
+mod status;
 mod targets;
+mod verify;
 
 use crate::canonical::CanonicalJson;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
-use crate::keys::{KeyType, PrivateKey, PublicKey};
+use crate::keyref::{self, KeyHandle};
+use crate::keys::{KeyType, PublicKey};
 use crate::metadata::{Signature, SignedPayload};
 use crate::repo::TufRepo;
 use std::io::Write;
@@ -87,6 +91,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::ImportClientCert(a) => client_cert::run(&ctx, a),
         Command::GetTargets(a) => targets::get_targets(&ctx, &a.repo),
         Command::Publish(a) => publish::run(&ctx, *a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Refresh(a) => refresh::run(&ctx, a),
     }
 }
 
@@ -144,13 +151,13 @@ pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
 pub fn sign_role(
     repo: &TufRepo,
     signed: serde_json::Value,
-    keys: &[PrivateKey],
+    keys: &[KeyHandle],
     external: Option<&str>,
 ) -> Result<SignedPayload> {
     let message = CanonicalJson::of(&signed);
     let mut signatures = keys
         .iter()
-        .map(|k| k.sign(message.as_bytes()))
+        .map(|k| Signature::by(k, message.as_bytes()))
         .collect::<Result<Vec<_>>>()?;
     if let Some(spec) = external {
         signatures.extend(external_signatures(repo, message.as_bytes(), spec)?);
@@ -163,9 +170,13 @@ pub fn sign_role(
     Ok(SignedPayload { signatures, signed })
 }
 
-/// Loads `keys/<name>.sec` for each name, each checked against its `.pub`.
-pub fn read_private_keys(repo: &TufRepo, names: &[String]) -> Result<Vec<PrivateKey>> {
-    names.iter().map(|n| repo.read_private_key(n)).collect()
+/// Resolves each key name (`keys/<name>.sec`, a `keys/<name>.pkcs11` alias or a
+/// `pkcs11:` URI) into a key ready to sign.
+pub fn read_private_keys(repo: &TufRepo, names: &[String]) -> Result<Vec<KeyHandle>> {
+    names
+        .iter()
+        .map(|n| keyref::resolve_signing_key(&repo.keys_dir(), n))
+        .collect()
 }
 
 /// Checks external signatures against `keys/<name>.pub` and turns them into signature

@@ -5,6 +5,7 @@ use super::Context;
 use crate::cli::MoveOfflineArgs;
 use crate::error::{Error, Result};
 use crate::expiry::ROOT_DAYS;
+use crate::keyref::{self, KeyHandle};
 use crate::keys::{KeyId, PrivateKey, PublicKey};
 use crate::metadata::{Expires, RoleKeys, RootRole, SignedPayload};
 use crate::verify;
@@ -24,7 +25,10 @@ pub fn run(ctx: &Context, a: MoveOfflineArgs) -> Result<()> {
     }
     // Read every local key first: a typo must fail before the server is touched.
     let new_keys = match (&a.new_root, &a.new_targets) {
-        (Some(r), Some(t)) => Some((repo.read_private_key(r)?, repo.read_public_key(t)?)),
+        (Some(r), Some(t)) => Some((
+            keyref::resolve_signing_key(&repo.keys_dir(), r)?,
+            keyref::resolve_public_key(&repo.keys_dir(), t)?,
+        )),
         _ => None,
     };
     let client = ctx.client(&repo)?;
@@ -107,7 +111,8 @@ pub fn run(ctx: &Context, a: MoveOfflineArgs) -> Result<()> {
 
     // 8. Signed by the new root key and the old root key, in that order; checked
     //    locally with the rules the server applies, then posted.
-    let signed = SignedPayload::sign(new_root.to_signed()?, &[&new_root_key, &old_key])?;
+    let old_key = KeyHandle::software(&old_key, &a.old_root_alias)?;
+    let signed = SignedPayload::sign_with(new_root.to_signed()?, &[&new_root_key, &old_key])?;
     let trusted_old =
         verify::TrustedRoot::from_signed(&root_payload.signed, "the server's root.json")?;
     verify::verify_root_update(&trusted_old, &signed, "the new root.json")?;

@@ -6,7 +6,7 @@ use crate::cli::PublishArgs;
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, Period};
 use crate::metadata::TargetFormat;
-use crate::publish::{publish, ImageSource, PublishRequest};
+use crate::publish::{publish, ImageSource, PublishRequest, Published};
 
 pub fn run(ctx: &Context, a: PublishArgs) -> Result<()> {
     let format = TargetFormat::parse(&a.format)?;
@@ -55,11 +55,14 @@ pub fn run(ctx: &Context, a: PublishArgs) -> Result<()> {
         dry_run: a.dry_run,
         output: a.output,
         keep_versions: a.keep_versions,
+        skip_unless_offline: a.skip_unless_offline,
         options: ctx.client_options(),
     };
     let outcome = publish(&req)?;
-    for removed in &outcome.removed {
-        log::info!("removed old version {removed}");
+    if let Published::Done(done) = &outcome {
+        for removed in &done.removed {
+            log::info!("removed old version {removed}");
+        }
     }
     if a.json {
         let text = serde_json::to_string(&outcome).map_err(|e| Error::Other(e.to_string()))?;

@@ -122,7 +122,7 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
         }
         // The old root key's signature comes first (garage-sign).
         if let Some(alias) = &a.old_root_alias {
-            keys.push(repo.read_private_key(alias)?);
+            keys.push(crate::keyref::resolve_signing_key(&repo.keys_dir(), alias)?);
         }
         unsigned
     } else {

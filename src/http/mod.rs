@@ -33,7 +33,7 @@ mod upload;
 
 pub use server_error::ServerError;
 pub use transport::{parse_retry_after, sends_bearer, token_request, RetryPolicy, RETRY_AFTER_MAX};
-pub use upload::{progress_bar, UploadOutcome};
+pub use upload::{progress_bar, Replace, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
 use crate::error::{Error, Result};
@@ -328,6 +328,12 @@ impl ReposerverClient {
         Ok(Fetched { payload, raw: body })
     }
 
+    /// The one retry policy this client waits by (also for callers that repeat a
+    /// whole pull → sign → push cycle).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.http.retry
+    }
+
     /// `GET root.json`: the latest root.
     pub fn get_root(&self) -> Result<Fetched> {
         let url = self.url(&["root.json"]);
@@ -576,6 +582,66 @@ impl ReposerverClient {
         Err(self
             .http
             .http_error(&Method::PUT, &url, a.server_error().summary_with_causes()))
+    }
+
+    /// A client for a credentials zip: its `tufrepo.url` and auth settings.
+    pub fn from_credentials(
+        creds: &crate::credentials::Credentials,
+        options: &ClientOptions,
+    ) -> Result<Self> {
+        let url = creds.server_url("tufrepo.url")?;
+        let auth = match creds.auth()? {
+            AuthConfig::None => ClientAuth::None,
+            AuthConfig::OAuth2(o) => ClientAuth::OAuth2(o),
+            AuthConfig::MutualTls { .. } => ClientAuth::mutual_tls(
+                Zeroizing::new(creds.entry("client_auth.p12").unwrap_or_default().to_vec()),
+                creds.entry("server.p12").map(<[u8]>::to_vec),
+            ),
+        };
+        Self::new(&url, auth, options)
+    }
+
+    /// A client for the URL a device uses (aktualizr's `uptane.repo_server`, e.g.
+    /// `<tufrepo.url>/api/v1/user_repo`): paths are joined to it as given.
+    pub fn at_repo_url(repo_url: &str, auth: ClientAuth, options: &ClientOptions) -> Result<Self> {
+        let trimmed = repo_url.trim().trim_end_matches('/');
+        let api = Url::parse(trimmed)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+            .ok_or_else(|| Error::invalid("--url", format!("{trimmed:?} is not an http(s) URL")))?;
+        let http = Transport::new(&api, auth, options)?;
+        Ok(ReposerverClient { api, http })
+    }
+
+    /// `GET <path>` as a device fetches metadata: the bytes, or `None` for a 404.
+    /// `path` is split at `/` into percent-encoded segments.
+    pub fn get_optional(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let url = self.url(&segments);
+        let a = self.get(&url, METADATA_CAP)?;
+        match a.status.as_u16() {
+            404 => Ok(None),
+            s if (200..300).contains(&s) => Ok(Some(a.body)),
+            _ => Err(self.unexpected(Method::GET, &url, &a)),
+        }
+    }
+
+    /// `HEAD targets/<filename>`: whether the server can hand the file to a device
+    /// (2xx, or a redirect to its URI). `false` for 404 and 417 (no URI).
+    pub fn target_downloadable(&self, filename: &str) -> Result<bool> {
+        let url = self.url(&["targets", filename]);
+        let a = self.http.exchange(
+            Method::HEAD,
+            &url,
+            Replay::Idempotent,
+            SMALL_BODY_CAP,
+            &|rb| Ok(rb),
+        )?;
+        match a.status.as_u16() {
+            404 | 417 => Ok(false),
+            s if (200..400).contains(&s) => Ok(true),
+            _ => Err(self.unexpected(Method::HEAD, &url, &a)),
+        }
     }
 
     /// `GET delegations/<name>.json`, the bytes as served.

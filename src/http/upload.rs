@@ -31,6 +31,18 @@ pub enum UploadOutcome {
     Direct { redirected: bool },
 }
 
+/// Whether an upload replaces a file the server already has for the target
+/// (`force=true`, which the server needs to accept it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    /// Never: a 409 is an error (`targets upload`).
+    Never,
+    /// Always: the caller knows the file is its own (the target is published).
+    Always,
+    /// Only after a 409: a file left by an interrupted upload of an unpublished target.
+    Leftover,
+}
+
 /// A byte progress bar for uploads (see [`crate::progress::bar`]).
 pub fn progress_bar(len: u64) -> ProgressBar {
     crate::progress::bar(len, "uploading")
@@ -126,6 +138,29 @@ impl ReposerverClient {
         path: &Path,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
+        self.upload_target_replacing(filename, path, Replace::Never, progress)
+    }
+
+    /// After a 409 with [`Replace::Leftover`]: once more, replacing the file.
+    fn replace_leftover(
+        &self,
+        filename: &str,
+        path: &Path,
+        progress: &ProgressBar,
+    ) -> Result<UploadOutcome> {
+        log::info!("the server already stores a file {filename} that no published target uses (an interrupted upload?); replacing it");
+        self.upload_target_replacing(filename, path, Replace::Always, progress)
+    }
+
+    /// [`Self::upload_target`] for a publisher that owns `filename`, replacing the
+    /// server's file (`force=true`) as `replace` says.
+    pub fn upload_target_replacing(
+        &self,
+        filename: &str,
+        path: &Path,
+        replace: Replace,
+        progress: &ProgressBar,
+    ) -> Result<UploadOutcome> {
         let meta = std::fs::metadata(path).with_path(path)?;
         if !meta.is_file() {
             return Err(Error::invalid(
@@ -140,6 +175,9 @@ impl ReposerverClient {
         let mut init = self.target_url(&["multipart", "initiate"], filename)?;
         init.query_pairs_mut()
             .append_pair("fileSize", &size.to_string());
+        if replace == Replace::Always {
+            init.query_pairs_mut().append_pair("force", "true");
+        }
         let a = self
             .http
             .exchange(Method::POST, &init, Replay::Once, SMALL_BODY_CAP, &|rb| {
@@ -151,7 +189,10 @@ impl ReposerverClient {
                 log::info!(
                     "the server has no multipart uploads; uploading with PUT uploads/{filename}"
                 );
-                return self.upload_direct(filename, path, size, progress);
+                return self.upload_direct(filename, path, size, replace, progress);
+            }
+            if a.status.as_u16() == 409 && replace == Replace::Leftover {
+                return self.replace_leftover(filename, path, progress);
             }
             return Err(self.upload_error(Method::POST, &init, &e));
         }
@@ -274,6 +315,7 @@ impl ReposerverClient {
         filename: &str,
         path: &Path,
         size: u64,
+        replace: Replace,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
         let put = |url: &Url| {
@@ -293,10 +335,16 @@ impl ReposerverClient {
             self.http
                 .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
         };
-        let url = self.target_url(&["uploads"], filename)?;
+        let mut url = self.target_url(&["uploads"], filename)?;
+        if replace == Replace::Always {
+            url.query_pairs_mut().append_pair("force", "true");
+        }
         let a = put(&url)?;
         if a.status.is_success() {
             return Ok(UploadOutcome::Direct { redirected: false });
+        }
+        if a.status.as_u16() == 409 && replace == Replace::Leftover {
+            return self.replace_leftover(filename, path, progress);
         }
         if !a.status.is_redirection() {
             return Err(self.upload_error(Method::PUT, &url, &a.server_error()));

@@ -183,14 +183,14 @@ pub fn write_credentials(
     out: &Path,
 ) -> Result<()> {
     let url = url.trim_end_matches('/');
-    let ostree = json!({"server": format!("{url}/treehub")});
+    // No `ostree` section: this server has no Treehub, and naming one would send
+    // garage-push / OSTree builds to a URL that does not exist.
     let treehub = match (&account.auth, &account.oauth2) {
         (AuthMode::Oauth2, Some(o)) => json!({
             "oauth2": {"server": format!("{url}/token"), "client_id": o.client_id, "client_secret": o.client_secret, "scope": o.scope},
-            "ostree": ostree,
         }),
-        (AuthMode::Mtls, _) => json!({"ostree": ostree}),
-        _ => json!({"no_auth": true, "ostree": ostree}),
+        (AuthMode::Mtls, _) => json!({}),
+        _ => json!({"no_auth": true}),
     };
     let treehub = Zeroizing::new(
         serde_json::to_vec_pretty(&treehub).map_err(|e| Error::Other(e.to_string()))?,

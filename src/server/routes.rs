@@ -595,10 +595,10 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
             let item = app.store.target_item(filename).ok_or_else(|| {
                 ApiError::not_found("target_not_found", format!("target {filename} not found"))
             })?;
-            if method == Method::HEAD {
-                return Ok(empty(StatusCode::OK));
-            }
             if app.storage.exists(filename) {
+                if method == Method::HEAD {
+                    return Ok(empty(StatusCode::OK));
+                }
                 let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
                 r.headers_mut().insert(
                     CONTENT_TYPE,

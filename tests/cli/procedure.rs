@@ -243,17 +243,7 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     ws.ok(&[
         "key", "generate", "--repo", "r", "--name", "myroot", "--type", "ed25519",
     ]);
-    ws.ok(&[
-        "move-offline",
-        "--repo",
-        "r",
-        "--old-root-alias",
-        "origroot",
-        "--new-root",
-        "myroot",
-        "--new-targets",
-        "mytargets",
-    ]);
+    ws.ok(&crate::support::MOVE_OFFLINE);
     ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "mytargets"]);
     ws.ok(&["targets", "push", "--repo", "r"]);
 

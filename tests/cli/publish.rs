@@ -379,7 +379,7 @@ fn oversized_targets_json_fails_with_a_hint() {
     let req = PublishRequest {
         credentials: server.credentials_zip(),
         name: "big".into(),
-        version: "1".into(),
+        version: Some("1".into()),
         hardware_ids: vec!["hw".into()],
         image: ImageSource::Given {
             sha256: "cd".repeat(32),
@@ -394,10 +394,174 @@ fn oversized_targets_json_fails_with_a_hint() {
         dry_run: false,
         output: None,
         keep_versions: None,
+        skip_unless_offline: false,
         options: ota_sign::http::ClientOptions::default(),
     };
     let err = publish(&req).unwrap_err();
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("--keep-versions"), "{err}");
     assert_eq!(server_targets(&server).1, v0, "nothing was pushed");
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `GET targets/<file>`: what a device downloads.
+fn download(server: &TestServer, file: &str) -> Vec<u8> {
+    let r = server.get(&format!("targets/{file}")).send().unwrap();
+    assert_eq!(r.status(), 200, "GET targets/{file}");
+    r.bytes().unwrap().to_vec()
+}
+
+#[test]
+fn upload_is_idempotent_and_an_interrupted_upload_completes_on_the_next_run() {
+    upload_idempotency(TestServer::start());
+}
+
+/// The same through `PUT uploads/<file>`, for servers without multipart uploads.
+#[test]
+fn upload_idempotency_without_multipart() {
+    use crate::support::reposerver::Options;
+    upload_idempotency(TestServer::with(Options {
+        multipart: false,
+        ..Options::default()
+    }));
+}
+
+fn upload_idempotency(server: TestServer) {
+    let ws = Workspace::new();
+    let zip = server.credentials_zip();
+    let img = write_image(ws.path(), "img.bin", 3, 5000);
+    let upload = |version: &str, img: &Path| {
+        let mut c = publish_cmd(&zip, "app", version, img);
+        c.args(["--upload", "--json", "--retries", "0"]);
+        c.output().unwrap()
+    };
+    let first = json_of(&upload("1.0", &img));
+    assert_eq!(
+        (first["pushed"].clone(), first["uploaded"].clone()),
+        (true.into(), true.into())
+    );
+    assert_eq!(first["item"]["custom"]["cliUploaded"], true);
+    assert_eq!(download(&server, "app-1.0"), std::fs::read(&img).unwrap());
+    let (t1, v1) = server_targets(&server);
+
+    // Again: the file is stored with this hash and length, so nothing happens.
+    let again = json_of(&upload("1.0", &img));
+    assert_eq!(
+        (again["pushed"].clone(), again["uploaded"].clone()),
+        (false.into(), false.into())
+    );
+    assert_eq!(server_targets(&server), (t1, v1));
+
+    // Interrupted after the upload completed, before targets.json was pushed (every
+    // attempt: one reset alone is read back and survived).
+    let img2 = write_image(ws.path(), "img2.bin", 4, 3000);
+    server.add_fault(
+        serde_json::json!({"method": "PUT", "path": "/api/v1/user_repo/targets", "kind": "reset", "count": 20}),
+    );
+    let broken = upload("2.0", &img2);
+    assert_ne!(broken.status.code(), Some(0));
+    assert_eq!(server_targets(&server).1, v1, "nothing was pushed");
+    server.clear_faults();
+    // Interrupted in the middle of the upload (the body PUT fails for good).
+    let img3 = write_image(ws.path(), "img3.bin", 5, 3000);
+    let body = if server.options().multipart {
+        "/_storage/multipart/*"
+    } else {
+        "/api/v1/user_repo/uploads/*"
+    };
+    server.add_fault(
+        serde_json::json!({"method": "PUT", "path": body, "count": 50, "kind": "reset"}),
+    );
+    assert_ne!(upload("3.0", &img3).status.code(), Some(0));
+    server.clear_faults();
+
+    for (version, img) in [("2.0", &img2), ("3.0", &img3)] {
+        let done = json_of(&upload(version, img));
+        assert_eq!(
+            (done["pushed"].clone(), done["uploaded"].clone()),
+            (true.into(), true.into())
+        );
+        assert_eq!(
+            download(&server, &format!("app-{version}")),
+            std::fs::read(img).unwrap()
+        );
+    }
+    assert_eq!(server_targets(&server).1, v1 + 2);
+    verify_with_server_root(&server, &server_targets(&server).0);
+}
+
+#[test]
+fn json_reports_expiries_warnings_and_the_target() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let zip = server.credentials_zip();
+    let img = write_image(ws.path(), "img.bin", 6, 100);
+    let out = publish_cmd(&zip, "app", "1", &img)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    let (targets, _) = server_targets(&server);
+    let (root, _, _) = server.role("root.json");
+    assert_eq!(j["targets_expires"], targets.signed["expires"]);
+    assert_eq!(j["root_expires"], root.signed["expires"]);
+    assert_eq!(j["item"], targets.signed["targets"]["app-1"]);
+    // No upload, no URL, no stored file: devices cannot fetch it, and it says so.
+    let w = j["warnings"].as_array().unwrap();
+    assert!(
+        w.len() == 1
+            && w[0]
+                .as_str()
+                .unwrap()
+                .contains("devices cannot download app-1"),
+        "{w:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_uri_for_unmanaged_target"));
+
+    let with_url = publish_cmd(&zip, "app", "2", &img)
+        .args(["--json", "--url", "https://example.com/app-2"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&with_url)["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn skip_unless_offline_skips_a_zip_that_cannot_sign() {
+    let server = TestServer::start();
+    let ws = Workspace::new();
+    let img = write_image(ws.path(), "img.bin", 7, 100);
+    let bare = ws.path().join("online.zip");
+    let creds = ota_sign::credentials::Credentials::read(&server.credentials_zip()).unwrap();
+    let entries: Vec<(&str, &[u8])> = creds
+        .entries()
+        .filter(|(n, _)| *n != "targets.sec")
+        .collect();
+    ota_sign::credentials::write_zip(&bare, &entries).unwrap();
+    let (_, v0) = server_targets(&server);
+
+    let out = publish_cmd(&bare, "app", "1", &img)
+        .args(["--skip-unless-offline", "--json"])
+        .output()
+        .unwrap();
+    let j = json_of(&out);
+    assert_eq!(j["skipped"], true);
+    assert!(j["reason"].as_str().unwrap().contains("targets.sec"), "{j}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipping"));
+    assert_eq!(server_targets(&server).1, v0);
+
+    // A usable zip is published as usual with the flag.
+    let ok = publish_cmd(&server.credentials_zip(), "app", "1", &img)
+        .args(["--skip-unless-offline", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&ok)["pushed"], true);
 }

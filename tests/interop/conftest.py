@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 
 import pytest
 
@@ -41,10 +42,10 @@ def require_binary(name):
     return path
 
 
-def run(argv, cwd, timeout=300):
+def run(argv, cwd, timeout=300, env=None):
     """Runs one command; fails the test with its output when it exits non-zero."""
     proc = subprocess.run(argv, cwd=str(cwd), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
     if proc.returncode != 0:
         pytest.fail("command failed (exit %d): %s\n--- stdout\n%s--- stderr\n%s"
                     % (proc.returncode, " ".join(argv), proc.stdout, proc.stderr), pytrace=False)
@@ -145,12 +146,44 @@ class Published:
             return json.load(f)
 
 
-@pytest.fixture(scope="module", params=["rsa", "ed25519"])
+@pytest.fixture
+def ota_sign_bin():
+    """Path of the ota-sign binary under test."""
+    return require_binary("ota-sign")
+
+
+SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                   "/usr/lib64/pkcs11/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so"]
+
+
+def softhsm_token(work):
+    """A fresh SoftHSM2 token in `work`; the environment for ota-sign to use it. Fails
+    (never skips) when SoftHSM2 is missing: .ci/run installs it."""
+    module = next((m for m in SOFTHSM_MODULES if os.path.exists(m)), None)
+    if module is None:
+        pytest.fail("the SoftHSM2 PKCS#11 module is not installed (apt-get install softhsm2)", pytrace=False)
+    (work / "tokens").mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n" % (work / "tokens"))
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf), OTA_SIGN_PKCS11_MODULE=module, OTA_SIGN_PKCS11_PIN="246813")
+    run(["softhsm2-util", "--init-token", "--free", "--label", "ota", "--so-pin", "135790", "--pin", "246813"],
+        work, env=env)
+    return env
+
+
+@pytest.fixture(scope="module", params=[("rsa", False), ("ed25519", False), ("rsa", True), ("ed25519", True)],
+                ids=["rsa", "ed25519", "rsa-pkcs11", "ed25519-pkcs11"])
 def published(request, tmp_path_factory):
-    key_type = request.param
+    """With pkcs11, the offline root and targets keys are generated on a SoftHSM2 token
+    and publish signs there through a token-backed credentials zip."""
+    key_type, on_token = request.param
     ota_sign = require_binary("ota-sign")
     reposerver = require_binary("ota-reposerver")
-    work = tmp_path_factory.mktemp("device-" + key_type)
+    work = tmp_path_factory.mktemp("device-" + key_type + ("-pkcs11" if on_token else ""))
+    env = softhsm_token(work) if on_token else None
+
+    def token(name):
+        return ["--pkcs11", "pkcs11:token=ota;object=" + name] if on_token else []
 
     run([reposerver, "init-account", "--data-dir", str(work / "server-data"), "--key-type", key_type], work)
     server = RepoServer(reposerver, work / "server-data", work / "credentials.zip")
@@ -159,8 +192,9 @@ def published(request, tmp_path_factory):
         # The procedure, verbatim (scripts/demo.sh), with cwd = the temp dir.
         steps = [
             ["init", "--repo", "myimagerepo", "--credentials", "credentials.zip"],
-            ["key", "generate", "--repo", "myimagerepo", "--name", "myroot", "--type", key_type],
-            ["key", "generate", "--repo", "myimagerepo", "--name", "mytargets", "--type", key_type],
+            ["key", "generate", "--repo", "myimagerepo", "--name", "myroot", "--type", key_type] + token("myroot"),
+            ["key", "generate", "--repo", "myimagerepo", "--name", "mytargets", "--type", key_type]
+            + token("mytargets"),
             ["targets", "pull", "--repo", "myimagerepo"],
             ["move-offline", "--repo", "myimagerepo", "--old-root-alias", "origroot",
              "--new-root", "myroot", "--new-targets", "mytargets"],
@@ -170,11 +204,15 @@ def published(request, tmp_path_factory):
              "--to", "offline-credentials.zip"],
         ]
         for step in steps:
-            run([ota_sign] + step, work)
+            run([ota_sign] + step, work, env=env)
+        if on_token:
+            names = zipfile.ZipFile(str(work / "offline-credentials.zip")).namelist()
+            assert "targets.sec" not in names and "targets.pkcs11" in names, names
+            assert not (work / "tuf" / "myimagerepo" / "keys" / "mytargets.sec").exists()
         image = hashlib.sha256(b"device-check " + key_type.encode()).digest() * 4096  # 128 KiB, deterministic
         (work / "demo.wic").write_bytes(image)
         run([ota_sign, "publish", "--credentials", "offline-credentials.zip", "--name", IMAGE_NAME,
-             "--version", IMAGE_VERSION, "--hardwareids", HARDWARE_ID, "--image", "demo.wic", "--upload"], work)
+             "--version", IMAGE_VERSION, "--hardwareids", HARDWARE_ID, "--image", "demo.wic", "--upload"], work, env=env)
         yield Published(key_type, server.url, work, image)
     finally:
         server.stop()

@@ -15,6 +15,8 @@ import copy
 import datetime
 import hashlib
 import json
+import os
+import subprocess
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -790,3 +792,43 @@ def test_control_canonical_vectors():
     assert tuf_canonical(k).index("\U0001F600".encode()) < tuf_canonical(k).index("\uff01".encode())
     with pytest.raises(ValueError):
         akt_canonical({"x": 1.5})
+
+
+# --- ota-sign verify agrees with this device ---------------------------------------
+
+def _ota_sign_verify(ota_sign_bin, published, *args):
+    """`ota-sign verify <args> --json` (the binaries under test): (exit code, report)."""
+    proc = subprocess.run([ota_sign_bin, "verify", *args, "--json"], cwd=str(published.workdir),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None)
+
+
+def _mirror(tmp_path, published, files):
+    """A directory laid out like the repository URL, with the image under targets/."""
+    for name, body in files.items():
+        (tmp_path / name).write_bytes(body)
+    (tmp_path / "targets").mkdir()
+    (tmp_path / "targets" / TARGET_NAME).write_bytes(published.image)
+    return str(tmp_path)
+
+
+def test_ota_sign_verify_accepts_what_this_device_accepts(ota_sign_bin, published, device):
+    code, report = _ota_sign_verify(ota_sign_bin, published, "--url", published.base, "--hardware-id", HARDWARE_ID)
+    assert code == 0, report
+    assert report["accepted"] is True and report["installable"] == [TARGET_NAME], report
+    code, report = _ota_sign_verify(ota_sign_bin, published, "--credentials", "offline-credentials.zip")
+    assert code == 0, report
+
+
+def test_ota_sign_verify_rejects_what_this_device_rejects(ota_sign_bin, published, device, tmp_path):
+    files = _raws(published, device)
+    raw = files["targets.json"]
+    hwid = b'"' + HARDWARE_ID.encode() + b'"'
+    files["targets.json"] = raw.replace(hwid, hwid[:-2] + bytes([hwid[-2] ^ 1]) + b'"')
+    with pytest.raises(DeviceReject):
+        device_update(_fetch_from(files))
+    mirror = _mirror(tmp_path, published, files)
+    code, report = _ota_sign_verify(ota_sign_bin, published, "--url", mirror, "--trusted-root", os.path.join(mirror, "1.root.json"))
+    assert code == 1, report
+    assert {(f["role"], f["rule"]) for f in report["findings"]} >= {("targets", "signatures"), ("targets", "hash")}, \
+        report

@@ -151,7 +151,7 @@ class Project:
     """A standalone project under `root`; `build` is TOPDIR."""
 
     def __init__(self, root, with_layer=True, series="wrynose", local_conf="", credentials=None,
-                 host_tool=None):
+                 host_tool=None, repo=REPO):
         self.root = str(root)
         self.core = os.path.join(self.root, "fake-core")
         self.build = os.path.join(self.root, "build")
@@ -167,7 +167,8 @@ class Project:
 
         bblayers = 'BBPATH = "${TOPDIR}"\nBBFILES ?= ""\nBBLAYERS = "%s"\n' % core
         if with_layer:
-            bblayers += readme_snippet("bblayers.conf").replace(README_REPO, REPO)
+            # `repo`: where meta-offline-signing is (a copy away from the sources, say).
+            bblayers += readme_snippet("bblayers.conf").replace(README_REPO, str(repo))
         _write(os.path.join(self.build, "conf", "bblayers.conf"), bblayers)
 
         local = 'MACHINE = "qemux86-64"\n'

@@ -58,12 +58,22 @@ def credentials(tmp_path):
     return make_credentials(tmp_path / "offline-credentials.zip")
 
 
+# What `ota-sign publish --json` prints (the fields the class reads).
+FAKE_RESULT = {
+    "target": "fake-image-1", "sha256": "ab" * 32, "length": 3, "targets_version": 7, "attempts": 1,
+    "pushed": True, "changed": True, "uploaded": True, "dry_run": False, "removed": [],
+    "targets_expires": "2099-01-01T00:00:00Z", "root_expires": "2099-06-01T00:00:00Z",
+    "item": {"hashes": {"sha256": "ab" * 32}, "length": 3,
+             "custom": {"name": "fake-image", "version": "1", "hardwareIds": ["qemux86-64"]}},
+    "warnings": [],
+}
+
 FAKE_TOOL = """#!{python}
 # Records its arguments in ./argv.json (the task's work directory).
 import json, sys
 with open('argv.json', 'w') as f:
     json.dump(sys.argv[1:], f)
-sys.stdout.write('{{"result": "fake"}}\\n')
+sys.stdout.write({stdout!r})
 sys.stderr.write({stderr!r})
 sys.exit({code})
 """
@@ -73,12 +83,13 @@ sys.exit({code})
 def fake_tool(tmp_path):
     """fake_tool(code=0, stderr='') -> path of an executable that records its argv."""
 
-    def make(code=0, stderr="", name="ota-sign", directory=None):
+    def make(code=0, stderr="", name="ota-sign", directory=None, result=None):
         directory = str(directory or tmp_path / ("tool-%d" % code))
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, name)
+        stdout = json.dumps(FAKE_RESULT if result is None else result) + "\n"
         with open(path, "w") as f:
-            f.write(FAKE_TOOL.format(python=sys.executable, code=code, stderr=stderr))
+            f.write(FAKE_TOOL.format(python=sys.executable, code=code, stderr=stderr, stdout=stdout))
         os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         return path
 

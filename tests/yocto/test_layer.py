@@ -18,7 +18,7 @@ import bb.parse
 
 import bbharness
 from bbharness import LAYER, REPO, run_task, task_deps, tasks
-from conftest import FAKE_SECRET, files_containing, make_credentials
+from conftest import FAKE_RESULT, FAKE_SECRET, files_containing, make_credentials
 
 OPT_IN = 'IMAGE_CLASSES += "offline_signing"\n'
 
@@ -150,12 +150,29 @@ def test_task_flags(project, credentials):
     assert flag("dirs") == flag("cleandirs") == os.path.join(workdir, "offline-signing")
     assert flag("nostamp") is None
     assert flag("doc")
-    vardeps = flag("vardeps").split()
-    for var in ("OFFLINE_SIGNING_TARGET_NAME", "OFFLINE_SIGNING_TARGET_VERSION", "OFFLINE_SIGNING_HARDWARE_IDS",
-                "OFFLINE_SIGNING_FORMAT", "OFFLINE_SIGNING_ARTIFACT", "OFFLINE_SIGNING_EXPIRE_AFTER",
-                "OFFLINE_SIGNING_URL", "OFFLINE_SIGNING_CUSTOM", "OFFLINE_SIGNING_RETRIES"):
-        assert var in vardeps
     assert "OFFLINE_SIGNING_CREDENTIALS" in flag("vardepsexclude").split()
+
+
+# Every variable that changes what is pushed, with a value that differs from its default.
+PUSHED_BY = {
+    "OFFLINE_SIGNING_TARGET_NAME": "other", "OFFLINE_SIGNING_TARGET_VERSION": "9",
+    "OFFLINE_SIGNING_HARDWARE_IDS": "board-x", "OFFLINE_SIGNING_URL": "https://cdn.example.com/x",
+    "OFFLINE_SIGNING_EXPIRES": "2031-01-01T00:00:00Z", "OFFLINE_SIGNING_EXPIRE_AFTER": "2M",
+    "OFFLINE_SIGNING_CUSTOM": '{"a": 1}', "OFFLINE_SIGNING_FORMAT": "OSTREE",
+    "OFFLINE_SIGNING_ARTIFACT": "/srv/other.wic", "OFFLINE_SIGNING_OSTREE_COMMIT": "ab" * 32,
+    "OFFLINE_SIGNING_UPLOAD": "0", "OFFLINE_SIGNING_KEEP_VERSIONS": "3", "OFFLINE_SIGNING_DRY_RUN": "1",
+    "OFFLINE_SIGNING_REQUIRED": "1", "OFFLINE_SIGNING_TOOL": "/opt/ota-sign", "OFFLINE_SIGNING_RETRIES": "9",
+}
+
+
+def test_signature_covers_every_variable_that_changes_what_is_pushed(project, credentials):
+    base = project(credentials=credentials)
+    h0 = base.basehashes(base.parse("fake-image"))["do_offline_sign"]
+    for var, value in PUSHED_BY.items():
+        p = project(credentials=credentials, local_conf="%s = '%s'\n" % (var, value))
+        assert p.basehashes(p.parse("fake-image"))["do_offline_sign"] != h0, var
+    same = project(credentials=credentials, local_conf='OFFLINE_SIGNING_EXPIRY_WARN = "targets=1"\n')
+    assert same.basehashes(same.parse("fake-image"))["do_offline_sign"] == h0
 
 
 def test_host_tool_drops_native_dependency(project, credentials):
@@ -191,9 +208,10 @@ DEFAULTS = {
     "OFFLINE_SIGNING_IMAGE_TYPE": "wic",
     "OFFLINE_SIGNING_OSTREE_COMMIT": "",
     "OFFLINE_SIGNING_URL": "",
-    "OFFLINE_SIGNING_UPLOAD": "0",
+    "OFFLINE_SIGNING_UPLOAD": "auto",
     "OFFLINE_SIGNING_EXPIRES": "",
-    "OFFLINE_SIGNING_EXPIRE_AFTER": "1M",
+    "OFFLINE_SIGNING_EXPIRE_AFTER": "",
+    "OFFLINE_SIGNING_EXPIRY_WARN": "targets=7 root=30",
     "OFFLINE_SIGNING_RETRIES": "5",
     "OFFLINE_SIGNING_CUSTOM": "",
     "OFFLINE_SIGNING_KEEP_VERSIONS": "",
@@ -235,7 +253,6 @@ def test_meta_updater_fallbacks(project):
     d = project(local_conf=conf).parse("fake-image")
     for ours, value in META_UPDATER.values():
         assert d.getVar(ours) == value, ours
-    # An expiry instant replaces the 1M default.
     assert d.getVar("OFFLINE_SIGNING_EXPIRE_AFTER") == ""
     # Credentials through SOTA_PACKED_CREDENTIALS schedule the task too.
     assert "do_offline_sign" in task_deps(d, "do_build")
@@ -261,47 +278,81 @@ def signing_project(project, credentials, tool, local_conf=""):
     return project(credentials=credentials, host_tool=tool, local_conf=local_conf)
 
 
-def test_task_publishes_deployed_image(project, credentials, fake_tool):
-    p = signing_project(project, credentials, fake_tool())
-    d = p.parse("fake-image")
-    run_task(d, "do_image_complete")
+def signed(project, credentials, tool, local_conf="", image=True):
+    d = signing_project(project, credentials, tool, local_conf).parse("fake-image")
+    if image:
+        run_task(d, "do_image_complete")
     run_task(d, "do_offline_sign")
+    return d
 
+
+def test_task_maps_variables_to_one_publish_call(project, credentials, fake_tool):
+    d = signed(project, credentials, fake_tool())
     path, sha, size = deployed_image(d)
     argv = recorded_argv(d)
-    assert argv[0] == "publish"
+    assert argv[0] == "publish" and "--json" in argv
     assert option(argv, "--credentials") == credentials
     assert option(argv, "--name") == "fake-image"
-    assert option(argv, "--version") == sha
     assert option(argv, "--hardwareids") == "qemux86-64"
-    assert option(argv, "--format") == "binary"
-    assert option(argv, "--sha256") == sha
-    assert option(argv, "--length") == str(size)
-    assert option(argv, "--expire-after") == "1M"
+    assert option(argv, "--format") == "BINARY"
+    assert option(argv, "--image") == path
     assert option(argv, "--retries") == "5"
-    assert "--json" in argv
-    for absent in ("--image", "--upload", "--url", "--custom", "--expires", "--dry-run", "--cacert"):
+    # The tool hashes the image, names the version after it and picks the expiry.
+    for absent in ("--sha256", "--length", "--version", "--expire-after", "--url", "--custom", "--expires",
+                   "--dry-run", "--cacert"):
         assert absent not in argv
-
-    with open(os.path.join(signing_workdir(d), "target.json")) as f:
-        summary = json.load(f)
-    assert summary == {"name": "fake-image", "version": sha, "format": "BINARY", "sha256": sha,
-                       "length": size, "hardwareids": ["qemux86-64"]}
+    # auto: nothing else serves a BINARY image, so it is uploaded; without offline keys the tool skips.
+    assert "--upload" in argv and "--skip-unless-offline" in argv
     # The zip is never copied or extracted into the build tree.
     assert files_containing(d.getVar("TMPDIR"), FAKE_SECRET) == []
 
 
-def test_default_version_is_stable_and_unique(project, credentials, fake_tool):
-    tool = fake_tool()
-    versions = []
-    for content in ("image A", "image A", "image B"):
-        d = signing_project(project, credentials, tool,
-                            'FAKE_IMAGE_CONTENT = "%s"\n' % content).parse("fake-image")
-        run_task(d, "do_image_complete")
-        run_task(d, "do_offline_sign")
-        versions.append(option(recorded_argv(d), "--version"))
-    assert versions[0] == versions[1]
-    assert versions[0] != versions[2]
+@pytest.mark.parametrize("conf,upload", [
+    ('', True),
+    ('OFFLINE_SIGNING_URL = "https://cdn.example.com/i.wic"\n', False),
+    ('OFFLINE_SIGNING_UPLOAD = "0"\n', False),
+    ('OFFLINE_SIGNING_UPLOAD = "1"\nOFFLINE_SIGNING_URL = "https://cdn.example.com/i.wic"\n', True),
+    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\nOFFLINE_SIGNING_OSTREE_COMMIT = "%s"\n' % ("ab" * 32), False),
+])
+def test_upload_auto_default(project, credentials, fake_tool, conf, upload):
+    d = signed(project, credentials, fake_tool(), conf)
+    assert ("--upload" in recorded_argv(d)) == upload
+
+
+def test_deploy_summary_is_the_publish_result(project, credentials, fake_tool):
+    d = signed(project, credentials, fake_tool())
+    deployed = os.path.join(d.getVar("DEPLOY_DIR_IMAGE"), "fake-image-qemux86-64.rootfs.offline-signing.json")
+    for path in (deployed, os.path.join(signing_workdir(d), "target.json")):
+        with open(path) as f:
+            assert json.load(f) == FAKE_RESULT
+
+
+def test_tool_warnings_become_build_warnings(project, credentials, fake_tool, caplog):
+    result = dict(FAKE_RESULT, warnings=["devices cannot download fake-image-1"])
+    with caplog.at_level("WARNING", logger="BitBake"):
+        signed(project, credentials, fake_tool(result=result))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["devices cannot download fake-image-1"]
+
+
+@pytest.mark.parametrize("conf,roles", [
+    ("", ["targets"]),  # defaults: targets within 7 days, root within 30
+    ('OFFLINE_SIGNING_EXPIRY_WARN = "targets=10"\n', ["targets"]),
+    ('OFFLINE_SIGNING_EXPIRY_WARN = "targets=1 root=40"\n', ["root"]),
+])
+def test_expiry_warning(project, credentials, fake_tool, caplog, conf, roles):
+    import datetime
+    soon = lambda days: (datetime.datetime.now(datetime.timezone.utc)  # noqa: E731
+                         + datetime.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = dict(FAKE_RESULT, targets_expires=soon(5), root_expires=soon(35))
+    with caplog.at_level("WARNING", logger="BitBake"):
+        signed(project, credentials, fake_tool(result=result), conf)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w.split(".json")[0] for w in warnings] == roles
+    for w in warnings:
+        assert "OFFLINE_SIGNING_EXPIRY_WARN" in w
+        assert ("ota-sign refresh --if-expires-within" in w) == w.startswith("targets")
+        assert ("root sign" in w) == w.startswith("root")
 
 
 def test_native_tool_found_in_sysroot(project, credentials, fake_tool):
@@ -316,6 +367,7 @@ def test_native_tool_found_in_sysroot(project, credentials, fake_tool):
 def test_all_options_passed(project, credentials, fake_tool, tmp_path):
     cacert = tmp_path / "ca.crt"
     cacert.write_text("-----BEGIN CERTIFICATE-----\n")
+    custom = '{"channel": "beta", "build": 42}'
     conf = """\
 OFFLINE_SIGNING_TARGET_NAME = "product"
 OFFLINE_SIGNING_TARGET_VERSION = "2.0"
@@ -324,15 +376,15 @@ OFFLINE_SIGNING_IMAGE_TYPE = "tar.bz2"
 OFFLINE_SIGNING_URL = "https://cdn.example.com/product-2.0.tar.bz2"
 OFFLINE_SIGNING_UPLOAD = "1"
 OFFLINE_SIGNING_EXPIRES = "2030-01-01T00:00:00Z"
+OFFLINE_SIGNING_EXPIRE_AFTER = "2M"
 OFFLINE_SIGNING_RETRIES = "7"
-OFFLINE_SIGNING_CUSTOM = '{"channel": "beta", "build": 42}'
+OFFLINE_SIGNING_CUSTOM = '%s'
 OFFLINE_SIGNING_KEEP_VERSIONS = "10"
 OFFLINE_SIGNING_DRY_RUN = "1"
+OFFLINE_SIGNING_REQUIRED = "1"
 OFFLINE_SIGNING_CACERT = "%s"
-""" % cacert
-    d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
-    run_task(d, "do_image_complete")
-    run_task(d, "do_offline_sign")
+""" % (custom, cacert)
+    d = signed(project, credentials, fake_tool(), conf)
     path, sha, size = deployed_image(d)
     assert path.endswith(".tar.bz2")
     argv = recorded_argv(d)
@@ -342,14 +394,16 @@ OFFLINE_SIGNING_CACERT = "%s"
     assert option(argv, "--image") == path
     assert "--upload" in argv and "--sha256" not in argv and "--length" not in argv
     assert option(argv, "--url") == "https://cdn.example.com/product-2.0.tar.bz2"
+    # Both expiry settings go to the tool, whose rule refuses the pair.
     assert option(argv, "--expires") == "2030-01-01T00:00:00Z"
-    assert "--expire-after" not in argv
+    assert option(argv, "--expire-after") == "2M"
     assert option(argv, "--retries") == "7"
-    assert json.loads(option(argv, "--custom")) == {"channel": "beta", "build": 42}
+    assert option(argv, "--custom") == custom
     assert option(argv, "--keep-versions") == "10"
     assert option(argv, "--cacert") == str(cacert)
     assert option(argv, "--output") == os.path.join(signing_workdir(d), "targets.json")
     assert "--dry-run" in argv
+    assert "--skip-unless-offline" not in argv  # OFFLINE_SIGNING_REQUIRED
 
 
 def test_ostree_target_from_meta_updater_manifest(project, credentials, fake_tool):
@@ -358,40 +412,28 @@ def test_ostree_target_from_meta_updater_manifest(project, credentials, fake_too
     os.makedirs(d.getVar("WORKDIR"), exist_ok=True)
     with open(d.getVar("OFFLINE_SIGNING_OSTREE_MANIFEST"), "w") as f:
         f.write(commit + "\n")
+    run_task(d, "do_image_complete")
     run_task(d, "do_offline_sign")
     argv = recorded_argv(d)
-    assert option(argv, "--format") == "ostree"
+    assert option(argv, "--format") == "OSTREE"
     assert option(argv, "--sha256") == commit
-    assert option(argv, "--length") == "0"
-    assert option(argv, "--version") == commit
+    assert "--image" not in argv and "--upload" not in argv
 
 
 def test_ostree_commit_variable(project, credentials, fake_tool):
     commit = "cd" * 32
     conf = 'OFFLINE_SIGNING_FORMAT = "ostree"\nOFFLINE_SIGNING_OSTREE_COMMIT = "%s"\n' % commit
-    d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
-    run_task(d, "do_offline_sign")
+    d = signed(project, credentials, fake_tool(), conf)
     assert option(recorded_argv(d), "--sha256") == commit
 
 
-def test_credentials_without_offline_keys_warn_and_skip(project, tmp_path, fake_tool, caplog):
-    online = make_credentials(tmp_path / "credentials.zip", offline=False)
-    d = signing_project(project, online, fake_tool()).parse("fake-image")
-    run_task(d, "do_image_complete")
+def test_skipped_by_the_tool_warns(project, credentials, fake_tool, caplog):
+    result = {"target": "fake-image", "skipped": True, "reason": "zip cannot sign offline: it has no targets.sec"}
     with caplog.at_level("WARNING", logger="BitBake"):
-        run_task(d, "do_offline_sign")
-    assert not os.path.exists(os.path.join(signing_workdir(d), "argv.json"))
+        d = signed(project, credentials, fake_tool(result=result))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("no offline signing keys" in w and "targets.sec" in w for w in warnings), warnings
-
-
-def test_credentials_without_offline_keys_fail_when_required(project, tmp_path, fake_tool, caplog):
-    online = make_credentials(tmp_path / "credentials.zip", offline=False)
-    d = signing_project(project, online, fake_tool(), 'OFFLINE_SIGNING_REQUIRED = "1"\n').parse("fake-image")
-    run_task(d, "do_image_complete")
-    with pytest.raises(bb.BBHandledException):
-        run_task(d, "do_offline_sign")
-    assert "OFFLINE_SIGNING_REQUIRED is set" in caplog.text
+    assert len(warnings) == 1 and "targets.sec" in warnings[0] and "OFFLINE_SIGNING_REQUIRED" in warnings[0]
+    assert not os.path.exists(os.path.join(signing_workdir(d), "target.json"))
 
 
 def test_required_without_credentials_fails(project, fake_tool, caplog):
@@ -402,34 +444,19 @@ def test_required_without_credentials_fails(project, fake_tool, caplog):
     assert "no credentials are configured" in caplog.text
 
 
-def test_missing_credentials_file_fails(project, tmp_path, fake_tool, caplog):
-    d = signing_project(project, str(tmp_path / "missing.zip"), fake_tool()).parse("fake-image")
-    with pytest.raises(bb.BBHandledException):
-        run_task(d, "do_offline_sign")
-    assert "does not exist" in caplog.text
-
-
-@pytest.mark.parametrize("code,words", [(1, "rejected"), (2, "checksum conflicts"), (3, "failed")])
-def test_tool_failure_fails_task(project, credentials, fake_tool, caplog, code, words):
-    d = signing_project(project, credentials, fake_tool(code=code, stderr="server said no\n")).parse("fake-image")
+@pytest.mark.parametrize("code", [1, 2, 3, 255])
+def test_tool_failure_fails_task(project, credentials, fake_tool, caplog, code):
+    d = signing_project(project, credentials, fake_tool(code=code, stderr="error: server said no\n")).parse("fake-image")
     run_task(d, "do_image_complete")
     with pytest.raises(bb.BBHandledException):
         run_task(d, "do_offline_sign")
-    assert words in caplog.text and "exit code %d" % code in caplog.text and "server said no" in caplog.text
+    assert "exit code %d" % code in caplog.text and "server said no" in caplog.text
     assert not os.path.exists(os.path.join(signing_workdir(d), "target.json"))
 
 
 @pytest.mark.parametrize("conf,words", [
-    ('OFFLINE_SIGNING_EXPIRES = "2030-01-01T00:00:00Z"\nOFFLINE_SIGNING_EXPIRE_AFTER = "1M"\n', "only one of"),
-    ('OFFLINE_SIGNING_FORMAT = "TARBALL"\n', "BINARY or OSTREE"),
-    ('OFFLINE_SIGNING_CUSTOM = "[1, 2]"\n', "JSON object"),
-    ('OFFLINE_SIGNING_CUSTOM = "{oops"\n', "not valid JSON"),
-    ('OFFLINE_SIGNING_HARDWARE_IDS = "good bad/id"\n', "Invalid hardware id"),
     ('OFFLINE_SIGNING_IMAGE_TYPE = "ext4"\n', "does not exist"),
     ('OFFLINE_SIGNING_FORMAT = "OSTREE"\n', "OFFLINE_SIGNING_OSTREE_COMMIT"),
-    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\nOFFLINE_SIGNING_OSTREE_COMMIT = "xyz"\n', "not an OSTree commit"),
-    ('OFFLINE_SIGNING_FORMAT = "OSTREE"\nOFFLINE_SIGNING_OSTREE_COMMIT = "%s"\nOFFLINE_SIGNING_UPLOAD = "1"\n'
-     % ("ab" * 32), "only applies to BINARY"),
 ])
 def test_configuration_errors_fail_task(project, credentials, fake_tool, caplog, conf, words):
     d = signing_project(project, credentials, fake_tool(), conf).parse("fake-image")
@@ -444,7 +471,12 @@ def test_host_tool_must_exist(project, credentials, tmp_path, caplog):
     run_task(d, "do_image_complete")
     with pytest.raises(bb.BBHandledException):
         run_task(d, "do_offline_sign")
-    assert "not an executable file" in caplog.text
+    assert "OFFLINE_SIGNING_TOOL" in caplog.text
+
+
+def test_class_is_thin():
+    with open(os.path.join(LAYER, "classes-recipe", "offline_signing.bbclass")) as f:
+        assert len(f.read().splitlines()) < 120
 
 
 # --- the ota-sign recipe -------------------------------------------------------------
@@ -546,3 +578,67 @@ def test_readme_documents_every_variable_and_contacts():
     assert "maintainer" in lower and "patch" in lower
     assert re.search(r"[\w.+-]+@[\w-]+\.[\w.-]+", readme)
     assert os.path.getsize(os.path.join(LAYER, "SECURITY.md")) > 0
+
+
+# --- where the recipe's sources come from ------------------------------------------
+
+def copied_layer(tmp_path):
+    """meta-offline-signing vendored away from the ota-sign sources (a BSP monorepo, say)."""
+    import shutil
+    vendor = tmp_path / "vendor"
+    shutil.copytree(LAYER, str(vendor / "meta-offline-signing"))
+    return vendor, str(vendor / "meta-offline-signing" / "recipes-devtools" / "ota-sign" / os.path.basename(RECIPE))
+
+
+def test_copied_layer_skips_the_recipe_with_reason_and_fix(project, tmp_path):
+    vendor, recipe = copied_layer(tmp_path)
+    p = project(repo=vendor)
+    for variant in ("", "native"):
+        d = p.parse(recipe, variant=variant)
+        reason = d.getVar("__SKIPPED")
+        assert reason and "source tree is not beside meta-offline-signing" in reason, reason
+        for fix in ("OTA_SIGN_SRC_URI", "EXTERNALSRC", "OFFLINE_SIGNING_TOOL"):
+            assert fix in reason
+        assert not [u for u in d.getVar("SRC_URI").split() if u.startswith("file://")]
+
+
+def test_copied_layer_class_works_with_a_host_tool(project, tmp_path, credentials, fake_tool):
+    vendor, _ = copied_layer(tmp_path)
+    p = project(repo=vendor, credentials=credentials, host_tool=fake_tool())
+    d = p.parse("fake-image")
+    assert "ota-sign-native" not in d.getVarFlag("do_offline_sign", "depends")
+    run_task(d, "do_image_complete")
+    run_task(d, "do_offline_sign")
+    assert recorded_argv(d)[0] == "publish"
+
+
+GIT_SRC = "git://github.com/example/ota-sign.git;protocol=https;branch=main;destsuffix=ota-sign"
+
+
+@pytest.mark.parametrize("conf,fetched", [
+    ('OTA_SIGN_SRC_URI = "%s"\nSRCREV = "%s"\n' % (GIT_SRC, "0" * 40), [GIT_SRC]),
+    ('OTA_SIGN_SRC_URI = "https://example.com/ota-sign-0.1.0.tar.gz;subdir=ota-sign;striplevel=1"\n',
+     ["https://example.com/ota-sign-0.1.0.tar.gz;subdir=ota-sign;striplevel=1"]),
+    ('EXTERNALSRC = "%s"\n' % REPO, []),
+])
+def test_recipe_builds_from_git_tarball_or_externalsrc(project, tmp_path, conf, fetched):
+    vendor, recipe = copied_layer(tmp_path)
+    for repo, path in ((vendor, recipe), (REPO, RECIPE)):
+        d = project(repo=repo, local_conf=conf).parse(path)
+        assert not d.getVar("__SKIPPED")
+        src_uri = d.getVar("SRC_URI").split()
+        crates = [u for u in src_uri if u.startswith("crate://")]
+        assert [u for u in src_uri if not u.startswith("crate://")] == fetched
+        assert len(crates) == len(cargo_lock_crates())
+        assert d.getVar("S").endswith("/ota-sign")
+
+
+def test_recipe_builds_only_the_signer_without_default_features(project):
+    d = project().parse(RECIPE)
+    flags = d.getVar("CARGO_BUILD_FLAGS").split()
+    assert "--no-default-features" in flags
+    assert flags[flags.index("--bin") + 1] == "ota-sign" and flags.count("--bin") == 1
+    # The ota-sign binary needs no feature, so --no-default-features still builds it.
+    bins = {b["name"]: b for b in cargo_toml().get("bin", [])}
+    if bins:
+        assert not bins["ota-sign"].get("required-features")

@@ -15,21 +15,25 @@ inherit cargo cargo-update-recipe-crates
 # scripts/gen-crates-inc.py (same layout as `bitbake -c update_crates`).
 require ota-sign-crates.inc
 
-# This recipe lives in the ota-sign source tree (meta-offline-signing/ is a
-# top-level directory of it) and builds that tree: the crate's own files are
-# taken from three directories up.
+# Where the sources come from (README.md, "Building ota-sign-native"):
+# - by default, the ota-sign source tree this layer is part of (three directories up);
+# - OTA_SIGN_SRC_URI: a git repository (with SRCREV and destsuffix=ota-sign) or a release
+#   tarball (with subdir=ota-sign;striplevel=1 and its sha256sum) of the same version;
+# - externalsrc: EXTERNALSRC:pn-ota-sign-native pointing at a checkout.
+# The crates always come from ota-sign-crates.inc.  When none of these is available the
+# recipe skips itself at parse time (below), so builds that do not sign never notice.
+OTA_SIGN_SRC_URI ??= ""
+OTA_SIGN_TREE := "${@os.path.normpath(os.path.join(d.getVar('THISDIR'), '..', '..', '..'))}"
 # nooelint: oelint.vars.fileextrapaths,oelint.vars.outofcontext - the recipe builds the source tree that ships the layer
-FILESEXTRAPATHS:prepend := "${THISDIR}/../../..:"
-SRC_URI += "file://Cargo.toml;subdir=ota-sign \
-            file://Cargo.lock;subdir=ota-sign \
-            file://LICENSE;subdir=ota-sign \
-            file://src;subdir=ota-sign \
-            "
+FILESEXTRAPATHS:prepend := "${OTA_SIGN_TREE}:"
+OTA_SIGN_HAS_TREE = "${@'1' if os.path.isfile(os.path.join(d.getVar('OTA_SIGN_TREE'), 'Cargo.toml')) else ''}"
+SRC_URI += "${@d.getVar('OTA_SIGN_SRC_URI') or ('' if d.getVar('EXTERNALSRC') or not d.getVar('OTA_SIGN_HAS_TREE') else ' '.join('file://%s;subdir=ota-sign' % f for f in ('Cargo.toml', 'Cargo.lock', 'LICENSE', 'src')))}"
 # UNPACKDIR exists from styhead on; scarthgap unpacks into WORKDIR.
 S = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}/ota-sign"
 
-# Only the signing tool is needed; ota-reposerver is a test server.
-CARGO_BUILD_FLAGS:append = " --bin ota-sign"
+# Only the signing tool, without the `server` feature (ota-reposerver and its
+# tokio/hyper stack are test tooling).
+CARGO_BUILD_FLAGS:append = " --no-default-features --bin ota-sign"
 
 # Cargo.toml's rust-version.  Older toolchains (plain scarthgap ships Rust 1.75)
 # cannot build the crate: the recipe is skipped with this explanation.  The fix
@@ -37,8 +41,14 @@ CARGO_BUILD_FLAGS:append = " --bin ota-sign"
 # or OFFLINE_SIGNING_TOOL pointing the class at an ota-sign built on the host.
 OTA_SIGN_MIN_RUST_VERSION = "1.81"
 
-# nooelint: oelint.task.noanonpython - a parse-time skip is the only way to explain an unusable toolchain before the build starts
+# nooelint: oelint.task.noanonpython - a parse-time skip is the only way to explain missing sources or an unusable toolchain before the build starts
 python __anonymous() {
+    if not (d.getVar('OTA_SIGN_SRC_URI') or d.getVar('EXTERNALSRC') or d.getVar('OTA_SIGN_HAS_TREE')):
+        raise bb.parse.SkipRecipe("the ota-sign source tree is not beside meta-offline-signing (no %s/Cargo.toml); "
+                                  "set OTA_SIGN_SRC_URI (git + SRCREV, or a release tarball) or "
+                                  "EXTERNALSRC:pn-ota-sign-native to a checkout, or OFFLINE_SIGNING_TOOL to an "
+                                  "ota-sign on the build host (meta-offline-signing/README.md, 'Building ota-sign-native')"
+                                  % d.getVar('OTA_SIGN_TREE'))
     rustver = (d.getVar('RUSTVERSION') or '').rstrip('%')
     minver = d.getVar('OTA_SIGN_MIN_RUST_VERSION')
     if rustver and bb.utils.vercmp_string_op(rustver, minver, '<'):

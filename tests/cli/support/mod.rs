@@ -8,6 +8,20 @@ use std::process::Command;
 
 pub mod reposerver;
 
+/// The procedure's move-offline step in repository `r`: old root key kept as
+/// `origroot`, new keys `myroot` and `mytargets`.
+pub const MOVE_OFFLINE: [&str; 9] = [
+    "move-offline",
+    "--repo",
+    "r",
+    "--old-root-alias",
+    "origroot",
+    "--new-root",
+    "myroot",
+    "--new-targets",
+    "mytargets",
+];
+
 /// `ota-sign` with a clean environment for logging.
 pub fn ota_sign() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ota-sign"));

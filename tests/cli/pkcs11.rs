@@ -1,0 +1,792 @@
+//! Keys on a PKCS#11 token (SoftHSM2): the offline-key procedure, export and publish
+//! with keys that never leave the token, against ota-reposerver.
+//!
+//! Every test gets its own SoftHSM2 token directory through `SOFTHSM2_CONF`. The
+//! SoftHSM2 module and `softhsm2-util`/`pkcs11-tool` must be installed (`.ci/run`
+//! installs softhsm2 and opensc): a missing module fails the test, it never skips.
+
+use crate::support::reposerver::{Options, TestServer};
+use crate::support::{read_json, tree_snapshot, zip_entry, zip_names, Workspace};
+use ota_sign::keys::PublicKey;
+use ota_sign::metadata::SignedPayload;
+use ota_sign::verify::TrustedRoot;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PIN: &str = "73915824";
+const SO_PIN: &str = "11223344";
+const LABEL: &str = "ota";
+// The procedure's move-offline step, naming the token keys' aliases.
+use crate::support::MOVE_OFFLINE;
+
+/// Where Debian, Fedora and source builds put the SoftHSM2 module.
+const MODULE_CANDIDATES: [&str; 4] = [
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib64/pkcs11/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+];
+
+/// A fresh SoftHSM2 token in its own directory.
+struct Hsm {
+    dir: tempfile::TempDir,
+    module: PathBuf,
+}
+
+impl Hsm {
+    fn new() -> Self {
+        let module = MODULE_CANDIDATES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the SoftHSM2 PKCS#11 module is not installed (looked in {MODULE_CANDIDATES:?}): apt-get install softhsm2 opensc"
+                )
+            });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        let hsm = Hsm { dir, module };
+        let out = hsm
+            .tool("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                LABEL,
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                PIN,
+            ])
+            .output();
+        let out = out.expect("softhsm2-util not found: apt-get install softhsm2");
+        assert!(
+            out.status.success(),
+            "softhsm2-util --init-token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        hsm
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    fn tool(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("SOFTHSM2_CONF", self.conf());
+        c
+    }
+
+    /// `pkcs11-tool --module <softhsm> --login --pin <PIN> <args>`.
+    fn pkcs11_tool(&self, args: &[&str]) -> Output {
+        self.tool("pkcs11-tool")
+            .arg("--module")
+            .arg(&self.module)
+            .args(["--login", "--pin", PIN])
+            .args(args)
+            .output()
+            .expect("pkcs11-tool not found: apt-get install opensc")
+    }
+
+    /// `ota-sign` in `ws` with this token: module and PIN from the environment.
+    fn cmd(&self, ws: &Workspace, pin: Option<&str>) -> assert_cmd::Command {
+        let mut c = ws.cmd();
+        c.env("SOFTHSM2_CONF", self.conf())
+            .env("OTA_SIGN_PKCS11_MODULE", &self.module)
+            .env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
+            .env_remove("OTA_SIGN_PKCS11_PIN");
+        if let Some(p) = pin {
+            c.env("OTA_SIGN_PKCS11_PIN", p);
+        }
+        c
+    }
+
+    fn ok(&self, ws: &Workspace, args: &[&str]) -> String {
+        let out = self.cmd(ws, Some(PIN)).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ota-sign {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs with `pin`; must fail with `code`; returns stderr.
+    fn fails(&self, ws: &Workspace, pin: Option<&str>, code: i32, args: &[&str]) -> String {
+        let out = self.cmd(ws, pin).args(args).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "ota-sign {args:?}: expected exit {code}; stderr: {stderr}"
+        );
+        stderr
+    }
+
+    /// The private key objects, as pkcs11-tool lists them.
+    fn private_objects(&self) -> String {
+        let out = self.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+fn uri(object: &str) -> String {
+    format!("pkcs11:token={LABEL};object={object}")
+}
+
+fn key_id(ws: &Workspace, repo: &str, name: &str) -> String {
+    let v = read_json(&ws.repo(repo).join(format!("keys/{name}.pub")));
+    PublicKey::from_json(&v, false)
+        .unwrap()
+        .key_id()
+        .to_string()
+}
+
+/// Checks pkcs11-tool's view of the token: every private key is sensitive, never
+/// extractable and for signing only, and reading one out fails.
+fn assert_keys_stay_on_token(hsm: &Hsm, labels: &[&str]) {
+    let listing = hsm.private_objects();
+    for label in labels {
+        let block: Vec<&str> = listing
+            .split("Private Key Object")
+            .filter(|b| b.contains(&format!("label:      {label}\n")))
+            .collect();
+        assert_eq!(
+            block.len(),
+            1,
+            "private key {label} on the token:\n{listing}"
+        );
+        let access = block[0]
+            .lines()
+            .find(|l| l.trim_start().starts_with("Access:"))
+            .unwrap();
+        assert!(
+            access.contains(" sensitive")
+                && access.contains("always sensitive")
+                && access.contains("never extractable"),
+            "{label}: {access}"
+        );
+        assert!(
+            !access.contains(" extractable,") || access.contains("never extractable"),
+            "{label}: {access}"
+        );
+        let usage = block[0]
+            .lines()
+            .find(|l| l.trim_start().starts_with("Usage:"))
+            .unwrap();
+        assert_eq!(usage.trim(), "Usage:      sign", "{label}");
+        let read = hsm.pkcs11_tool(&["--read-object", "--type", "privkey", "--label", label]);
+        assert!(
+            !read.status.success() || read.stdout.is_empty(),
+            "{label}: the private key could be read out"
+        );
+    }
+}
+
+/// No file below `dir` holds a private key, except the listed software keys.
+fn assert_no_private_key_files(dir: &Path, allowed: &[&str]) {
+    for (path, data) in tree_snapshot(dir) {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if allowed.contains(&name.as_str()) {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data);
+        assert!(!name.ends_with(".sec"), "{} exists", path.display());
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("\"private\""),
+            "{} holds a private key",
+            path.display()
+        );
+        assert!(!text.contains(PIN), "{} holds the PIN", path.display());
+    }
+}
+
+/// The OTA Connect offline-key procedure with root and targets keys generated on the
+/// token, then a token-backed credentials zip and publish; checked with the software
+/// verifier against the server's metadata.
+fn procedure_on_token(key_type: &'static str) {
+    let hsm = Hsm::new();
+    let server = TestServer::with(Options {
+        key_type,
+        ..Options::default()
+    });
+    let ws = Workspace::new();
+    let zip = server.credentials_zip();
+    let (root_v1, _, _) = server.role("root.json");
+    let r = "r";
+    hsm.ok(
+        &ws,
+        &["init", "--repo", r, "--credentials", zip.to_str().unwrap()],
+    );
+    for name in ["myroot", "mytargets"] {
+        hsm.ok(
+            &ws,
+            &[
+                "key",
+                "generate",
+                "--repo",
+                r,
+                "--name",
+                name,
+                "--type",
+                key_type,
+                "--pkcs11",
+                &uri(name),
+            ],
+        );
+        let keys = ws.repo(r).join("keys");
+        assert!(!keys.join(format!("{name}.sec")).exists());
+        let alias = std::fs::read_to_string(keys.join(format!("{name}.pkcs11"))).unwrap();
+        assert!(alias.starts_with(&format!("{};id=%", uri(name))), "{alias}");
+        assert!(!alias.contains("pin"), "{alias}");
+    }
+    assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
+
+    // The seed procedure's commands, unchanged.
+    hsm.ok(&ws, &["targets", "pull", "--repo", r]);
+    hsm.ok(&ws, &MOVE_OFFLINE);
+    hsm.ok(
+        &ws,
+        &["targets", "sign", "--repo", r, "--key-name", "mytargets"],
+    );
+    hsm.ok(&ws, &["targets", "push", "--repo", r]);
+
+    let (myroot, mytargets) = (key_id(&ws, r, "myroot"), key_id(&ws, r, "mytargets"));
+    let (root_v2, _, _) = server.role("root.json");
+    assert_eq!(root_v2.signed["version"], 2);
+    assert_eq!(root_v2.signed["roles"]["root"]["keyids"], json!([myroot]));
+    assert_eq!(
+        root_v2.signed["roles"]["targets"]["keyids"],
+        json!([mytargets])
+    );
+    assert_eq!(
+        root_v2.signed["keys"][&myroot]["keytype"],
+        key_type.to_ascii_uppercase().as_str()
+    );
+    let v1 = TrustedRoot::from_signed(&root_v1.signed, "v1").unwrap();
+    ota_sign::verify::verify_root_update(&v1, &root_v2, "v2").unwrap();
+    let trusted = TrustedRoot::from_signed(&root_v2.signed, "v2").unwrap();
+    let (targets, _, _) = server.role("targets.json");
+    assert_eq!(targets.signed["version"], 2);
+    trusted.verify("targets", &targets, "targets.json").unwrap();
+
+    // A token-backed credentials zip: targets.pub and the reference, no targets.sec.
+    hsm.ok(
+        &ws,
+        &[
+            "export-credentials",
+            "--repo",
+            r,
+            "--key-name",
+            "mytargets",
+            "--to",
+            "offline.zip",
+        ],
+    );
+    let offline = ws.path().join("offline.zip");
+    let names = zip_names(&offline);
+    assert!(!names.iter().any(|n| n == "targets.sec"), "{names:?}");
+    assert_eq!(
+        zip_entry(&offline, "targets.pkcs11").unwrap(),
+        std::fs::read(ws.repo(r).join("keys/mytargets.pkcs11")).unwrap()
+    );
+    assert_eq!(
+        zip_entry(&offline, "targets.pub").unwrap(),
+        std::fs::read(ws.repo(r).join("keys/mytargets.pub")).unwrap()
+    );
+
+    // publish signs on the token (PIN from the environment), then from a pin-source file.
+    std::fs::write(ws.path().join("image.bin"), b"token-signed image").unwrap();
+    let publish = |version: &str| -> Vec<String> {
+        [
+            "publish",
+            "--credentials",
+            "offline.zip",
+            "--name",
+            "img",
+            "--version",
+            version,
+            "--hardwareids",
+            "hw",
+            "--image",
+            "image.bin",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = publish("1");
+    hsm.ok(&ws, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let pin_file = ws.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    let with_pin_source = format!(
+        "{}?pin-source={}\n",
+        String::from_utf8(zip_entry(&offline, "targets.pkcs11").unwrap())
+            .unwrap()
+            .trim(),
+        pin_file.display()
+    );
+    rewrite_zip_entry(
+        &offline,
+        &ws.path().join("offline-pinfile.zip"),
+        "targets.pkcs11",
+        with_pin_source.as_bytes(),
+    );
+    let mut args = publish("2");
+    args[2] = "offline-pinfile.zip".into();
+    let out = hsm.cmd(&ws, None).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "publish with pin-source: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (targets, _, _) = server.role("targets.json");
+    assert_eq!(targets.signed["version"], 4);
+    assert_eq!(targets.signatures.len(), 1);
+    assert_eq!(targets.signatures[0].keyid, mytargets);
+    trusted.verify("targets", &targets, "targets.json").unwrap();
+    assert!(
+        targets.signed["targets"]["img-1"].is_object()
+            && targets.signed["targets"]["img-2"].is_object()
+    );
+
+    // init from the token-backed zip keeps the reference as keys/targets.pkcs11, and
+    // the usual sign → push works with it.
+    hsm.ok(
+        &ws,
+        &["init", "--repo", "again", "--credentials", "offline.zip"],
+    );
+    let keys = ws.repo("again").join("keys");
+    assert!(!keys.join("targets.sec").exists());
+    assert_eq!(
+        std::fs::read(keys.join("targets.pkcs11")).unwrap(),
+        zip_entry(&offline, "targets.pkcs11").unwrap()
+    );
+    hsm.ok(&ws, &["targets", "pull", "--repo", "again"]);
+    hsm.ok(
+        &ws,
+        &[
+            "targets",
+            "sign",
+            "--repo",
+            "again",
+            "--key-name",
+            "targets",
+        ],
+    );
+    hsm.ok(&ws, &["targets", "push", "--repo", "again"]);
+    let (targets, _, _) = server.role("targets.json");
+    assert_eq!(targets.signed["version"], 5);
+    trusted.verify("targets", &targets, "targets.json").unwrap();
+
+    // The token's keys never reached the disk: only the online keys init and
+    // move-offline wrote are private key files.
+    assert_no_private_key_files(
+        ws.path(),
+        &["targets.sec", "origroot.sec", "credentials.zip", "pin"],
+    );
+    assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
+}
+
+/// Copies `src` to `dst` with entry `name` replaced.
+fn rewrite_zip_entry(src: &Path, dst: &Path, name: &str, data: &[u8]) {
+    let entries: Vec<(String, Vec<u8>)> = zip_names(src)
+        .into_iter()
+        .map(|n| {
+            let d = if n == name {
+                data.to_vec()
+            } else {
+                zip_entry(src, &n).unwrap()
+            };
+            (n, d)
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    ota_sign::credentials::write_zip(dst, &refs).unwrap();
+}
+
+#[test]
+fn procedure_with_rsa_keys_on_the_token() {
+    procedure_on_token("rsa");
+}
+
+#[test]
+fn procedure_with_ed25519_keys_on_the_token() {
+    procedure_on_token("ed25519");
+}
+
+/// A repository with token root/targets keys, ready for move-offline.
+fn token_repo(hsm: &Hsm, server: &TestServer) -> Workspace {
+    let ws = Workspace::new();
+    let zip = server.credentials_zip();
+    hsm.ok(
+        &ws,
+        &[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            zip.to_str().unwrap(),
+        ],
+    );
+    for name in ["myroot", "mytargets"] {
+        hsm.ok(
+            &ws,
+            &[
+                "key",
+                "generate",
+                "--repo",
+                "r",
+                "--name",
+                name,
+                "--type",
+                "ed25519",
+                "--pkcs11",
+                &uri(name),
+            ],
+        );
+    }
+    hsm.ok(&ws, &["targets", "pull", "--repo", "r"]);
+    ws
+}
+
+#[test]
+fn a_wrong_pin_fails_clearly_and_changes_nothing() {
+    let hsm = Hsm::new();
+    let server = TestServer::start();
+    let ws = token_repo(&hsm, &server);
+    let before = tree_snapshot(ws.path());
+    let (root_before, _, _) = server.role("root.json");
+
+    let err = hsm.fails(&ws, Some("00000000"), 3, &MOVE_OFFLINE);
+    assert!(err.contains("wrong PIN"), "{err}");
+    assert!(!err.contains("00000000"), "the PIN was printed: {err}");
+    let err = hsm.fails(
+        &ws,
+        Some("00000000"),
+        3,
+        &["targets", "sign", "--repo", "r", "--key-name", "mytargets"],
+    );
+    assert!(err.contains("wrong PIN"), "{err}");
+    assert_eq!(
+        tree_snapshot(ws.path()),
+        before,
+        "a failed command changed files"
+    );
+    assert_eq!(
+        server.role("root.json").0,
+        root_before,
+        "the server's root changed"
+    );
+    // The server's root key was neither downloaded nor deleted.
+    let id = root_before.signed["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        server
+            .get(&format!("root/private_keys/{id}"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // A token-backed zip with a wrong PIN: publish pushes nothing.
+    hsm.ok(&ws, &MOVE_OFFLINE);
+    hsm.ok(
+        &ws,
+        &[
+            "export-credentials",
+            "--repo",
+            "r",
+            "--key-name",
+            "mytargets",
+            "--to",
+            "offline.zip",
+        ],
+    );
+    std::fs::write(ws.path().join("image.bin"), b"x").unwrap();
+    let (targets_before, _, _) = server.role("targets.json");
+    let err = hsm.fails(
+        &ws,
+        Some("00000000"),
+        3,
+        &[
+            "publish",
+            "--credentials",
+            "offline.zip",
+            "--name",
+            "img",
+            "--version",
+            "1",
+            "--hardwareids",
+            "hw",
+            "--image",
+            "image.bin",
+        ],
+    );
+    assert!(err.contains("wrong PIN"), "{err}");
+    assert_eq!(server.role("targets.json").0, targets_before);
+    // No PIN at all says where to give one.
+    let err = hsm.fails(
+        &ws,
+        None,
+        3,
+        &["targets", "sign", "--repo", "r", "--key-name", "mytargets"],
+    );
+    assert!(err.contains("OTA_SIGN_PKCS11_PIN"), "{err}");
+}
+
+#[test]
+fn missing_objects_modules_and_stored_pins_are_clear_errors() {
+    let hsm = Hsm::new();
+    let ws = Workspace::new();
+    std::fs::write(ws.path().join("doc.json"), br#"{"a":1}"#).unwrap();
+    hsm.ok(
+        &ws,
+        &[
+            "user-keys",
+            "gen",
+            "--keys-path",
+            "uk",
+            "-k",
+            "k1",
+            "--type",
+            "rsa",
+            "--pkcs11",
+            &uri("k1"),
+        ],
+    );
+    let sign = |key: &str| {
+        ["sign-json", "-k", key, "-p", "uk/k1.pub", "-i", "doc.json"].map(str::to_string)
+    };
+    let run = |key: &str| {
+        let args = sign(key);
+        hsm.fails(
+            &ws,
+            Some(PIN),
+            3,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let err = run(&uri("nope"));
+    assert!(err.contains("no private key"), "{err}");
+    let err = run(&format!(
+        "{}?module-path=/nonexistent/libpkcs11.so",
+        uri("k1")
+    ));
+    assert!(
+        err.contains("cannot load the PKCS#11 module /nonexistent/libpkcs11.so"),
+        "{err}"
+    );
+    let err = run("pkcs11:token=other;object=k1");
+    assert!(err.contains("no token matches"), "{err}");
+
+    // An alias must not hold a PIN; the PIN in a URI is never logged, even at trace.
+    let alias = ws.path().join("uk/k1.pkcs11");
+    let original = std::fs::read_to_string(&alias).unwrap();
+    std::fs::write(&alias, format!("{}?pin-value={PIN}\n", original.trim())).unwrap();
+    let err = hsm.fails(
+        &ws,
+        Some(PIN),
+        3,
+        &[
+            "delegations",
+            "sign",
+            "-k",
+            "k1",
+            "--keys-path",
+            "uk",
+            "-i",
+            "doc.json",
+        ],
+    );
+    assert!(err.contains("PINs are never stored"), "{err}");
+    assert!(!err.contains(PIN), "{err}");
+    std::fs::write(&alias, &original).unwrap();
+    let out = hsm
+        .cmd(&ws, None)
+        .env("OTA_SIGN_LOG", "trace")
+        .args(sign(&format!("{}?pin-value={PIN}", uri("k1"))))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(PIN)
+            && !String::from_utf8_lossy(&out.stdout).contains(PIN)
+    );
+}
+
+#[test]
+fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
+    let hsm = Hsm::new();
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("doc.json"),
+        br#"{"_type":"Targets","version":1}"#,
+    )
+    .unwrap();
+    hsm.ok(
+        &ws,
+        &[
+            "user-keys",
+            "gen",
+            "--keys-path",
+            "uk",
+            "-k",
+            "supplier",
+            "--type",
+            "ed25519",
+            "--pkcs11",
+            &uri("supplier"),
+        ],
+    );
+    assert!(!ws.path().join("uk/supplier.sec").exists());
+    let signed = hsm.ok(
+        &ws,
+        &[
+            "delegations",
+            "sign",
+            "-k",
+            "supplier",
+            "--keys-path",
+            "uk",
+            "-i",
+            "doc.json",
+        ],
+    );
+    std::fs::write(ws.path().join("signed.json"), &signed).unwrap();
+    hsm.ok(
+        &ws,
+        &["verify-json", "-p", "uk/supplier.pub", "-i", "signed.json"],
+    );
+    let signed = hsm.ok(
+        &ws,
+        &[
+            "sign-json",
+            "-k",
+            &uri("supplier"),
+            "-p",
+            "uk/supplier.pub",
+            "-i",
+            "doc.json",
+        ],
+    );
+    std::fs::write(ws.path().join("signed2.json"), &signed).unwrap();
+    hsm.ok(
+        &ws,
+        &["verify-json", "-p", "uk/supplier.pub", "-i", "signed2.json"],
+    );
+    assert_keys_stay_on_token(&hsm, &["supplier"]);
+
+    // An RSA key made by another tool, imported by URI, signs a root locally.
+    let gen = hsm.pkcs11_tool(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--label",
+        "external",
+        "--id",
+        "a1b2",
+        "--usage-sign",
+        "--sensitive",
+    ]);
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let server = TestServer::start();
+    hsm.ok(
+        &ws,
+        &[
+            "init",
+            "--repo",
+            "r",
+            "--credentials",
+            server.credentials_zip().to_str().unwrap(),
+        ],
+    );
+    hsm.ok(
+        &ws,
+        &[
+            "key",
+            "import",
+            "--repo",
+            "r",
+            "--name",
+            "ext",
+            "--pkcs11",
+            &format!("pkcs11:token={LABEL};id=%A1%B2"),
+        ],
+    );
+    hsm.ok(&ws, &["root", "pull", "--repo", "r"]);
+    hsm.ok(
+        &ws,
+        &["root", "key", "add", "--repo", "r", "--key-name", "ext"],
+    );
+    hsm.ok(&ws, &["root", "sign", "--repo", "r", "--key-name", "ext"]);
+    let root = SignedPayload::parse(
+        &std::fs::read(ws.repo("r").join("roles/root.json")).unwrap(),
+        "root",
+    )
+    .unwrap();
+    let ext = key_id(&ws, "r", "ext");
+    assert_eq!(root.signatures.len(), 1);
+    assert_eq!(root.signatures[0].keyid, ext);
+    assert_eq!(root.signatures[0].method, "rsassa-pss-sha256");
+    let public =
+        PublicKey::from_json(&read_json(&ws.repo("r").join("keys/ext.pub")), false).unwrap();
+    let message = ota_sign::canonical::CanonicalJson::of(&root.signed);
+    assert!(public.verify(
+        "rsassa-pss-sha256",
+        message.as_bytes(),
+        &root.signatures[0].sig
+    ));
+    // Generating over an existing token key is refused.
+    let err = hsm.fails(
+        &ws,
+        Some(PIN),
+        3,
+        &[
+            "key",
+            "generate",
+            "--repo",
+            "r",
+            "--name",
+            "again",
+            "--type",
+            "rsa",
+            "--pkcs11",
+            &format!("pkcs11:token={LABEL};id=%A1%B2"),
+        ],
+    );
+    assert!(err.contains("already holds a key"), "{err}");
+}
