@@ -33,25 +33,33 @@ check="$PWD/scripts/crash_check.py"
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    local rc=$?
+    if [ -n "$server_pid" ]; then
+        kill -9 "$server_pid" 2>/dev/null || true
+        { wait "$server_pid"; } 2>/dev/null || true
+    fi
     rm -rf "$work"
+    exit "$rc"
 }
 trap cleanup EXIT
-trap 'echo "crash-test: SIGTERM received"; exit 143' TERM
 export OTA_SIGN_HTTP_RETRY_DELAY_MS=20
 sign() { "$bin/ota-sign" "$@"; }
 
 # start_server DIR [PORT]: serves DIR/data, writes DIR/credentials.zip; sets server_pid, port.
 start_server() {
     local dir=$1 listen="127.0.0.1:${2:-0}"
+    port=""
+    # Removed first: the old file's `listening on` line must not be mistaken for the
+    # new server's (the redirection truncates only once the child runs).
+    rm -f "$dir/stdout"
     "$bin/ota-reposerver" serve --data-dir "$dir/data" --listen "$listen" \
         --credentials "$dir/credentials.zip" >"$dir/stdout" 2>>"$dir/server.log" &
     server_pid=$!
     for _ in $(seq 600); do
-        grep -q '^listening on ' "$dir/stdout" 2>/dev/null && break
+        port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$dir/stdout" 2>/dev/null || true)
+        [ -n "$port" ] && break
         sleep 0.05
     done
-    port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$dir/stdout")
     [ -n "$port" ] || { echo "server did not start: $(cat "$dir/server.log")"; exit 1; }
 }
 
