@@ -15,22 +15,55 @@ use crate::error::{Error, Result};
 use serde_json::Value;
 use std::cmp::Ordering;
 
+mod direct;
+pub use direct::{pretty_from_canonical, pretty_from_parts};
+
 /// The canonical form of a JSON value, as the bytes that are signed and hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CanonicalJson(Vec<u8>);
 
 impl CanonicalJson {
+    /// The reference writer: canonical form of a `Value` tree.
     pub fn of(value: &Value) -> Self {
         let mut out = Vec::with_capacity(256);
         write_value(&mut out, value);
         CanonicalJson(out)
     }
 
-    /// Canonical form of anything serde can turn into JSON.
-    pub fn of_serialize<T: serde::Serialize>(value: &T) -> Result<Self> {
-        let v = serde_json::to_value(value)
-            .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))?;
-        Ok(Self::of(&v))
+    /// Canonical form of anything serde can encode (the typed model), written directly
+    /// without a `Value` tree. Equal to `of(&serde_json::to_value(value)?)`.
+    pub fn of_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self> {
+        Ok(CanonicalJson(direct::of_serialize(value)?.out))
+    }
+
+    /// As [`Self::of_serialize`], refusing what [`check_interop`] refuses; `what` names
+    /// the document in the error.
+    pub fn of_serialize_interop<T: serde::Serialize + ?Sized>(
+        value: &T,
+        what: &str,
+    ) -> Result<Self> {
+        let w = direct::of_serialize(value)?;
+        if w.not_interop {
+            // Rare: build the tree once to name the offending field.
+            let v = serde_json::to_value(value)
+                .map_err(|e| Error::Other(format!("{what}: cannot encode: {e}")))?;
+            check_interop(&v, what)?;
+        }
+        Ok(CanonicalJson(w.out))
+    }
+
+    /// Canonical form of the JSON document `bytes`, transcoded without a `Value` tree.
+    /// Equal to `of(&serde_json::from_slice(bytes)?)`; `what` names the document.
+    pub fn from_slice(bytes: &[u8], what: &str) -> Result<Self> {
+        direct::of_slice(bytes)
+            .map(|w| CanonicalJson(w.out))
+            .map_err(|e| Error::invalid(what, format!("not valid JSON: {e}")))
+    }
+
+    /// Joins pieces that together are canonical JSON (canonical parts and the
+    /// punctuation between them, keys in canonical order).
+    pub fn join(parts: &[&[u8]]) -> Self {
+        CanonicalJson(parts.concat())
     }
 
     pub fn as_bytes(&self) -> &[u8] {

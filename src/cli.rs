@@ -723,7 +723,8 @@ pub struct StatusArgs {
 
 #[derive(Args, Debug)]
 pub struct RefreshArgs {
-    /// Credentials zip with root.json, targets.pub, targets.sec and tufrepo.url
+    /// Credentials zip with root.json, targets.pub, targets.sec (or a token key's
+    /// targets.pkcs11) and tufrepo.url
     #[arg(
         short = 'c',
         long,
@@ -735,7 +736,7 @@ pub struct RefreshArgs {
     /// A local repository (its roles/root.json is the trust anchor); records what it pushes as `targets push` does
     #[arg(short = 'r', long, requires = "key_name")]
     pub repo: Option<String>,
-    /// With --repo: the offline targets key (keys/<name>.sec)
+    /// With --repo: the offline targets key (keys/<name>.sec, a keys/<name>.pkcs11 token alias or a pkcs11: URI)
     #[arg(short = 'k', long = "key-name")]
     pub key_name: Option<String>,
     /// Expire after a period from now (Java Period, default 1M)

@@ -11,7 +11,7 @@
 use crate::canonical::to_pretty;
 use crate::crypto::{self, SigningKey};
 use crate::error::{Error, Result};
-use crate::metadata::Signature;
+pub use crate::schema::KeyId;
 use base64::Engine;
 use der::{Decode, Encode};
 use serde_json::{json, Value};
@@ -74,37 +74,6 @@ impl KeyType {
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A key id: 64 lower-case hex characters.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KeyId(String);
-
-impl KeyId {
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(KeyId(s.to_string()))
-        } else {
-            Err(Error::invalid(
-                format!("key id {s:?}"),
-                "a key id is 64 lower-case hex characters",
-            ))
-        }
-    }
-
-    pub fn of_spki(spki_der: &[u8]) -> Self {
-        KeyId(crypto::sha256_hex(spki_der))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -552,14 +521,10 @@ impl PrivateKey {
         }
     }
 
-    /// Signs `message` (canonical JSON bytes) and returns the signature object.
-    pub fn sign(&self, message: &[u8]) -> Result<Signature> {
-        let sig = self.signing_key()?.sign(message)?;
-        Ok(Signature {
-            keyid: self.key_id().to_string(),
-            method: self.keytype().signature_method().to_string(),
-            sig: base64::engine::general_purpose::STANDARD.encode(sig),
-        })
+    /// Signs `message` (canonical JSON bytes) and returns the raw signature bytes
+    /// (the metadata layer wraps them in a `Signature`).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.signing_key()?.sign(message)
     }
 }
 

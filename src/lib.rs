@@ -26,7 +26,11 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+// The command line (clap types) and its commands: the `ota-sign` binary's, not part of
+// the library's API (the signing core below is).
+#[doc(hidden)]
 pub mod cli;
+#[doc(hidden)]
 pub mod commands;
 pub mod credentials;
 pub mod crypto;
@@ -41,6 +45,11 @@ pub mod pkcs11;
 pub mod progress;
 pub mod publish;
 pub mod repo;
+pub mod schema;
+// The local ota-tuf-like reposerver behind `ota-reposerver` (feature `server`), not
+// part of the signing API.
+#[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod server;
 pub mod verify;
 

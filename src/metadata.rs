@@ -8,7 +8,8 @@
 use crate::canonical::{check_interop, CanonicalJson};
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::keys::{KeyId, PrivateKey, PublicKey};
+use crate::keys::{PrivateKey, PublicKey};
+use crate::schema::{HardwareId, KeyId, Sha256, TargetName};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -18,7 +19,7 @@ use std::fmt;
 /// `{"keyid": …, "method": …, "sig": <base64>}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Signature {
-    pub keyid: String,
+    pub keyid: KeyId,
     pub method: String,
     pub sig: String,
 }
@@ -27,7 +28,7 @@ impl Signature {
     /// `key`'s signature over `message` (canonical JSON), checked before it is returned.
     pub fn by(key: &crate::keyref::KeyHandle, message: &[u8]) -> Result<Self> {
         Ok(Signature {
-            keyid: key.key_id().to_string(),
+            keyid: key.key_id(),
             method: key.keytype().signature_method().to_string(),
             sig: key.sign_base64(message)?,
         })
@@ -73,8 +74,12 @@ impl SignedPayload {
 
     /// The canonical bytes of the whole document: what the server serves and hashes.
     pub fn canonical(&self) -> CanonicalJson {
-        let v = serde_json::json!({"signatures": self.signatures, "signed": self.signed});
-        CanonicalJson::of(&v)
+        // `{signatures, signed}` is already in canonical key order; written directly
+        // (no copy of `signed` into a new tree). Encoding these types cannot fail.
+        CanonicalJson::of_serialize(self).unwrap_or_else(|_| {
+            let v = serde_json::json!({"signatures": self.signatures, "signed": self.signed});
+            CanonicalJson::of(&v)
+        })
     }
 
     /// `x-ats-role-checksum`: sha256 of the canonical whole document.
@@ -84,6 +89,80 @@ impl SignedPayload {
 
     pub fn version(&self) -> Option<u64> {
         self.signed.get("version").and_then(Value::as_u64)
+    }
+}
+
+/// A signed document in its encoded form: the canonical bytes of `signed`, encoded once
+/// and reused for the signatures, the whole document (checksum, PUT body) and the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signed {
+    pub signatures: Vec<Signature>,
+    signed: CanonicalJson,
+}
+
+impl Signed {
+    /// `signed` (canonical bytes) with these signatures.
+    pub fn new(signed: CanonicalJson, signatures: Vec<Signature>) -> Self {
+        Signed { signatures, signed }
+    }
+
+    /// Signs the canonical bytes `signed` with each key, in order.
+    pub fn sign(signed: CanonicalJson, keys: &[&crate::keyref::KeyHandle]) -> Result<Self> {
+        let signatures = keys
+            .iter()
+            .map(|k| Signature::by(k, signed.as_bytes()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Signed { signatures, signed })
+    }
+
+    /// The canonical bytes that were signed.
+    pub fn signed_bytes(&self) -> &CanonicalJson {
+        &self.signed
+    }
+
+    /// The canonical whole document, `{"signatures":[…],"signed":…}`, joined from the
+    /// already encoded parts.
+    pub fn canonical(&self) -> CanonicalJson {
+        CanonicalJson::join(&self.parts(&self.signatures_canonical()))
+    }
+
+    /// The length of [`Self::canonical`], without joining.
+    pub fn canonical_len(&self) -> usize {
+        self.parts(&self.signatures_canonical())
+            .iter()
+            .map(|p| p.len())
+            .sum()
+    }
+
+    /// garage-sign's file layout of the whole document, without joining it first.
+    pub fn pretty(&self) -> Vec<u8> {
+        crate::canonical::pretty_from_parts(&self.parts(&self.signatures_canonical()))
+    }
+
+    fn signatures_canonical(&self) -> CanonicalJson {
+        CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
+            CanonicalJson::of(&serde_json::to_value(&self.signatures).unwrap_or(Value::Null))
+        })
+    }
+
+    fn parts<'a>(&'a self, sigs: &'a CanonicalJson) -> [&'a [u8]; 5] {
+        [
+            b"{\"signatures\":",
+            sigs.as_bytes(),
+            b",\"signed\":",
+            self.signed.as_bytes(),
+            b"}",
+        ]
+    }
+
+    /// The `Value` form, for code that inspects the document generically.
+    pub fn to_payload(&self) -> Result<SignedPayload> {
+        let signed = serde_json::from_slice(self.signed.as_bytes())
+            .map_err(|e| Error::Other(format!("cannot decode signed metadata: {e}")))?;
+        Ok(SignedPayload {
+            signatures: self.signatures.clone(),
+            signed,
+        })
     }
 }
 
@@ -144,7 +223,7 @@ impl<'de> Deserialize<'de> for Expires {
 /// `{"keyids": […], "threshold": n}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RoleKeys {
-    pub keyids: Vec<String>,
+    pub keyids: Vec<KeyId>,
     pub threshold: i64,
 }
 
@@ -152,16 +231,16 @@ pub struct RoleKeys {
 mod key_map {
     use super::*;
     pub fn serialize<S: Serializer>(
-        keys: &BTreeMap<String, PublicKey>,
+        keys: &BTreeMap<KeyId, PublicKey>,
         s: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        let m: BTreeMap<&String, Value> = keys.iter().map(|(k, v)| (k, v.to_json())).collect();
+        let m: BTreeMap<&KeyId, Value> = keys.iter().map(|(k, v)| (k, v.to_json())).collect();
         m.serialize(s)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> std::result::Result<BTreeMap<String, PublicKey>, D::Error> {
-        let raw = BTreeMap::<String, Value>::deserialize(d)?;
+    ) -> std::result::Result<BTreeMap<KeyId, PublicKey>, D::Error> {
+        let raw = BTreeMap::<KeyId, Value>::deserialize(d)?;
         raw.into_iter()
             .map(|(id, v)| {
                 PublicKey::from_json(&v, false)
@@ -181,7 +260,7 @@ pub struct RootRole {
     pub consistent_snapshot: bool,
     pub expires: Expires,
     #[serde(with = "key_map")]
-    pub keys: BTreeMap<String, PublicKey>,
+    pub keys: BTreeMap<KeyId, PublicKey>,
     pub roles: BTreeMap<String, RoleKeys>,
     pub version: u64,
 }
@@ -192,7 +271,7 @@ pub struct TargetsRole {
     #[serde(rename = "_type")]
     pub role_type: String,
     pub expires: Expires,
-    pub targets: BTreeMap<String, TargetItem>,
+    pub targets: BTreeMap<TargetName, TargetItem>,
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Value>,
@@ -203,10 +282,45 @@ pub struct TargetsRole {
 /// One entry of `targets`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct TargetItem {
-    pub hashes: BTreeMap<String, String>,
+    pub hashes: BTreeMap<String, Sha256>,
     pub length: u64,
     #[serde(default)]
-    pub custom: Option<Value>,
+    pub custom: Option<RawJson>,
+}
+
+impl TargetItem {
+    /// `custom` as a `Value` (parsed on demand: most items are only re-encoded).
+    pub fn custom_value(&self) -> Option<Value> {
+        self.custom.as_ref().map(RawJson::to_value)
+    }
+}
+
+/// JSON kept as the text it was read as (`custom` objects: open, kept exactly, and
+/// cheap to carry when there are 100,000 of them). Canonicalised when written.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    pub fn from_value(v: &Value) -> Result<Self> {
+        serde_json::value::to_raw_value(v)
+            .map(RawJson)
+            .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get() || self.to_value() == other.to_value()
+    }
 }
 
 fn decode_role<T: serde::de::DeserializeOwned>(
@@ -221,7 +335,26 @@ fn decode_role<T: serde::de::DeserializeOwned>(
             format!("expected {expected:?}, found {t:?}"),
         ));
     }
-    serde_json::from_value(signed.clone()).map_err(|e| Error::invalid(what, e.to_string()))
+    // Decoded from the borrowed tree: no copy of it.
+    T::deserialize(signed).map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+/// Decodes a role straight from the bytes of its `signed` object (no `Value` tree).
+fn decode_role_bytes<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    role_type: impl Fn(&T) -> &str,
+    expected: &str,
+    what: &str,
+) -> Result<T> {
+    let role: T = serde_json::from_slice(bytes).map_err(|e| Error::invalid(what, e.to_string()))?;
+    let t = role_type(&role);
+    if !t.eq_ignore_ascii_case(expected) {
+        return Err(Error::invalid(
+            format!("{what}: _type"),
+            format!("expected {expected:?}, found {t:?}"),
+        ));
+    }
+    Ok(role)
 }
 
 fn encode_role<T: Serialize>(role: &T, what: &str) -> Result<Value> {
@@ -244,6 +377,11 @@ impl RootRole {
         encode_role(self, "root.json")
     }
 
+    /// The canonical bytes to sign, written directly from the typed model.
+    pub fn canonical(&self) -> Result<CanonicalJson> {
+        CanonicalJson::of_serialize_interop(self, "root.json")
+    }
+
     pub fn role(&self, name: &str) -> Result<&RoleKeys> {
         self.roles
             .get(name)
@@ -251,7 +389,7 @@ impl RootRole {
     }
 
     /// The public keys of role `name`, with the ids as root lists them.
-    pub fn role_keys(&self, name: &str) -> Result<Vec<(String, &PublicKey)>> {
+    pub fn role_keys(&self, name: &str) -> Result<Vec<(KeyId, &PublicKey)>> {
         Ok(self
             .role(name)?
             .keyids
@@ -262,27 +400,24 @@ impl RootRole {
 
     /// Drops keys no role references, as garage-sign does after editing roles.
     pub fn prune_keys(&mut self) {
-        let used: std::collections::BTreeSet<&String> =
-            self.roles.values().flat_map(|r| r.keyids.iter()).collect();
-        let keep: Vec<String> = self
-            .keys
-            .keys()
-            .filter(|k| used.contains(k))
-            .cloned()
+        let used: std::collections::BTreeSet<KeyId> = self
+            .roles
+            .values()
+            .flat_map(|r| r.keyids.iter().cloned())
             .collect();
-        self.keys.retain(|k, _| keep.contains(k));
+        self.keys.retain(|k, _| used.contains(k));
     }
 
     /// Adds `key` to role `name` (and to `keys`).
     pub fn add_role_key(&mut self, name: &str, key: &PublicKey) -> Result<KeyId> {
         let id = key.key_id();
-        self.keys.insert(id.to_string(), key.clone());
+        self.keys.insert(id.clone(), key.clone());
         let role = self
             .roles
             .get_mut(name)
             .ok_or_else(|| Error::invalid("root.json", format!("roles.{name} is missing")))?;
-        if !role.keyids.iter().any(|k| k == id.as_str()) {
-            role.keyids.push(id.to_string());
+        if !role.keyids.contains(&id) {
+            role.keyids.push(id.clone());
         }
         Ok(id)
     }
@@ -308,6 +443,20 @@ impl TargetsRole {
 
     pub fn to_signed(&self) -> Result<Value> {
         encode_role(self, "targets.json")
+    }
+
+    /// Decodes targets.json's `signed` part directly from its bytes.
+    pub fn from_slice(bytes: &[u8], what: &str) -> Result<Self> {
+        let mut t: TargetsRole =
+            decode_role_bytes(bytes, |t: &TargetsRole| &t.role_type, "Targets", what)?;
+        t.role_type = "Targets".into();
+        Ok(t)
+    }
+
+    /// The canonical bytes to sign, written directly from the typed model; refuses what
+    /// aktualizr would canonicalise differently (as [`Self::to_signed`]).
+    pub fn canonical(&self) -> Result<CanonicalJson> {
+        CanonicalJson::of_serialize_interop(self, "targets.json")
     }
 }
 
@@ -343,9 +492,9 @@ impl TargetFormat {
 pub struct NewTarget {
     pub name: String,
     pub version: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub length: u64,
-    pub hardware_ids: Vec<String>,
+    pub hardware_ids: Vec<HardwareId>,
     pub format: TargetFormat,
     pub url: Option<String>,
     pub cli_uploaded: bool,
@@ -369,38 +518,23 @@ impl NewTarget {
         format!("{}-{}", self.name, self.version)
     }
 
+    /// [`Self::filename`], checked.
+    pub fn target_name(&self) -> Result<TargetName> {
+        if self.name.is_empty() || self.version.is_empty() {
+            return Err(Error::invalid(
+                "target",
+                "a target needs a non-empty name and version",
+            ));
+        }
+        TargetName::try_from(self.filename())
+    }
+
     pub fn validate(&self) -> Result<()> {
-        let filename = self.filename();
-        if filename.len() >= 254
-            || filename.contains("..")
-            || self.name.is_empty()
-            || self.version.is_empty()
-        {
-            return Err(Error::invalid(
-                format!("target {filename:?}"),
-                "a target filename (<name>-<version>) must be non-empty, shorter than 254 characters and must not contain \"..\"",
-            ));
-        }
-        if !is_sha256_hex(&self.sha256) {
-            return Err(Error::invalid(
-                "--sha256",
-                format!("{:?} is not 64 lower-case hex characters", self.sha256),
-            ));
-        }
+        self.target_name()?;
         if self.hardware_ids.is_empty() {
             return Err(Error::invalid(
                 "--hardwareids",
                 "at least one hardware id is required; devices refuse targets without one",
-            ));
-        }
-        if let Some(h) = self
-            .hardware_ids
-            .iter()
-            .find(|h| h.len() > 200 || h.is_empty())
-        {
-            return Err(Error::invalid(
-                "--hardwareids",
-                format!("hardware id {h:?} must be 1 to 200 characters"),
             ));
         }
         if let Some(url) = &self.url {
@@ -426,7 +560,7 @@ impl NewTarget {
     /// 0.7.7) and other existing `custom` fields are preserved.
     pub fn item(&self, existing_custom: Option<&Value>, now: Expires) -> Result<TargetItem> {
         self.validate()?;
-        let filename = self.filename();
+        let filename = self.target_name()?;
         let mut custom = match existing_custom {
             Some(Value::Object(m)) => m.clone(),
             _ => serde_json::Map::new(),
@@ -441,7 +575,10 @@ impl NewTarget {
         };
         set("name", Value::from(self.name.clone()));
         set("version", Value::from(self.version.clone()));
-        set("hardwareIds", Value::from(self.hardware_ids.clone()));
+        set(
+            "hardwareIds",
+            Value::from_iter(self.hardware_ids.iter().map(|h| h.as_str())),
+        );
         set("targetFormat", Value::from(self.format.as_str()));
         set(
             "uri",
@@ -457,10 +594,10 @@ impl NewTarget {
         let item = TargetItem {
             hashes: BTreeMap::from([("sha256".to_string(), self.sha256.clone())]),
             length: self.length,
-            custom: Some(custom),
+            custom: Some(RawJson::from_value(&custom)?),
         };
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
-        check_interop(&Value::from(filename.clone()), "target filename")?;
+        check_interop(&Value::from(filename.as_str()), "target filename")?;
         check_interop(
             &crate::error::to_json_value(&item, &format!("target {filename}"))?,
             &format!("target {filename}"),
@@ -470,9 +607,12 @@ impl NewTarget {
 
     /// Adds or replaces this target in `role`.
     pub fn apply(&self, role: &mut TargetsRole, now: Expires) -> Result<()> {
-        let filename = self.filename();
+        let filename = self.target_name()?;
         let item = self.item(
-            role.targets.get(&filename).and_then(|t| t.custom.as_ref()),
+            role.targets
+                .get(&filename)
+                .and_then(TargetItem::custom_value)
+                .as_ref(),
             now,
         )?;
         role.targets.insert(filename, item);
@@ -495,9 +635,4 @@ pub fn deep_merge(base: &mut Value, patch: &Value) {
         }
         (b, p) => *b = p.clone(),
     }
-}
-
-/// A sha256 as TUF metadata spells it: 64 lower-case hex characters.
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

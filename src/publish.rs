@@ -10,7 +10,10 @@ use crate::expiry::ExpiryChoice;
 use crate::fsutil;
 use crate::http::{ClientOptions, Replace, ReposerverClient};
 use crate::keyref::{self, KeyHandle};
-use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetItem, TargetsRole};
+use crate::metadata::{
+    Expires, NewTarget, Signed, SignedPayload, TargetFormat, TargetItem, TargetsRole,
+};
+use crate::schema::{HardwareId, Sha256};
 use crate::verify::{self, TrustedRoot};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -294,7 +297,7 @@ impl Session {
     pub fn pull(&self) -> Result<(TargetsRole, String)> {
         let pulled = self.account.client.get_targets()?;
         let current = verify::verified_targets(&self.trusted, &pulled.payload)?;
-        Ok((current, pulled.checksum))
+        Ok((current, pulled.checksum.into_string()))
     }
 
     /// Expiry of the server's latest root.json.
@@ -373,10 +376,11 @@ pub struct PushResult {
 }
 
 /// Signs `role`; refuses documents the server would reject for their size.
-fn sign_checked(session: &Session, role: &TargetsRole) -> Result<SignedPayload> {
-    let signed = SignedPayload::sign_with(role.to_signed()?, &[&session.account.key])?;
+fn sign_checked(session: &Session, role: &TargetsRole) -> Result<Signed> {
+    // Encoded once, straight from the typed role: signed, measured, sent.
+    let signed = Signed::sign(role.canonical()?, &[&session.account.key])?;
     check_targets_size(
-        signed.canonical().as_bytes().len(),
+        signed.canonical_len(),
         "remove old targets, e.g. with --keep-versions 3",
     )?;
     Ok(signed)
@@ -429,13 +433,15 @@ pub fn push_with_retries(
         };
         if dry_run {
             if let Some(out) = output {
-                let v = crate::error::to_json_value(&signed, "targets.json")?;
-                let text = crate::canonical::to_pretty(&v);
-                fsutil::write_atomic(out, text.as_bytes(), fsutil::PUBLIC_FILE)?;
+                fsutil::write_atomic(out, &signed.pretty(), fsutil::PUBLIC_FILE)?;
             }
             return Ok(done);
         }
-        match session.account.client.put_targets(&signed, Some(&checksum)) {
+        match session
+            .account
+            .client
+            .put_targets_signed(&signed, done.role.version, Some(&checksum))
+        {
             Ok(_) => return Ok(done),
             Err(Error::ChecksumConflict(msg)) if attempt < attempts_allowed => {
                 let delay = session
@@ -467,9 +473,13 @@ fn new_target(req: &PublishRequest) -> Result<NewTarget> {
     let target = NewTarget {
         name: req.name.clone(),
         version: req.version.clone().unwrap_or_else(|| sha256.clone()),
-        sha256,
+        sha256: Sha256::parse(&sha256)?,
         length,
-        hardware_ids: req.hardware_ids.clone(),
+        hardware_ids: req
+            .hardware_ids
+            .iter()
+            .map(|h| HardwareId::parse(h))
+            .collect::<Result<_>>()?,
         format: req.format,
         url: req.url.clone(),
         cli_uploaded: req.upload,
@@ -593,7 +603,7 @@ pub fn publish(req: &PublishRequest) -> Result<Published> {
         })?;
     Ok(Published::Done(PublishOutcome {
         target: filename,
-        sha256: target.sha256,
+        sha256: target.sha256.into_string(),
         length: target.length,
         targets_version: result.role.version,
         attempts: result.attempts,
@@ -616,10 +626,8 @@ fn stored(role: &TargetsRole, target: &NewTarget) -> bool {
         item.hashes.get("sha256") == Some(&target.sha256)
             && item.length == target.length
             && item
-                .custom
-                .as_ref()
-                .and_then(|c| c.get("cliUploaded"))
-                .and_then(Value::as_bool)
+                .custom_value()
+                .and_then(|c| c.get("cliUploaded").and_then(Value::as_bool))
                 == Some(true)
     })
 }
@@ -629,7 +637,8 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
     let Some(item) = role.targets.get(&target.filename()) else {
         return false;
     };
-    let custom = item.custom.as_ref();
+    let custom = item.custom_value();
+    let custom = custom.as_ref();
     let field = |k: &str| {
         custom
             .and_then(|c| c.get(k))
@@ -639,7 +648,7 @@ fn already_there(role: &TargetsRole, target: &NewTarget) -> bool {
     item.hashes.get("sha256") == Some(&target.sha256)
         && item.length == target.length
         && (!target.cli_uploaded || stored(role, target))
-        && field("hardwareIds") == Value::from(target.hardware_ids.clone())
+        && field("hardwareIds") == Value::from_iter(target.hardware_ids.iter().map(|h| h.as_str()))
         && field("targetFormat") == target.format.as_str()
         && field("uri") == target.url.clone().map(Value::from).unwrap_or(Value::Null)
         && target
@@ -661,21 +670,21 @@ fn drop_old_versions(
         .filter(|(f, item)| {
             f.as_str() != current
                 && item
-                    .custom
-                    .as_ref()
-                    .and_then(|c| c.get("name"))
-                    .and_then(Value::as_str)
+                    .custom_value()
+                    .and_then(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                    .as_deref()
                     == Some(name)
         })
         .map(|(f, item)| {
             let created = item
-                .custom
-                .as_ref()
-                .and_then(|c| c.get("createdAt"))
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            (created, f.clone())
+                .custom_value()
+                .and_then(|c| {
+                    c.get("createdAt")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            (created, f.to_string())
         })
         .collect();
     others.sort();
@@ -697,9 +706,9 @@ mod tests {
         NewTarget {
             name: name.into(),
             version: version.into(),
-            sha256: sha.to_string().repeat(64),
+            sha256: sha.to_string().repeat(64).parse().unwrap(),
             length: 10,
-            hardware_ids: vec!["hw".into()],
+            hardware_ids: vec!["hw".parse().unwrap()],
             format: TargetFormat::Binary,
             url: None,
             cli_uploaded: upload,
@@ -787,7 +796,7 @@ mod tests {
         let (role, removed) =
             next(plan(&role, &target("app", "4", 'e', false), &policy, at(1, 10)).unwrap());
         assert_eq!(removed, ["app-1", "app-2"]);
-        let names: Vec<&str> = role.targets.keys().map(String::as_str).collect();
+        let names: Vec<&str> = role.targets.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["app-3", "app-4", "other-1"]);
     }
 }

@@ -11,12 +11,13 @@
 //! ```
 //! Role files are written in circe's `spaces2` layout with ` : ` separators.
 
-use crate::canonical::to_pretty;
+use crate::canonical::{pretty_from_canonical, to_pretty};
 use crate::credentials::RepoConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::metadata::{RootRole, SignedPayload, TargetsRole};
+use crate::metadata::{RootRole, Signed, SignedPayload, TargetsRole};
+use crate::schema::Sha256;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -187,11 +188,21 @@ impl TufRepo {
         )
     }
 
+    /// Writes the canonical signed document in garage-sign's file layout.
     pub fn write_signed_targets(&self, targets: &SignedPayload) -> Result<()> {
         write_role(
             &self.signed_targets_path(),
             &crate::error::to_json_value(targets, "targets.json")?,
         )
+    }
+
+    /// As [`Self::write_signed_targets`] for a document already encoded (no `Value`).
+    pub fn write_signed_targets_encoded(&self, targets: &Signed) -> Result<()> {
+        let path = self.signed_targets_path();
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        fsutil::write_atomic(&path, &targets.pretty(), PUBLIC_FILE)
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.
@@ -220,27 +231,30 @@ impl TufRepo {
                 path.display()
             )));
         }
-        let v: Value = fsutil::read_json(&path)?;
-        TargetsRole::from_signed(&v, &path.display().to_string())
+        TargetsRole::from_slice(&fsutil::read(&path)?, &path.display().to_string())
     }
 
     pub fn write_unsigned_targets(&self, targets: &TargetsRole) -> Result<()> {
-        write_role(&self.unsigned_targets_path(), &targets.to_signed()?)
+        let path = self.unsigned_targets_path();
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        let pretty = pretty_from_canonical(&targets.canonical()?);
+        fsutil::write_atomic(&path, &pretty, PUBLIC_FILE)
     }
 
-    pub fn read_checksum(&self) -> Result<Option<String>> {
+    pub fn read_checksum(&self) -> Result<Option<Sha256>> {
         let path = self.checksum_path();
         if !path.exists() {
             return Ok(None);
         }
-        let s = fsutil::read_to_string(&path)?.trim().to_string();
-        if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(Error::invalid(
+        let s = fsutil::read_to_string(&path)?;
+        Sha256::parse(s.trim()).map(Some).map_err(|e| {
+            Error::invalid(
                 path.display().to_string(),
-                "not a 64-character lower-case hex checksum; run `targets pull` again",
-            ));
-        }
-        Ok(Some(s))
+                format!("{e}; run `targets pull` again"),
+            )
+        })
     }
 
     /// 64 hex characters, no newline, as garage-sign writes it.

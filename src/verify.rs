@@ -9,7 +9,7 @@
 use crate::canonical::CanonicalJson;
 use crate::error::{Error, Result};
 use crate::keys::PublicKey;
-use crate::metadata::{SignedPayload, TargetsRole};
+use crate::metadata::{Signature, SignedPayload, TargetsRole};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,6 +106,28 @@ impl TrustedRoot {
         role: &str,
         doc: &SignedPayload,
     ) -> std::result::Result<usize, (&'static str, String)> {
+        let message = CanonicalJson::of(&doc.signed);
+        self.check_signature_bytes(role, &doc.signatures, message.as_bytes())
+    }
+
+    /// As [`Self::verify`], over `signatures` and the canonical bytes they sign.
+    pub fn verify_bytes(
+        &self,
+        role: &str,
+        signatures: &[Signature],
+        message: &[u8],
+        what: &str,
+    ) -> Result<usize> {
+        self.check_signature_bytes(role, signatures, message)
+            .map_err(|(_, msg)| Error::verification(what, msg))
+    }
+
+    fn check_signature_bytes(
+        &self,
+        role: &str,
+        signatures: &[Signature],
+        message: &[u8],
+    ) -> std::result::Result<usize, (&'static str, String)> {
         let (ids, threshold) = self
             .roles
             .get(role)
@@ -117,7 +139,7 @@ impl TrustedRoot {
             ));
         }
         let mut seen = BTreeSet::new();
-        for s in &doc.signatures {
+        for s in signatures {
             if !METHODS.contains(&s.method.to_ascii_lowercase().as_str()) {
                 return Err((
                     "signature-method",
@@ -131,21 +153,20 @@ impl TrustedRoot {
                 ));
             }
         }
-        let message = CanonicalJson::of(&doc.signed);
         let mut valid = 0usize;
         let mut problems = Vec::new();
-        for s in &doc.signatures {
-            if !ids.contains(&s.keyid) {
+        for s in signatures {
+            if !ids.iter().any(|id| s.keyid == *id) {
                 continue;
             }
-            match self.keys.get(&s.keyid) {
+            match self.keys.get(s.keyid.as_str()) {
                 None => problems.push(format!(
                     "key {} is listed for {role} but missing from root keys",
                     s.keyid
                 )),
                 Some(Err(e)) => problems.push(format!("key {} cannot be used: {e}", s.keyid)),
                 Some(Ok(key)) => {
-                    if key.verify(&s.method.to_ascii_lowercase(), message.as_bytes(), &s.sig) {
+                    if key.verify(&s.method.to_ascii_lowercase(), message, &s.sig) {
                         valid += 1;
                     } else {
                         problems.push(format!("invalid signature for key {}", s.keyid));
@@ -160,10 +181,13 @@ impl TrustedRoot {
             "{valid} valid signature(s) by {role} keys of root v{}, {threshold} required",
             self.version
         );
-        if doc.signatures.iter().all(|s| !ids.contains(&s.keyid)) {
+        if signatures
+            .iter()
+            .all(|s| !ids.iter().any(|id| s.keyid == *id))
+        {
             msg.push_str(&format!(
                 "; no signature is by a key root lists for {role} (signed by: {}; root expects: {})",
-                doc.signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
+                signatures.iter().map(|s| s.keyid.as_str()).collect::<Vec<_>>().join(", "),
                 ids.join(", ")
             ));
         }
@@ -274,19 +298,7 @@ pub fn verified_targets(trusted: &TrustedRoot, payload: &SignedPayload) -> Resul
             "TargetsPullError: the server's targets.json is not signed by a threshold of root's targets keys: {e}"
         ))
     })?;
-    let role = TargetsRole::from_signed(&payload.signed, "targets.json")?;
-    for (name, item) in &role.targets {
-        match item.hashes.get("sha256") {
-            Some(h) if crate::metadata::is_sha256_hex(h) => {}
-            got => {
-                return Err(Error::invalid(
-                    format!("targets.json: targets.{name}.hashes.sha256"),
-                    format!("{got:?} is not 64 lower-case hex characters"),
-                ))
-            }
-        }
-    }
-    Ok(role)
+    TargetsRole::from_signed(&payload.signed, "targets.json")
 }
 
 pub mod device;

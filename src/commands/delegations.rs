@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
                     input.display()
                 )));
             }
-            let filename = new.filename();
+            let filename = new.target_name()?;
             let existing = value
                 .pointer(&format!(
                     "/targets/{}",
@@ -66,7 +66,7 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
                 .and_then(|t| t.get("custom"))
                 .cloned();
             let item = new.item(existing.as_ref(), Expires::now())?;
-            let patch = serde_json::json!({"targets": {filename: item}});
+            let patch = serde_json::json!({"targets": {filename.as_str(): item}});
             deep_merge(&mut value, &patch);
             output(&input, inplace, &value)
         }

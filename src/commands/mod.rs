@@ -22,7 +22,7 @@ use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
 use crate::keyref::{self, KeyHandle};
 use crate::keys::{KeyType, PublicKey};
-use crate::metadata::{Signature, SignedPayload};
+use crate::metadata::{Signature, Signed};
 use crate::repo::TufRepo;
 use std::io::Write;
 use std::path::PathBuf;
@@ -146,15 +146,14 @@ pub fn parse_signature_list(spec: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Signs `signed` with local `keys` and, with `--signatures`, adds the external
-/// signatures checked against the repository's public keys.
+/// Signs the canonical bytes `message` with local `keys` and, with `--signatures`, adds
+/// the external signatures checked against the repository's public keys.
 pub fn sign_role(
     repo: &TufRepo,
-    signed: serde_json::Value,
+    message: CanonicalJson,
     keys: &[KeyHandle],
     external: Option<&str>,
-) -> Result<SignedPayload> {
-    let message = CanonicalJson::of(&signed);
+) -> Result<Signed> {
     let mut signatures = keys
         .iter()
         .map(|k| Signature::by(k, message.as_bytes()))
@@ -167,7 +166,7 @@ pub fn sign_role(
             "give at least one --key-name (or --signatures)".into(),
         ));
     }
-    Ok(SignedPayload { signatures, signed })
+    Ok(Signed::new(message, signatures))
 }
 
 /// Resolves each key name (`keys/<name>.sec`, a `keys/<name>.pkcs11` alias or a
@@ -198,7 +197,7 @@ pub fn external_signatures(repo: &TufRepo, message: &[u8], spec: &str) -> Result
                     format!("Wrong signature: keyId: {} signature: {sig} does not verify over the unsigned role (run get-unsigned and sign exactly those bytes)", key.key_id()),
                 ));
             }
-            Ok(Signature { keyid: key.key_id().to_string(), method: method.to_string(), sig })
+            Ok(Signature { keyid: key.key_id(), method: method.to_string(), sig })
         })
         .collect()
 }

@@ -56,7 +56,7 @@ pub fn run(ctx: &Context, a: MoveOfflineArgs) -> Result<()> {
 
     // 3. The root key to take offline.
     let old_id = match &a.old_keyid {
-        Some(id) => KeyId::parse(id)?.to_string(),
+        Some(id) => KeyId::parse(id)?,
         None => old_root
             .role("root")?
             .keyids
@@ -128,7 +128,7 @@ pub fn run(ctx: &Context, a: MoveOfflineArgs) -> Result<()> {
 }
 
 fn set_single_key(root: &mut RootRole, role: &str, key: &PublicKey) -> Result<()> {
-    let id = key.key_id().to_string();
+    let id = key.key_id();
     root.keys.insert(id.clone(), key.clone());
     root.roles.insert(
         role.to_string(),

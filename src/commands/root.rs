@@ -63,10 +63,10 @@ fn remove_keys(
     let mut ids = sel
         .key_ids
         .iter()
-        .map(|s| KeyId::parse(s).map(|k| k.to_string()))
+        .map(|s| KeyId::parse(s))
         .collect::<Result<Vec<_>>>()?;
     for name in &sel.key_names {
-        ids.push(repo.read_public_key(name)?.key_id().to_string());
+        ids.push(repo.read_public_key(name)?.key_id());
     }
     let role = root
         .roles
@@ -74,7 +74,7 @@ fn remove_keys(
         .ok_or_else(|| Error::invalid("root.json", format!("roles.{role_name} is missing")))?;
     if let Some(missing) = ids.iter().find(|id| !role.keyids.contains(id)) {
         return Err(Error::key(
-            missing.clone(),
+            missing.to_string(),
             format!("is not a key of the {role_name} role"),
         ));
     }
@@ -142,7 +142,8 @@ fn sign(repo: &TufRepo, a: RootSignArgs) -> Result<()> {
         role
     };
     keys.extend(super::read_private_keys(repo, &a.key_names)?);
-    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
+    let payload =
+        super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?.to_payload()?;
     check_chain(repo, &payload);
     repo.write_signed_root(&payload)?;
     log::info!(

@@ -9,8 +9,9 @@ use crate::cli::{
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
 use crate::http::ReposerverClient;
-use crate::metadata::{Expires, NewTarget, SignedPayload, TargetFormat, TargetsRole};
+use crate::metadata::{Expires, NewTarget, Signed, TargetFormat, TargetsRole};
 use crate::repo::TufRepo;
+use crate::schema::{DelegationName, HardwareId, Sha256};
 use crate::verify::TrustedRoot;
 use serde_json::Value;
 
@@ -48,7 +49,7 @@ pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
         }
         TargetsCommand::Delete { filename } => {
             let mut role = repo.read_unsigned_targets()?;
-            if role.targets.remove(&filename).is_none() {
+            if role.targets.remove(filename.as_str()).is_none() {
                 return Err(Error::Other(format!(
                     "target {filename} is not in {} (target file names are <name>-<version>)",
                     repo.unsigned_targets_path().display()
@@ -124,14 +125,15 @@ pub fn new_target(
     let new = NewTarget {
         name: t.name.clone(),
         version: t.version.clone(),
-        sha256,
+        sha256: Sha256::parse(&sha256)?,
         length,
         hardware_ids: t
             .hardware_ids
             .iter()
-            .map(|h| h.trim().to_string())
+            .map(|h| h.trim())
             .filter(|h| !h.is_empty())
-            .collect(),
+            .map(HardwareId::parse)
+            .collect::<Result<_>>()?,
         format,
         url,
         cli_uploaded,
@@ -167,30 +169,36 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
         )?;
         role
     };
-    let payload = super::sign_role(repo, role.to_signed()?, &keys, a.signatures.as_deref())?;
-    warn_if_not_trusted(repo, &payload);
+    let version = role.version;
+    let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
+    drop(role);
+    warn_if_not_trusted(repo, &signed);
     crate::publish::check_targets_size(
-        payload.canonical().as_bytes().len(),
+        signed.canonical_len(),
         "delete old targets (targets delete) and sign again",
     )?;
-    repo.write_signed_targets(&payload)?;
+    repo.write_signed_targets_encoded(&signed)?;
     log::info!(
-        "signed targets.json version {} ({} signature(s))",
-        payload.version().unwrap_or(0),
-        payload.signatures.len()
+        "signed targets.json version {version} ({} signature(s))",
+        signed.signatures.len()
     );
     Ok(())
 }
 
 /// The reposerver will refuse a targets.json its current root does not trust; say so now.
-fn warn_if_not_trusted(repo: &TufRepo, payload: &SignedPayload) {
+fn warn_if_not_trusted(repo: &TufRepo, signed: &Signed) {
     let Ok(root) = repo.read_signed_root() else {
         return;
     };
     let Ok(trusted) = TrustedRoot::from_signed(&root.signed, "roles/root.json") else {
         return;
     };
-    if let Err(e) = trusted.verify("targets", payload, "targets.json") {
+    if let Err(e) = trusted.verify_bytes(
+        "targets",
+        &signed.signatures,
+        signed.signed_bytes().as_bytes(),
+        "targets.json",
+    ) {
         log::warn!("the local root.json does not accept this targets.json, so the server will refuse it: {e}");
     }
 }
@@ -274,15 +282,7 @@ fn add_delegation(
     prefixes: &[String],
     key_files: &[std::path::PathBuf],
 ) -> Result<()> {
-    let valid_name = !name.is_empty()
-        && name.len() <= 50
-        && name
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (c == '.' && i > 0));
-    if !valid_name {
-        return Err(Error::Usage(format!("invalid delegation name {name:?}: use up to 50 of [a-zA-Z0-9_.-], not starting with '.'")));
-    }
+    DelegationName::parse(name).map_err(|e| Error::Usage(format!("invalid {e}")))?;
     if let Some(p) = prefixes
         .iter()
         .find(|p| p.is_empty() || p.len() >= 254 || p.contains(".."))

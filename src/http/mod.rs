@@ -37,7 +37,8 @@ pub use upload::{progress_bar, Replace, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
 use crate::error::{Error, Result};
-use crate::metadata::SignedPayload;
+use crate::metadata::{Signed, SignedPayload};
+use crate::schema::{DelegationName, KeyId, Sha256};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use std::path::{Path, PathBuf};
@@ -203,8 +204,8 @@ pub struct Fetched {
 pub struct FetchedTargets {
     pub payload: SignedPayload,
     pub raw: Vec<u8>,
-    /// 64 hex digits, as the server sent it.
-    pub checksum: String,
+    /// As the server sent it.
+    pub checksum: Sha256,
 }
 
 /// What a successful `PUT targets` answered.
@@ -212,7 +213,7 @@ pub struct FetchedTargets {
 pub struct PushOutcome {
     /// The new `x-ats-role-checksum`, when the server sent a valid one: store it to
     /// push again without pulling.
-    pub checksum: Option<String>,
+    pub checksum: Option<Sha256>,
     /// `x-ats-targets-role-size-limit` (advancedtelematic-era servers).
     pub size_limit: Option<u64>,
 }
@@ -230,10 +231,6 @@ const MAX_REDIRECTS: usize = 5;
 
 fn is_redirect(s: reqwest::StatusCode) -> bool {
     matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308)
-}
-
-fn is_checksum(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl ReposerverClient {
@@ -355,6 +352,14 @@ impl ReposerverClient {
         }
     }
 
+    fn pull_error(&self, url: &Url, sent: String) -> Error {
+        Error::Explained(format!(
+            "TargetsPullError: GET {}: the server sent {sent}; it is needed to push targets.json back \
+             (is tufrepo.url the reposerver's URL?)",
+            self.http.shown(url),
+        ))
+    }
+
     /// `GET targets.json` with its required `x-ats-role-checksum`.
     pub fn get_targets(&self) -> Result<FetchedTargets> {
         let url = self.url(&["targets.json"]);
@@ -362,19 +367,14 @@ impl ReposerverClient {
         if !a.status.is_success() {
             return Err(self.unexpected(Method::GET, &url, &a));
         }
-        let checksum = match a.header(ROLE_CHECKSUM) {
-            Some(c) if is_checksum(c) => c.to_string(),
-            got => {
-                return Err(Error::Explained(format!(
-                    "TargetsPullError: GET {}: the server sent {}; it is needed to push targets.json back \
-                     (is tufrepo.url the reposerver's URL?)",
-                    self.http.shown(&url),
-                    match got {
-                        None => format!("no {ROLE_CHECKSUM} header"),
-                        Some(v) => format!("an invalid {ROLE_CHECKSUM} header {v:?} (expected 64 hex digits)"),
-                    }
-                )))
+        let checksum = match a.header(ROLE_CHECKSUM).map(Sha256::parse) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                return Err(
+                    self.pull_error(&url, format!("an invalid {ROLE_CHECKSUM} header ({e})"))
+                )
             }
+            None => return Err(self.pull_error(&url, format!("no {ROLE_CHECKSUM} header"))),
         };
         let f = self.signed(&url, a.body)?;
         Ok(FetchedTargets {
@@ -395,6 +395,17 @@ impl ReposerverClient {
     ) -> Result<Answer> {
         let body = serde_json::to_vec(doc)
             .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(url))))?;
+        self.send_body(method, url, body, checksum)
+    }
+
+    /// Sends an encoded JSON body (with `x-ats-role-checksum` when given). Never replayed.
+    fn send_body(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Vec<u8>,
+        checksum: Option<&str>,
+    ) -> Result<Answer> {
         self.http
             .exchange(method, url, Replay::Once, SMALL_BODY_CAP, &|rb| {
                 let rb = rb
@@ -415,19 +426,39 @@ impl ReposerverClient {
         checksum: Option<&str>,
     ) -> Result<PushOutcome> {
         let url = self.url(&["targets"]);
+        let body = serde_json::to_vec(targets)
+            .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(&url))))?;
+        self.put_targets_body(body, targets.version(), checksum)
+    }
+
+    /// As [`Self::put_targets`] for a document already encoded: its canonical bytes,
+    /// the same the checksum covers, are the body.
+    pub fn put_targets_signed(
+        &self,
+        targets: &Signed,
+        version: u64,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
+        self.put_targets_body(targets.canonical().into_bytes(), Some(version), checksum)
+    }
+
+    fn put_targets_body(
+        &self,
+        body: Vec<u8>,
+        version: Option<u64>,
+        checksum: Option<&str>,
+    ) -> Result<PushOutcome> {
+        let url = self.url(&["targets"]);
         if let Some(c) = checksum {
-            if !is_checksum(c) {
-                return Err(Error::invalid(
-                    "targets checksum",
-                    format!("{c:?} is not 64 hex digits; run `targets pull` again"),
-                ));
-            }
+            Sha256::parse(c).map_err(|e| {
+                Error::invalid("targets checksum", format!("{e}; run `targets pull` again"))
+            })?;
         }
         let a = match checksum {
             // Without a checksum the server's state cannot tell whether it applied a push.
-            None => self.send_json(Method::PUT, &url, targets, None)?,
-            Some(c) => match self.send_reconciled(Method::PUT, &url, targets, checksum, &|| {
-                self.observe_targets(targets, c)
+            None => self.send_body(Method::PUT, &url, body, None)?,
+            Some(c) => match self.send_reconciled(Method::PUT, &url, &body, checksum, &|| {
+                self.observe_targets(&body, c)
             })? {
                 reconcile::Sent::Answer(a) => a,
                 reconcile::Sent::Applied(checksum) => {
@@ -440,10 +471,7 @@ impl ReposerverClient {
         };
         if a.status.is_success() {
             return Ok(PushOutcome {
-                checksum: a
-                    .header(ROLE_CHECKSUM)
-                    .filter(|c| is_checksum(c))
-                    .map(str::to_string),
+                checksum: a.header(ROLE_CHECKSUM).and_then(|c| Sha256::parse(c).ok()),
                 size_limit: a
                     .header("x-ats-targets-role-size-limit")
                     .and_then(|s| s.trim().parse().ok()),
@@ -470,7 +498,7 @@ impl ReposerverClient {
                 format!(
                     "{}\nthe targets version must be exactly the server's version + 1{}: pull, sign (which bumps the version) and push",
                     e.summary(),
-                    targets.version().map(|v| format!(" (this targets.json has version {v})")).unwrap_or_default()
+                    version.map(|v| format!(" (this targets.json has version {v})")).unwrap_or_default()
                 ),
             )),
             _ => Err(self.http.http_error(&Method::PUT, &url, e.summary())),
@@ -481,8 +509,10 @@ impl ReposerverClient {
     /// outcome is reconciled, not blindly resent (see `reconcile.rs`).
     pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
         let url = self.url(&["root"]);
+        let body = serde_json::to_vec(root)
+            .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(&url))))?;
         let a = match self
-            .send_reconciled(Method::POST, &url, root, None, &|| self.observe_root(root))?
+            .send_reconciled(Method::POST, &url, &body, None, &|| self.observe_root(root))?
         {
             reconcile::Sent::Answer(a) => a,
             reconcile::Sent::Applied(_) => return Ok(()),
@@ -502,17 +532,8 @@ impl ReposerverClient {
     }
 
     fn key_url(&self, keyid: &str) -> Result<Url> {
-        if keyid.len() != 64
-            || !keyid
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(Error::invalid(
-                "key id",
-                format!("{keyid:?} is not 64 lower-case hex digits"),
-            ));
-        }
-        Ok(self.url(&["root", "private_keys", keyid]))
+        let keyid = KeyId::parse(keyid)?;
+        Ok(self.url(&["root", "private_keys", keyid.as_str()]))
     }
 
     /// `GET root/private_keys/<keyid>`: the online key pair JSON
@@ -558,17 +579,7 @@ impl ReposerverClient {
     }
 
     fn delegation_url(&self, name: &str) -> Result<Url> {
-        if name.is_empty()
-            || name.contains('/')
-            || name == "."
-            || name == ".."
-            || name.chars().any(char::is_control)
-        {
-            return Err(Error::invalid(
-                "delegation name",
-                format!("{name:?} is not a valid delegated role name"),
-            ));
-        }
+        DelegationName::parse(name)?;
         Ok(self.url(&["delegations", &format!("{name}.json")]))
     }
 

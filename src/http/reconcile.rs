@@ -20,12 +20,13 @@ use super::transport::{parse_retry_after, Answer, RETRY_AFTER_MAX};
 use super::ReposerverClient;
 use crate::error::{Error, Result};
 use crate::metadata::SignedPayload;
+use crate::schema::Sha256;
 use reqwest::{Method, Url};
 
 /// The state of the server after a push whose outcome was unclear.
 pub(crate) enum Observed {
     /// The document that was pushed is there; the checksum if the server sent one.
-    Applied(Option<String>),
+    Applied(Option<Sha256>),
     /// Nothing changed: sending again is safe.
     Unchanged,
     /// Something else happened; report the original failure.
@@ -37,7 +38,7 @@ pub(crate) enum Sent {
     /// An answer to interpret (success or a definite error).
     Answer(Answer),
     /// The answer was lost but the server shows the push applied.
-    Applied(Option<String>),
+    Applied(Option<Sha256>),
 }
 
 fn transient(a: &Answer) -> bool {
@@ -51,14 +52,14 @@ impl ReposerverClient {
         &self,
         method: Method,
         url: &Url,
-        doc: &SignedPayload,
+        body: &[u8],
         checksum: Option<&str>,
         observe: &dyn Fn() -> Result<Observed>,
     ) -> Result<Sent> {
         let policy = self.http.retry;
         let mut attempt = 0u32;
         loop {
-            let sent = self.send_json(method.clone(), url, doc, checksum);
+            let sent = self.send_body(method.clone(), url, body.to_vec(), checksum);
             let (why, retry_after) = match &sent {
                 Ok(a) if transient(a) => (
                     a.status.to_string(),
@@ -107,15 +108,12 @@ impl ReposerverClient {
     }
 
     /// After an unclear `PUT targets` sent with `checksum`.
-    pub(crate) fn observe_targets(
-        &self,
-        pushed: &SignedPayload,
-        checksum: &str,
-    ) -> Result<Observed> {
+    pub(crate) fn observe_targets(&self, body: &[u8], checksum: &str) -> Result<Observed> {
+        let pushed = SignedPayload::parse(body, "the pushed targets.json")?;
         let now = self.get_targets()?;
         Ok(if now.payload.canonical() == pushed.canonical() {
             Observed::Applied(Some(now.checksum))
-        } else if now.checksum.eq_ignore_ascii_case(checksum) {
+        } else if now.checksum.as_str().eq_ignore_ascii_case(checksum) {
             Observed::Unchanged
         } else {
             Observed::Other

@@ -51,18 +51,7 @@ pub fn progress_bar(len: u64) -> ProgressBar {
 /// A target filename as URL path segments. The reposerver matches the rest of the
 /// path, slashes included; empty, `.` and `..` segments are refused.
 fn target_segments(filename: &str) -> Result<Vec<&str>> {
-    let ok = !filename.is_empty()
-        && filename.len() < 254
-        && !filename.chars().any(char::is_control)
-        && filename
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != "..");
-    if !ok {
-        return Err(Error::invalid(
-            "target filename",
-            format!("{filename:?} is not a valid target filename (non-empty, shorter than 254 bytes, no empty, `.` or `..` path segments)"),
-        ));
-    }
+    crate::schema::TargetName::parse(filename)?;
     Ok(filename.split('/').collect())
 }
 

@@ -199,7 +199,7 @@ pub fn write_credentials(
     let mut entries: Vec<(&str, Vec<u8>)> = vec![
         ("treehub.json", treehub.to_vec()),
         ("tufrepo.url", url.as_bytes().to_vec()),
-        ("root.json", root.bytes.clone()),
+        ("root.json", root.bytes.to_vec()),
     ];
     let targets_key = store.role_key_files("targets");
     if let Some((public, secret)) = &targets_key {

@@ -45,6 +45,7 @@ pub mod auth;
 pub mod errors;
 pub mod faults;
 pub mod routes;
+mod rules;
 pub mod store;
 pub mod tls;
 pub mod uploads;
@@ -113,8 +114,8 @@ async fn run(opts: ServeOptions) -> Result<()> {
         account::write_credentials(&dir, &account, &store, &base_url, out)?;
     }
     let app = Arc::new(routes::App {
-        store,
-        storage,
+        store: Arc::new(store),
+        storage: Arc::new(storage),
         account,
         tokens: auth::Tokens::default(),
         faults: faults::Faults::default(),

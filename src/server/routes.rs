@@ -10,6 +10,7 @@ use super::store::{Store, Stored};
 use super::uploads::{file_body, too_large, Storage};
 use crate::crypto::sha256_hex;
 use crate::metadata::Expires;
+use crate::schema::{KeyId, RoleName, Sha256, TargetName};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -42,8 +43,9 @@ impl std::error::Error for ConnectionReset {}
 
 /// Everything a request handler needs.
 pub struct App {
-    pub store: Store,
-    pub storage: Storage,
+    /// Shared with the blocking pool (see [`blocking`]).
+    pub store: Arc<Store>,
+    pub storage: Arc<Storage>,
     pub account: Account,
     pub tokens: Tokens,
     pub faults: Faults,
@@ -53,6 +55,35 @@ pub struct App {
     pub multipart: bool,
     pub part_size: u64,
     pub upload_limit: u64,
+}
+
+/// Runs blocking work (the store's lock, file writes, fsync, signing, concatenating
+/// parts) on tokio's blocking pool, so a slow request never stalls the runtime that
+/// answers `/health` and other clients.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("a worker task failed: {e}")))?
+}
+
+/// [`blocking`] with the store.
+async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = app.store.clone();
+    blocking(move || f(&store)).await
+}
+
+/// [`blocking`] with the upload storage.
+async fn with_storage<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Storage) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let storage = app.storage.clone();
+    blocking(move || f(&storage)).await
 }
 
 fn full(status: StatusCode, content_type: Option<&str>, bytes: impl Into<Bytes>) -> Resp {
@@ -250,13 +281,15 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn valid_filename(f: &str) -> Result<(), ApiError> {
-    if f.is_empty() || f.len() >= 254 || f.contains("..") {
-        return Err(ApiError::invalid_entity(format!(
-            "invalid target filename {f:?}: must be non-empty, shorter than 254 characters and not contain \"..\""
-        )));
-    }
-    Ok(())
+/// `targets.json`, `snapshot.json` or `timestamp.json`: the roles served as signed
+/// (root has its own versioned routes).
+fn online_role(segment: &str) -> Option<RoleName> {
+    let role: RoleName = segment.strip_suffix(".json")?.parse().ok()?;
+    (role != RoleName::Root).then_some(role)
+}
+
+fn valid_filename(f: &str) -> Result<TargetName, ApiError> {
+    TargetName::parse(f).map_err(|e| ApiError::invalid_entity(format!("invalid {e}")))
 }
 
 /// The token that authorises a storage URL (our stand-in for an S3 signature).
@@ -386,7 +419,7 @@ async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Res
             .receive(req.into_body(), app.upload_limit)
             .await?;
         let etag = format!("\"{}\"", received.sha256);
-        app.storage.commit(received, &filename)?;
+        with_storage(app, move |s| Ok(s.commit(received, &filename)?)).await?;
         let mut r = empty(StatusCode::OK);
         set_header(&mut r, "etag", &etag);
         return Ok(r);
@@ -402,7 +435,8 @@ async fn storage_put(app: &App, req: Request<Incoming>, raw: &str) -> Result<Res
             .storage
             .receive(req.into_body(), app.upload_limit)
             .await?;
-        let etag = app.storage.store_part(id, part, received)?;
+        let id = id.to_string();
+        let etag = with_storage(app, move |s| s.store_part(&id, part, received)).await?;
         let mut r = empty(StatusCode::OK);
         set_header(&mut r, "etag", &etag);
         return Ok(r);
@@ -453,27 +487,33 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
             "conflicting_entity",
             "the namespace already has a repository",
         )),
-        (&Method::GET, "root.json") => Ok(role_resp(&app.store.root()?)),
-        (&Method::GET, "targets.json") => Ok(role_resp(&app.store.role("targets")?)),
-        (&Method::GET, "snapshot.json") => Ok(role_resp(&app.store.role("snapshot")?)),
-        (&Method::GET, "timestamp.json") => Ok(role_resp(&app.store.role("timestamp")?)),
+        (&Method::GET, "root.json") => Ok(role_resp(&with_store(app, |s| s.root()).await?)),
+        (&Method::GET, r) if online_role(r).is_some() => {
+            let role = online_role(r).map_or("", RoleName::as_str);
+            Ok(role_resp(&with_store(app, move |s| s.role(role)).await?))
+        }
         (&Method::GET, s)
             if s.ends_with(".root.json")
                 && s.len() > 10
                 && s[..s.len() - 10].bytes().all(|b| b.is_ascii_digit()) =>
         {
             let n: u64 = s[..s.len() - 10].parse().unwrap_or(u64::MAX);
-            Ok(role_resp(&app.store.root_version(n)?))
+            Ok(role_resp(
+                &with_store(app, move |s| s.root_version(n)).await?,
+            ))
         }
-        (&Method::GET, "root") => Ok(json_resp(StatusCode::OK, &app.store.unsigned_root()?)),
+        (&Method::GET, "root") => Ok(json_resp(
+            StatusCode::OK,
+            &with_store(app, |s| s.unsigned_root()).await?,
+        )),
         (&Method::POST, "root") => {
             let body = read_metadata_body(req).await?;
-            app.store.post_root(&body)?;
+            with_store(app, move |s| s.post_root(&body)).await?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
         (m, s) if s.starts_with("root/private_keys/") => {
             let id = &s["root/private_keys/".len()..];
-            if !(id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
+            if KeyId::parse(id).is_err() {
                 return Err(ApiError::not_found(
                     "not_found",
                     "The requested resource could not be found.",
@@ -498,19 +538,22 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
         (&Method::PUT, "targets") => {
             let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
             let body = read_metadata_body(req).await?;
-            let new_checksum = app.store.put_targets(checksum.as_deref(), &body)?;
+            let new_checksum =
+                with_store(app, move |s| s.put_targets(checksum.as_deref(), &body)).await?;
             let mut r = empty(StatusCode::NO_CONTENT);
             set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
             Ok(r)
         }
         (_, s) if s.starts_with("targets/") => target_file(app, req, &s["targets/".len()..]).await,
         (_, s) if s.starts_with("delegations/") && s.ends_with(".json") => {
-            let name = &s["delegations/".len()..s.len() - 5];
+            let name = s["delegations/".len()..s.len() - 5].to_string();
             match method {
-                Method::GET => Ok(role_resp(&app.store.delegation(name)?)),
+                Method::GET => Ok(role_resp(
+                    &with_store(app, move |s| s.delegation(&name)).await?,
+                )),
                 Method::PUT => {
                     let body = read_metadata_body(req).await?;
-                    app.store.put_delegation(name, &body)?;
+                    with_store(app, move |s| s.put_delegation(&name, &body)).await?;
                     Ok(empty(StatusCode::NO_CONTENT))
                 }
                 _ => Err(method_not_allowed()),
@@ -588,7 +631,7 @@ fn check_new_target(app: &App, filename: &str, q: &[(String, String)]) -> Result
 }
 
 async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Result<Resp, ApiError> {
-    valid_filename(filename)?;
+    let target = valid_filename(filename)?;
     let method = req.method().clone();
     match method {
         Method::GET | Method::HEAD => {
@@ -660,7 +703,7 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
                     "the request has no body: send the file as the raw body",
                 ));
             }
-            let (sha256, length) = (received.sha256.clone(), received.length);
+            let (sha256, length) = (Sha256::parse(&received.sha256)?, received.length);
             let now = Expires::now().to_string();
             let created = app
                 .store
@@ -671,9 +714,12 @@ async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Resul
                 "name": name, "version": version, "hardwareIds": hardware_ids, "targetFormat": format,
                 "uri": null, "cliUploaded": false, "createdAt": created, "updatedAt": now,
             });
-            app.storage.commit(received, filename)?;
-            app.store
-                .add_target_online(filename, &sha256, length, custom)?;
+            let (store, storage) = (app.store.clone(), app.storage.clone());
+            blocking(move || {
+                storage.commit(received, target.as_str())?;
+                store.add_target_online(&target, &sha256, length, custom)
+            })
+            .await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         _ => Err(method_not_allowed()),
@@ -759,7 +805,8 @@ async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp
                     "unknown multipart upload",
                 ));
             }
-            app.storage.complete(id, filename, &parts)?;
+            let (id, filename) = (id.to_string(), filename.to_string());
+            with_storage(app, move |s| s.complete(&id, &filename, &parts)).await?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
         _ => Err(ApiError::not_found(

@@ -21,7 +21,22 @@ use crate::crypto::sha256_hex;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::keys::{KeyType, PrivateKey, PublicKey};
-use crate::metadata::{Expires, RoleKeys, RootRole, SignedPayload, TargetsRole};
+use crate::metadata::{Expires, RoleKeys, RootRole, Signature, Signed, SignedPayload, TargetsRole};
+use hyper::body::Bytes;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// A signed document as received: the signatures decoded, `signed` kept as its bytes.
+#[derive(serde::Deserialize)]
+struct RawSigned<'a> {
+    signatures: Vec<Signature>,
+    #[serde(borrow)]
+    signed: &'a RawValue,
+}
+use super::rules::{
+    decode_targets, delegation_errors, item_errors, root_signature_errors, threshold_errors,
+};
+use crate::schema::{DelegationName, KeyId, Sha256, TargetName};
 use chrono::{DateTime, Duration, Utc};
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -44,19 +59,26 @@ pub const TUF_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 /// A signed document with its served bytes and checksum.
 #[derive(Clone, Debug)]
 pub struct Stored {
-    pub doc: SignedPayload,
+    /// Shared, so that copying the repository state never copies documents.
+    pub doc: Arc<SignedPayload>,
     /// Canonical JSON of the whole document: exactly the GET body.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// `x-ats-role-checksum` = sha256(bytes).
     pub checksum: String,
 }
 
 impl Stored {
     pub fn new(doc: SignedPayload) -> Self {
-        let bytes = doc.canonical().into_bytes();
+        let bytes = doc.canonical();
+        Self::encoded(doc, bytes)
+    }
+
+    /// `doc` with its canonical whole-document bytes, already computed.
+    fn encoded(doc: SignedPayload, canonical: CanonicalJson) -> Self {
+        let bytes = Bytes::from(canonical.into_bytes());
         let checksum = sha256_hex(&bytes);
         Stored {
-            doc,
+            doc: Arc::new(doc),
             bytes,
             checksum,
         }
@@ -138,10 +160,6 @@ fn write_root(dir: &Path, root: &Stored) -> Result<()> {
     fsutil::write_atomic(&path, &root.bytes, fsutil::PUBLIC_FILE)
 }
 
-fn is_lower_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 /// Creates a repository: four online keys (one per role, threshold 1) and root v1,
 /// valid for 365 days (§4.1). Targets/snapshot/timestamp are generated lazily on the
 /// first GET (§4.2), so a first `PUT targets` needs no checksum, as upstream.
@@ -166,7 +184,7 @@ pub fn create(dir: &Path, key_type: KeyType) -> Result<()> {
     };
     for role in TUF_ROLES {
         let key = PrivateKey::generate(key_type, None)?;
-        let id = key.key_id().to_string();
+        let id = key.key_id();
         root.keys.insert(id.clone(), key.public().clone());
         root.roles.insert(
             role.to_string(),
@@ -286,15 +304,21 @@ impl Store {
     }
 
     fn save_meta(&self, m: &Meta) -> Result<()> {
-        let d: BTreeMap<&String, &SignedPayload> =
-            m.delegations.iter().map(|(k, v)| (k, &v.doc)).collect();
-        let v = json!({
-            "targets": m.targets.as_ref().map(|s| &s.doc),
-            "snapshot": m.snapshot.as_ref().map(|s| &s.doc),
-            "timestamp": m.timestamp.as_ref().map(|s| &s.doc),
-            "delegations": d,
-        });
-        let bytes = serde_json::to_vec(&v).map_err(|e| Error::Other(e.to_string()))?;
+        /// metadata.json, written from references (no copy of the documents).
+        #[derive(serde::Serialize)]
+        struct MetaFile<'a> {
+            delegations: BTreeMap<&'a String, &'a SignedPayload>,
+            snapshot: Option<&'a SignedPayload>,
+            targets: Option<&'a SignedPayload>,
+            timestamp: Option<&'a SignedPayload>,
+        }
+        let file = MetaFile {
+            delegations: m.delegations.iter().map(|(k, v)| (k, &*v.doc)).collect(),
+            snapshot: m.snapshot.as_ref().map(|s| &*s.doc),
+            targets: m.targets.as_ref().map(|s| &*s.doc),
+            timestamp: m.timestamp.as_ref().map(|s| &*s.doc),
+        };
+        let bytes = serde_json::to_vec(&file).map_err(|e| Error::Other(e.to_string()))?;
         fsutil::write_atomic(&metadata_path(&self.dir), &bytes, fsutil::PUBLIC_FILE)
     }
 
@@ -454,7 +478,7 @@ impl Store {
         let mut st = self.lock();
         // 1. checksum precondition; a malformed header counts as absent.
         if let Some(current) = &st.meta.targets {
-            match checksum_header.filter(|c| is_lower_hex64(c)) {
+            match checksum_header.filter(|c| Sha256::parse(c).is_ok()) {
                 None => {
                     return Err(ApiError::new(
                         StatusCode::PRECONDITION_REQUIRED,
@@ -472,14 +496,30 @@ impl Store {
                 Some(_) => {}
             }
         }
-        // 2. decoding
-        let doc: SignedPayload =
+        // 2. decoding: the typed role and the canonical bytes straight from the body,
+        // each once; the canonical `signed` is what the signatures cover and, joined with
+        // them, the stored document and its checksum.
+        let raw: RawSigned<'_> =
             serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-        let targets = decode_targets(&doc).map_err(ApiError::invalid_entity)?;
+        let signed_bytes = raw.signed.get().as_bytes();
+        let targets =
+            decode_targets(&raw.signatures, signed_bytes).map_err(ApiError::invalid_entity)?;
+        let message = CanonicalJson::from_slice(signed_bytes, "targets.json")?;
+        let doc = SignedPayload {
+            signatures: raw.signatures,
+            signed: serde_json::from_slice(signed_bytes)
+                .map_err(|e| ApiError::invalid_entity(e.to_string()))?,
+        };
         // 3.–5. signatures, delegations block, target items: all errors together.
         let root = latest_root_role(&st)?;
         let mut errors = match root.roles.get("targets") {
-            Some(r) => threshold_errors(&root.keys, &r.keyids, r.threshold, &doc),
+            Some(r) => threshold_errors(
+                &root.keys,
+                &r.keyids,
+                r.threshold,
+                &doc.signatures,
+                message.as_bytes(),
+            ),
             None => vec!["root.json has no targets role".to_string()],
         };
         errors.extend(delegation_errors(&doc.signed));
@@ -502,7 +542,8 @@ impl Store {
         }
         // 6. dependent roles expire with the pushed targets.
         let mut m = st.meta.clone();
-        let new_targets = Stored::new(doc);
+        let whole = Signed::new(message, doc.signatures.clone()).canonical();
+        let new_targets = Stored::encoded(doc, whole);
         if let Some(old) = &st.meta.targets {
             // 7. version bump
             if new_targets.version() != old.version().saturating_add(1) {
@@ -626,7 +667,7 @@ impl Store {
 
     /// `PUT delegations/{name}.json`.
     pub fn put_delegation(&self, name: &str, body: &[u8]) -> Result<(), ApiError> {
-        if !valid_delegation_name(name) {
+        if DelegationName::parse(name).is_err() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_delegation_role_name",
@@ -666,22 +707,29 @@ impl Store {
         let mut keys = BTreeMap::new();
         if let Some(obj) = delegations.get("keys").and_then(Value::as_object) {
             for (id, k) in obj {
-                if let Ok(k) = PublicKey::from_json(k, true) {
-                    keys.insert(id.clone(), k);
+                if let (Ok(id), Ok(k)) = (KeyId::parse(id), PublicKey::from_json(k, true)) {
+                    keys.insert(id, k);
                 }
             }
         }
-        let keyids: Vec<String> = role
+        let keyids: Vec<KeyId> = role
             .get("keyids")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .filter_map(|v| v.as_str().and_then(|s| KeyId::parse(s).ok()))
                     .collect()
             })
             .unwrap_or_default();
         let threshold = role.get("threshold").and_then(Value::as_i64).unwrap_or(0);
-        let errors = threshold_errors(&keys, &keyids, threshold, &doc);
+        let message = CanonicalJson::of(&doc.signed);
+        let errors = threshold_errors(
+            &keys,
+            &keyids,
+            threshold,
+            &doc.signatures,
+            message.as_bytes(),
+        );
         if !errors.is_empty() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -725,8 +773,8 @@ impl Store {
     /// 412 `role_keys_not_found` when the targets key is offline.
     pub fn add_target_online(
         &self,
-        filename: &str,
-        sha256: &str,
+        filename: &TargetName,
+        sha256: &Sha256,
         length: u64,
         custom: Value,
     ) -> Result<(), ApiError> {
@@ -744,11 +792,11 @@ impl Store {
         role.version = current.version().saturating_add(1);
         role.expires = exp;
         role.targets.insert(
-            filename.to_string(),
+            filename.clone(),
             crate::metadata::TargetItem {
-                hashes: BTreeMap::from([("sha256".to_string(), sha256.to_string())]),
+                hashes: BTreeMap::from([("sha256".to_string(), sha256.clone())]),
                 length,
-                custom: Some(custom),
+                custom: Some(crate::metadata::RawJson::from_value(&custom)?),
             },
         );
         let signed = serde_json::to_value(&role).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -894,258 +942,9 @@ fn resign_dependents(
     Ok(())
 }
 
-/// ota-tuf's decoder for `SignedPayload[TargetsRole]` (§3.1 step 2).
-fn decode_targets(doc: &SignedPayload) -> std::result::Result<TargetsRole, String> {
-    const METHODS: [&str; 4] = ["rsassa-pss-sha256", "rsassa-pss", "ed25519", "ecPrime256v1"];
-    for s in &doc.signatures {
-        if !is_lower_hex64(&s.keyid) {
-            return Err(format!("signatures: invalid key id {:?}", s.keyid));
-        }
-        if !METHODS.contains(&s.method.as_str()) {
-            return Err(format!(
-                "signatures: unknown signature method {:?}",
-                s.method
-            ));
-        }
-        if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &s.sig).is_err() {
-            return Err(format!("signatures: sig of key {} is not base64", s.keyid));
-        }
-    }
-    let role = TargetsRole::from_signed(&doc.signed, "targets.json").map_err(|e| e.to_string())?;
-    if role.version > i32::MAX as u64 {
-        return Err(format!("version: {} is not an Int", role.version));
-    }
-    for (name, item) in &role.targets {
-        for (method, value) in &item.hashes {
-            if method != "sha256" {
-                return Err(format!(
-                    "targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"
-                ));
-            }
-            if !is_lower_hex64(value) {
-                return Err(format!(
-                    "targets.{name}.hashes.sha256: {value:?} is not 64 lower-case hex characters"
-                ));
-            }
-        }
-    }
-    Ok(role)
-}
-
-/// `TufCrypto.payloadSignatureIsValid`: signatures by key id (duplicates collapse);
-/// valid if at least `threshold` (> 0) verify. Errors only when that fails.
-fn threshold_errors(
-    keys: &BTreeMap<String, PublicKey>,
-    keyids: &[String],
-    threshold: i64,
-    doc: &SignedPayload,
-) -> Vec<String> {
-    let message = CanonicalJson::of(&doc.signed);
-    let sigs: BTreeMap<&str, &crate::metadata::Signature> = doc
-        .signatures
-        .iter()
-        .map(|s| (s.keyid.as_str(), s))
-        .collect();
-    let mut valid = 0i64;
-    let mut errors = Vec::new();
-    for (id, sig) in sigs {
-        match keys.get(id).filter(|_| keyids.iter().any(|k| k == id)) {
-            None => errors.push(format!(
-                "key {id} required for role validation not found in authoritative role"
-            )),
-            Some(k) if k.verify(&sig.method, message.as_bytes(), &sig.sig) => valid += 1,
-            Some(_) => errors.push(format!("Invalid signature for key {id}")),
-        }
-    }
-    if threshold > 0 && valid >= threshold {
-        Vec::new()
-    } else {
-        errors.push(format!(
-            "Valid signature count must be >= threshold ({threshold})"
-        ));
-        errors
-    }
-}
-
-/// `newRootIsValid`: a threshold of `signer`'s root keys must have signed `doc`.
-fn root_signature_errors(
-    signer: &RootRole,
-    signer_v: u64,
-    new_v: u64,
-    doc: &SignedPayload,
-) -> Vec<String> {
-    let Some(role) = signer.roles.get("root") else {
-        return vec![format!("root.json version {signer_v} has no root role")];
-    };
-    let message = CanonicalJson::of(&doc.signed);
-    let mut valid = 0i64;
-    let mut errors = Vec::new();
-    for id in &role.keyids {
-        let sig = doc.signatures.iter().find(|s| &s.keyid == id);
-        match (sig, signer.keys.get(id)) {
-            (Some(s), Some(k)) if k.verify(&s.method, message.as_bytes(), &s.sig) => valid += 1,
-            (Some(_), _) => errors.push(format!(
-                "Invalid signature for key {id} in root.json version {new_v}"
-            )),
-            (None, _) => errors.push(format!(
-                "No signature found for key {id} in root.json version {new_v}"
-            )),
-        }
-    }
-    if role.threshold > 0 && valid >= role.threshold {
-        return Vec::new();
-    }
-    let mut out = vec![format!(
-        "root.json version {signer_v} requires {} valid signatures for root.json version {new_v}, {valid} supplied",
-        role.threshold
-    )];
-    out.extend(errors);
-    out
-}
-
-pub fn valid_delegation_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    first_ok
-        && name.len() <= 50
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
-/// `TrustedDelegations.validate` (§3.1 step 4).
-fn delegation_errors(signed: &Value) -> Vec<String> {
-    let Some(d) = signed.get("delegations").filter(|d| !d.is_null()) else {
-        return Vec::new();
-    };
-    let keys = d.get("keys").and_then(Value::as_object);
-    let Some(roles) = d.get("roles").and_then(Value::as_array) else {
-        return vec!["delegations: roles must be an array".into()];
-    };
-    let mut errors = Vec::new();
-    for r in roles {
-        let name = r.get("name").and_then(Value::as_str).unwrap_or("");
-        if !valid_delegation_name(name) {
-            errors.push(format!("delegated role name {name:?} is invalid"));
-        }
-        for id in r
-            .get("keyids")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let id = id.as_str().unwrap_or("");
-            if !keys.is_some_and(|k| k.contains_key(id)) {
-                errors.push(format!(
-                    "delegated role {name}: key {id} is not defined in delegations.keys"
-                ));
-            }
-        }
-    }
-    errors
-}
-
-/// `validatedPayloadTargets` (§3.1 step 5).
-fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
-    let mut errors = Vec::new();
-    for (name, item) in &targets.targets {
-        if name.is_empty() || name.len() >= 254 || name.contains("..") {
-            errors.push(format!("target item error {name}: invalid target filename"));
-        }
-        if item.hashes.is_empty() {
-            errors.push(format!(
-                "target item error {name}: Invalid/Missing Checksum"
-            ));
-        }
-        match (&item.custom, existing.contains(name)) {
-            (None, false) => errors.push(format!(
-                "target item error {name}: new offline signed target items must contain custom metadata"
-            )),
-            (Some(c), _) => {
-                if let Err(e) = check_custom(c) {
-                    errors.push(format!("target item error {name}: {e}"));
-                }
-            }
-            (None, true) => {}
-        }
-    }
-    errors
-}
-
-/// `targetCustomDecoder`.
-fn check_custom(c: &Value) -> std::result::Result<(), String> {
-    let obj = c.as_object().ok_or("custom: must be an object")?;
-    for f in ["name", "version"] {
-        if !obj.get(f).is_some_and(Value::is_string) {
-            return Err(format!("custom.{f}: missing or not a string"));
-        }
-    }
-    let hw = obj
-        .get("hardwareIds")
-        .and_then(Value::as_array)
-        .ok_or("custom.hardwareIds: missing or not an array")?;
-    if hw
-        .iter()
-        .any(|h| h.as_str().map_or(true, |s| s.chars().count() > 200))
-    {
-        return Err(
-            "custom.hardwareIds: every entry must be a string of at most 200 characters".into(),
-        );
-    }
-    for f in ["createdAt", "updatedAt"] {
-        let s = obj
-            .get(f)
-            .and_then(Value::as_str)
-            .ok_or(format!("custom.{f}: missing or not a string"))?;
-        Expires::parse(s).map_err(|_| format!("custom.{f}: {s:?} is not an ISO-8601 instant"))?;
-    }
-    match obj.get("targetFormat") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s == "BINARY" || s == "OSTREE" => {}
-        Some(v) => {
-            return Err(format!(
-                "custom.targetFormat: {v} is not BINARY, OSTREE or null"
-            ))
-        }
-    }
-    if !matches!(
-        obj.get("uri"),
-        None | Some(Value::Null) | Some(Value::String(_))
-    ) {
-        return Err("custom.uri: must be a string or null".into());
-    }
-    if !matches!(
-        obj.get("cliUploaded"),
-        None | Some(Value::Null) | Some(Value::Bool(_))
-    ) {
-        return Err("custom.cliUploaded: must be a boolean".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delegation_names() {
-        assert!(valid_delegation_name("abc-1.2_x"));
-        assert!(!valid_delegation_name(".hidden"));
-        assert!(!valid_delegation_name(""));
-        assert!(!valid_delegation_name(&"a".repeat(51)));
-    }
-
-    #[test]
-    fn custom_rules() {
-        let ok = json!({"name":"a","version":"1","hardwareIds":["x"],"createdAt":"2025-01-01T00:00:00Z","updatedAt":"2025-01-01T00:00:00Z","targetFormat":null,"uri":null});
-        assert!(check_custom(&ok).is_ok());
-        let mut bad = ok.clone();
-        bad.as_object_mut().unwrap().remove("createdAt");
-        assert!(check_custom(&bad).unwrap_err().contains("createdAt"));
-        let mut bad = ok.clone();
-        bad["targetFormat"] = json!("ZIP");
-        assert!(check_custom(&bad).is_err());
-    }
 
     #[test]
     fn root_close_to_expiry_is_resigned_while_its_key_is_online() {
@@ -1160,7 +959,8 @@ mod tests {
         let soon = {
             let st = store.lock();
             Stored::new(
-                SignedPayload::sign(role.to_signed().unwrap(), &[&st.keys[&root_id]]).unwrap(),
+                SignedPayload::sign(role.to_signed().unwrap(), &[&st.keys[root_id.as_str()]])
+                    .unwrap(),
             )
         };
         write_root(&d, &soon).unwrap();

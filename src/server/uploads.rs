@@ -62,29 +62,60 @@ impl Storage {
         self.path_for(filename).is_file()
     }
 
-    /// Streams `body` into a temporary file, at most `limit` bytes (413 beyond).
+    /// Streams `body` into a temporary file, at most `limit` bytes (413 beyond). The
+    /// file writes, hashing and fsync run on the blocking pool, fed chunk by chunk.
     pub async fn receive(&self, mut body: Incoming, limit: u64) -> Result<Received, ApiError> {
-        let mut file = NamedTempFile::new_in(&self.tmp).with_path(&self.tmp)?;
-        let mut hash = Sha256Stream::default();
-        let mut length = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| ApiError::invalid_entity(format!("reading the body failed: {e}")))?;
-            if let Ok(data) = frame.into_data() {
+        let file = NamedTempFile::new_in(&self.tmp).with_path(&self.tmp)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+        let writer = tokio::task::spawn_blocking(move || -> Result<Received> {
+            let mut file = file;
+            let mut hash = Sha256Stream::default();
+            let mut length = 0u64;
+            while let Some(data) = rx.blocking_recv() {
                 length += data.len() as u64;
-                if length > limit {
-                    return Err(too_large(limit));
-                }
                 hash.update(&data);
                 file.write_all(&data).with_path(file.path())?;
             }
+            file.as_file().sync_all().with_path(file.path())?;
+            Ok(Received {
+                file,
+                sha256: hash.finish_hex(),
+                length,
+            })
+        });
+        let mut length = 0u64;
+        let mut failed = None;
+        while let Some(frame) = body.frame().await {
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                Err(e) => {
+                    failed = Some(ApiError::invalid_entity(format!(
+                        "reading the body failed: {e}"
+                    )));
+                    break;
+                }
+            };
+            length += data.len() as u64;
+            if length > limit {
+                failed = Some(too_large(limit));
+                break;
+            }
+            if tx.send(data).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
         }
-        file.as_file().sync_all().with_path(file.path())?;
-        Ok(Received {
-            file,
-            sha256: hash.finish_hex(),
-            length,
-        })
+        drop(tx);
+        let received = writer
+            .await
+            .map_err(|e| ApiError::internal(format!("the upload writer failed: {e}")))?;
+        match failed {
+            // The temporary file is removed when `received` is dropped.
+            Some(e) => Err(e),
+            None => Ok(received?),
+        }
     }
 
     /// Moves a received file into place as target `filename`.

@@ -563,13 +563,21 @@ const CASES: &[Case] = &[
             sign_args()
         }
     ),
-    case!("targets add sha256 upper-case", 3, ["--sha256"], |_| {
-        let sha = SHA.to_ascii_uppercase();
-        add_args("fw", &sha, &[])
-    }),
-    case!("targets add sha256 too short", 3, ["--sha256"], |_| {
-        add_args("fw", "abcd", &[])
-    }),
+    case!(
+        "targets add sha256 upper-case",
+        3,
+        ["sha256", "64 lower-case hex"],
+        |_| {
+            let sha = SHA.to_ascii_uppercase();
+            add_args("fw", &sha, &[])
+        }
+    ),
+    case!(
+        "targets add sha256 too short",
+        3,
+        ["sha256 \"abcd\"", "64 lower-case hex"],
+        |_| { add_args("fw", "abcd", &[]) }
+    ),
     case!(
         "targets add non-ASCII target name",
         3,
@@ -679,7 +687,7 @@ const CASES: &[Case] = &[
     case!(
         "served target with a bad sha256",
         3,
-        ["targets.fw-1.hashes.sha256"],
+        ["targets.json", "sha256 \"XYZ\""],
         |w| {
             let t = w.targets(3, json!({"fw-1": item("XYZ", json!(3))}));
             w.serve("targets.json", json_reply(&t));

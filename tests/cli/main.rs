@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep style: 2 cores link it once).
 //! Each module covers one area; `support` holds the shared setup.
 
+mod canonical_direct;
 mod fixtures;
 mod hostile;
 mod hostile_faults;
@@ -14,6 +15,7 @@ mod props;
 mod publish;
 mod refresh;
 mod reposerver;
+mod signer_alone;
 mod status;
 mod support;
 mod verify;

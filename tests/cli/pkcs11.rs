@@ -328,6 +328,7 @@ fn procedure_on_token(key_type: &'static str) {
             "hw",
             "--image",
             "image.bin",
+            "--upload",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -397,6 +398,15 @@ fn procedure_on_token(key_type: &'static str) {
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 5);
     trusted.verify("targets", &targets, "targets.json").unwrap();
+    // refresh re-signs on the token, from the zip and from the repository.
+    hsm.ok(&ws, &["refresh", "--credentials", "offline.zip"]);
+    hsm.ok(&ws, &["refresh", "--repo", r, "--key-name", "mytargets"]);
+    let (targets, _, _) = server.role("targets.json");
+    assert_eq!(targets.signed["version"], 7);
+    assert_eq!(targets.signatures[0].keyid, mytargets);
+    trusted.verify("targets", &targets, "targets.json").unwrap();
+    // ota-sign's device-rules check accepts the whole repository.
+    hsm.ok(&ws, &["verify", "--credentials", "offline.zip"]);
 
     // The token's keys never reached the disk: only the online keys init and
     // move-offline wrote are private key files.

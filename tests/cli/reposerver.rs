@@ -124,10 +124,7 @@ fn initial_metadata_routes_and_checksums() {
     assert_eq!(zip_entry(&zip, "root.json").unwrap(), body);
     let th: Value = serde_json::from_slice(&zip_entry(&zip, "treehub.json").unwrap()).unwrap();
     assert_eq!(th["no_auth"], true);
-    assert_eq!(
-        s.targets_key().key_id().as_str(),
-        r.roles["targets"].keyids[0]
-    );
+    assert_eq!(s.targets_key().key_id(), r.roles["targets"].keyids[0]);
     // Online keys: 0600 files in a 0700 directory.
     let keys = s.data_dir().join("keys");
     assert_eq!(crate::support::mode(&keys), 0o700);
@@ -279,7 +276,7 @@ fn rotated_root(s: &TestServer, targets: &PublicKey, signers: &[&PrivateKey]) ->
     let (root, _, _) = s.role("root.json");
     let mut r = RootRole::from_signed(&root.signed, "root").unwrap();
     r.version += 1;
-    let id = targets.key_id().to_string();
+    let id = targets.key_id();
     r.keys.insert(id.clone(), targets.clone());
     r.roles.insert(
         "targets".into(),
@@ -1095,4 +1092,94 @@ fn first_push_gzip_and_repo_id_routes() {
     let r = s.get("no/such/route").send().unwrap();
     assert_eq!(r.status(), 404);
     error_body(r);
+}
+
+/// Blocking work (concatenating parts, hashing, fsync) runs off the async runtime: while
+/// two large multipart uploads are being completed, `/health` and `GET targets.json` are
+/// answered before either complete returns (ordering, not a time limit).
+#[test]
+fn health_and_targets_answer_while_uploads_complete() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = TestServer::with(Options {
+        part_size: Some(48 << 20),
+        ..Options::default()
+    });
+    let part: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut uploads = Vec::new();
+    for name in ["big-a-1", "big-b-1"] {
+        let init: Value = s
+            .post(&format!(
+                "multipart/initiate/{name}?fileSize={}",
+                2 * part.len()
+            ))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = init["uploadId"].as_str().unwrap().to_string();
+        let mut etags = Vec::new();
+        for n in 1..=2 {
+            let u: Value = s
+                .get(&format!(
+                    "multipart/url/{name}?part={n}&uploadId={id}&md5=x&contentLength={}",
+                    part.len()
+                ))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let r = s
+                .client()
+                .put(u["uri"].as_str().unwrap())
+                .body(part.clone())
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            etags.push(json!({"part": n, "eTag": r.headers()["etag"].to_str().unwrap()}));
+        }
+        uploads.push((name, json!({"uploadId": id, "partETags": etags})));
+    }
+    let tmp = s.data_dir().join("uploads/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    let completes: Vec<_> = uploads
+        .into_iter()
+        .map(|(name, body)| {
+            let done = Arc::new(AtomicBool::new(false));
+            let req = s.put(&format!("multipart/complete/{name}")).json(&body);
+            let flag = done.clone();
+            let t = std::thread::spawn(move || {
+                let status = req.send().unwrap().status();
+                flag.store(true, Ordering::SeqCst);
+                status
+            });
+            (done, t)
+        })
+        .collect();
+    // Both completes are under way once both concatenations have their temporary file.
+    let mut waited = 0;
+    while std::fs::read_dir(&tmp).unwrap().count() < 2 {
+        assert!(
+            completes.iter().all(|(d, _)| !d.load(Ordering::SeqCst)),
+            "a complete returned before both had started; make the parts larger"
+        );
+        assert!(waited < 120_000, "the completes never started");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        waited += 1;
+    }
+    let health = s
+        .client()
+        .get(format!("{}/health", s.url()))
+        .send()
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let targets = s.get("targets.json").send().unwrap();
+    assert_eq!(targets.status(), 200);
+    assert!(
+        completes.iter().all(|(d, _)| !d.load(Ordering::SeqCst)),
+        "/health and targets.json were answered only after a complete had finished"
+    );
+    for (_, t) in completes {
+        assert_eq!(t.join().unwrap(), 200);
+    }
 }

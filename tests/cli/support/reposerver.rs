@@ -357,10 +357,10 @@ pub fn inject_forged_root(server: &mut TestServer) {
     let attacker =
         ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();
     forged.version = 2;
-    forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id().to_string()];
+    forged.roles.get_mut("root").unwrap().keyids = vec![attacker.key_id()];
     forged
         .keys
-        .insert(attacker.key_id().to_string(), attacker.public().clone());
+        .insert(attacker.key_id(), attacker.public().clone());
     let signed =
         ota_sign::metadata::SignedPayload::sign(forged.to_signed().unwrap(), &[&attacker]).unwrap();
     server.stop();

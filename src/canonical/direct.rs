@@ -1,0 +1,822 @@
+//! Canonical JSON written directly: from any `Serialize` type (the typed model) and
+//! from received bytes, without building a `serde_json::Value` tree.
+//!
+//! Objects are written entry by entry straight into the output; each entry's byte
+//! range is remembered and, only when the keys did not arrive in UTF-16 order (or a
+//! key repeats), the object's bytes are reordered in place. Typed maps and our own
+//! files are already sorted, so the common case is one pass with no copies. The
+//! `Value`-based writer in the parent module is the reference; property tests compare
+//! the two.
+
+use super::{compare_keys, CanonicalJson};
+use crate::error::{Error, Result};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{self, Impossible, Serialize};
+use std::cmp::Ordering;
+use std::fmt;
+
+/// serde_json's private struct name for numbers under `arbitrary_precision`.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+/// serde_json's private struct name for `RawValue` (JSON kept as text).
+const RAW_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// The output plus what [`super::check_interop`] would refuse, noticed on the way.
+#[derive(Default)]
+pub(super) struct Writer {
+    pub(super) out: Vec<u8>,
+    /// A string or key with a non-ASCII character, or a non-integer number, was written.
+    pub(super) not_interop: bool,
+}
+
+impl Writer {
+    fn string(&mut self, s: &str) {
+        self.not_interop |= !s.is_ascii();
+        write_string_fast(&mut self.out, s);
+    }
+
+    fn raw_number(&mut self, n: &str) {
+        self.not_interop |= !n.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        self.out.extend_from_slice(n.as_bytes());
+    }
+
+    fn integer<I: itoa::Integer>(&mut self, n: I) {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    }
+}
+
+/// The parent's `write_string` (circe's escapes), copying runs of bytes that need no
+/// escape at once instead of char by char. In UTF-8 the C1 controls U+0080–U+009F are
+/// `C2 80`–`C2 9F`; every other non-ASCII sequence is copied as is.
+fn write_string_fast(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let escape: Option<&[u8]> = match c {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            _ => None,
+        };
+        let control = match c {
+            0x00..=0x1f | 0x7f => Some((c as u32, 1)),
+            0xc2 if matches!(b.get(i + 1), Some(0x80..=0x9f)) => Some((b[i + 1] as u32, 2)),
+            _ => None,
+        };
+        if escape.is_none() && control.is_none() {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&b[run..i]);
+        match (escape, control) {
+            (Some(e), _) => {
+                out.extend_from_slice(e);
+                i += 1;
+            }
+            (None, Some((code, width))) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(code >> 4) as usize]);
+                out.push(HEX[(code & 0xf) as usize]);
+                i += width;
+            }
+            (None, None) => {}
+        }
+        run = i;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
+}
+
+/// An object being written: where it starts and each entry's key and byte range.
+struct Object {
+    start: usize,
+    entries: Vec<(String, usize, usize)>,
+}
+
+impl Object {
+    fn open(w: &mut Writer) -> Self {
+        w.out.push(b'{');
+        Object {
+            start: w.out.len(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Writes `"key":` (with a separating comma) and remembers where the entry began.
+    fn key(&mut self, w: &mut Writer, key: String) {
+        if !self.entries.is_empty() {
+            w.out.push(b',');
+        }
+        let at = w.out.len();
+        w.string(&key);
+        w.out.push(b':');
+        self.entries.push((key, at, 0));
+    }
+
+    /// Marks the end of the current entry's value.
+    fn value_done(&mut self, w: &Writer) {
+        if let Some(last) = self.entries.last_mut() {
+            last.2 = w.out.len();
+        }
+    }
+
+    fn close(self, w: &mut Writer) {
+        let in_order = self
+            .entries
+            .windows(2)
+            .all(|p| compare_keys(&p[0].0, &p[1].0) == Ordering::Less);
+        if !in_order {
+            self.reorder(w);
+        }
+        w.out.push(b'}');
+    }
+
+    /// Sorts the entries by key (a repeated key keeps its last value, as a parse into
+    /// `Value` does) and rewrites the object's bytes.
+    fn reorder(mut self, w: &mut Writer) {
+        let body = w.out.split_off(self.start);
+        let base = self.start;
+        // Stable: among equal keys, the last written stays last.
+        self.entries.sort_by(|a, b| compare_keys(&a.0, &b.0));
+        let mut kept: Vec<&(String, usize, usize)> = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => kept.push(e),
+            }
+        }
+        for (i, (_, from, to)) in kept.into_iter().enumerate() {
+            if i > 0 {
+                w.out.push(b',');
+            }
+            w.out.extend_from_slice(&body[from - base..to - base]);
+        }
+    }
+}
+
+/// Canonical bytes of anything serde can encode, written directly.
+pub(super) fn of_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Writer> {
+    let mut w = Writer {
+        out: Vec::with_capacity(4096),
+        not_interop: false,
+    };
+    value
+        .serialize(&mut w)
+        .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))?;
+    Ok(w)
+}
+
+/// Canonical bytes of the JSON document `bytes`, transcoded without a `Value` tree.
+pub(super) fn of_slice(bytes: &[u8]) -> std::result::Result<Writer, serde_json::Error> {
+    let mut w = Writer {
+        out: Vec::with_capacity(bytes.len()),
+        not_interop: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Transcode(&mut w).deserialize(&mut de)?;
+    de.end()?;
+    Ok(w)
+}
+
+// ---------------------------------------------------------------------------------
+// Serializer: typed model -> canonical bytes.
+
+#[derive(Debug)]
+pub(super) struct SerError(String);
+
+impl fmt::Display for SerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SerError {}
+
+impl ser::Error for SerError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        SerError(msg.to_string())
+    }
+}
+
+type SerResult<T = ()> = std::result::Result<T, SerError>;
+
+impl<'a> ser::Serializer for &'a mut Writer {
+    type Ok = ();
+    type Error = SerError;
+    type SerializeSeq = Seq<'a>;
+    type SerializeTuple = Seq<'a>;
+    type SerializeTupleStruct = Seq<'a>;
+    type SerializeTupleVariant = Variant<Seq<'a>>;
+    type SerializeMap = Map<'a>;
+    type SerializeStruct = Struct<'a>;
+    type SerializeStructVariant = Variant<Struct<'a>>;
+
+    fn serialize_bool(self, v: bool) -> SerResult {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i16(self, v: i16) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i32(self, v: i32) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i64(self, v: i64) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_i128(self, v: i128) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u16(self, v: u16) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u32(self, v: u32) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u64(self, v: u64) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_u128(self, v: u128) -> SerResult {
+        self.integer(v);
+        Ok(())
+    }
+    fn serialize_f32(self, v: f32) -> SerResult {
+        self.serialize_f64(f64::from(v))
+    }
+    fn serialize_f64(self, v: f64) -> SerResult {
+        // Spelled as serde_json spells it (through `Value`, as the reference does).
+        let n = serde_json::Number::from_f64(v)
+            .ok_or_else(|| SerError(format!("{v} is not a JSON number")))?;
+        self.raw_number(&n.to_string());
+        Ok(())
+    }
+    fn serialize_char(self, v: char) -> SerResult {
+        self.string(v.encode_utf8(&mut [0u8; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> SerResult {
+        self.string(v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> SerResult {
+        use ser::SerializeSeq;
+        let mut s = self.serialize_seq(Some(v.len()))?;
+        for b in v {
+            s.serialize_element(b)?;
+        }
+        s.end()
+    }
+    fn serialize_none(self) -> SerResult {
+        self.serialize_unit()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> SerResult {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> SerResult {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> SerResult {
+        self.serialize_unit()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> SerResult {
+        self.string(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> SerResult {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> SerResult {
+        let mut o = Object::open(self);
+        o.key(self, variant.to_string());
+        value.serialize(&mut *self)?;
+        o.value_done(self);
+        o.close(self);
+        Ok(())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> SerResult<Seq<'a>> {
+        self.out.push(b'[');
+        Ok(Seq {
+            w: self,
+            first: true,
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> SerResult<Seq<'a>> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> SerResult<Seq<'a>> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> SerResult<Variant<Seq<'a>>> {
+        let mut o = Object::open(self);
+        o.key(self, variant.to_string());
+        self.out.push(b'[');
+        Ok(Variant {
+            outer: o,
+            inner: Seq {
+                w: self,
+                first: true,
+            },
+        })
+    }
+    fn serialize_map(self, _: Option<usize>) -> SerResult<Map<'a>> {
+        let o = Object::open(self);
+        Ok(Map { w: self, o })
+    }
+    fn serialize_struct(self, name: &'static str, _: usize) -> SerResult<Struct<'a>> {
+        if name == NUMBER_TOKEN {
+            return Ok(Struct::Number(self));
+        }
+        if name == RAW_TOKEN {
+            return Ok(Struct::Raw(self));
+        }
+        let o = Object::open(self);
+        Ok(Struct::Object(Map { w: self, o }))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> SerResult<Variant<Struct<'a>>> {
+        let mut outer = Object::open(self);
+        outer.key(self, variant.to_string());
+        let o = Object::open(self);
+        Ok(Variant {
+            outer,
+            inner: Struct::Object(Map { w: self, o }),
+        })
+    }
+}
+
+pub(super) struct Seq<'a> {
+    w: &'a mut Writer,
+    first: bool,
+}
+
+impl Seq<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        if !self.first {
+            self.w.out.push(b',');
+        }
+        self.first = false;
+        v.serialize(&mut *self.w)
+    }
+    fn finish(self) -> SerResult {
+        self.w.out.push(b']');
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Seq<'_> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        self.element(v)
+    }
+    fn end(self) -> SerResult {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTuple for Seq<'_> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        self.element(v)
+    }
+    fn end(self) -> SerResult {
+        self.finish()
+    }
+}
+
+impl ser::SerializeTupleStruct for Seq<'_> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        self.element(v)
+    }
+    fn end(self) -> SerResult {
+        self.finish()
+    }
+}
+
+pub(super) struct Map<'a> {
+    w: &'a mut Writer,
+    o: Object,
+}
+
+impl Map<'_> {
+    fn entry<T: Serialize + ?Sized>(&mut self, key: String, v: &T) -> SerResult {
+        self.o.key(self.w, key);
+        v.serialize(&mut *self.w)?;
+        self.o.value_done(self.w);
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Map<'_> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> SerResult {
+        let k = key.serialize(KeyString)?;
+        self.o.key(self.w, k);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        v.serialize(&mut *self.w)?;
+        self.o.value_done(self.w);
+        Ok(())
+    }
+    fn end(self) -> SerResult {
+        self.o.close(self.w);
+        Ok(())
+    }
+}
+
+pub(super) enum Struct<'a> {
+    Object(Map<'a>),
+    /// serde_json's `arbitrary_precision` number: one field holding its spelling.
+    Number(&'a mut Writer),
+    /// A `RawValue`: one field holding JSON text, transcoded in place.
+    Raw(&'a mut Writer),
+}
+
+impl ser::SerializeStruct for Struct<'_> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> SerResult {
+        match self {
+            Struct::Object(m) => m.entry(key.to_string(), v),
+            Struct::Number(w) => {
+                let spelled = v.serialize(KeyString)?;
+                w.raw_number(&spelled);
+                Ok(())
+            }
+            Struct::Raw(w) => {
+                let text = v.serialize(KeyString)?;
+                let mut de = serde_json::Deserializer::from_str(&text);
+                Transcode(w)
+                    .deserialize(&mut de)
+                    .and_then(|()| de.end())
+                    .map_err(|e| SerError(format!("invalid raw JSON: {e}")))
+            }
+        }
+    }
+    fn end(self) -> SerResult {
+        match self {
+            Struct::Object(m) => ser::SerializeMap::end(m),
+            Struct::Number(_) | Struct::Raw(_) => Ok(()),
+        }
+    }
+}
+
+/// `{"variant": <inner>}` for enum variants with fields.
+pub(super) struct Variant<I> {
+    outer: Object,
+    inner: I,
+}
+
+impl<'a> ser::SerializeTupleVariant for Variant<Seq<'a>> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
+        self.inner.element(v)
+    }
+    fn end(self) -> SerResult {
+        let Variant { mut outer, inner } = self;
+        let w = inner.w;
+        w.out.push(b']');
+        outer.value_done(w);
+        outer.close(w);
+        Ok(())
+    }
+}
+
+impl<'a> ser::SerializeStructVariant for Variant<Struct<'a>> {
+    type Ok = ();
+    type Error = SerError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> SerResult {
+        ser::SerializeStruct::serialize_field(&mut self.inner, key, v)
+    }
+    fn end(self) -> SerResult {
+        let Variant { mut outer, inner } = self;
+        let Struct::Object(m) = inner else {
+            return Err(SerError("a struct variant cannot be a number".into()));
+        };
+        let w = m.w;
+        m.o.close(w);
+        outer.value_done(w);
+        outer.close(w);
+        Ok(())
+    }
+}
+
+/// Map keys (and `arbitrary_precision` number spellings) as strings, like serde_json's
+/// key serializer: strings, chars, and integers (as their decimal text).
+struct KeyString;
+
+macro_rules! key_int {
+    ($($f:ident: $t:ty),*) => {$(
+        fn $f(self, v: $t) -> SerResult<String> {
+            Ok(itoa::Buffer::new().format(v).to_string())
+        }
+    )*};
+}
+
+impl ser::Serializer for KeyString {
+    type Ok = String;
+    type Error = SerError;
+    type SerializeSeq = Impossible<String, SerError>;
+    type SerializeTuple = Impossible<String, SerError>;
+    type SerializeTupleStruct = Impossible<String, SerError>;
+    type SerializeTupleVariant = Impossible<String, SerError>;
+    type SerializeMap = Impossible<String, SerError>;
+    type SerializeStruct = Impossible<String, SerError>;
+    type SerializeStructVariant = Impossible<String, SerError>;
+
+    key_int!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
+        serialize_u64: u64, serialize_u128: u128);
+
+    fn serialize_str(self, v: &str) -> SerResult<String> {
+        Ok(v.to_string())
+    }
+    fn serialize_char(self, v: char) -> SerResult<String> {
+        Ok(v.to_string())
+    }
+    fn serialize_bool(self, _: bool) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_f32(self, _: f32) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_f64(self, _: f64) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_none(self) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_unit(self) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> SerResult<String> {
+        Ok(v.to_string())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> SerResult<String> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> SerResult<String> {
+        Err(key_error())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> SerResult<Self::SerializeSeq> {
+        Err(key_error())
+    }
+    fn serialize_tuple(self, _: usize) -> SerResult<Self::SerializeTuple> {
+        Err(key_error())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> SerResult<Self::SerializeTupleStruct> {
+        Err(key_error())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> SerResult<Self::SerializeTupleVariant> {
+        Err(key_error())
+    }
+    fn serialize_map(self, _: Option<usize>) -> SerResult<Self::SerializeMap> {
+        Err(key_error())
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> SerResult<Self::SerializeStruct> {
+        Err(key_error())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> SerResult<Self::SerializeStructVariant> {
+        Err(key_error())
+    }
+}
+
+fn key_error() -> SerError {
+    SerError("a JSON object key must be a string".into())
+}
+
+// ---------------------------------------------------------------------------------
+// Transcoder: received bytes -> canonical bytes.
+
+struct Transcode<'a>(&'a mut Writer);
+
+impl<'de> DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Transcode<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<(), E> {
+        self.0
+            .out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<(), E> {
+        self.0.integer(v);
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<(), E> {
+        self.0.integer(v);
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<(), E> {
+        let n = serde_json::Number::from_f64(v).ok_or_else(|| E::custom("not a JSON number"))?;
+        self.0.raw_number(&n.to_string());
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<(), E> {
+        self.0.string(v);
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        self.0.out.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> std::result::Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        let w = self.0;
+        w.out.push(b'[');
+        let mut first = true;
+        loop {
+            let at = w.out.len();
+            if !first {
+                w.out.push(b',');
+            }
+            if seq.next_element_seed(Transcode(&mut *w))?.is_none() {
+                w.out.truncate(at);
+                break;
+            }
+            first = false;
+        }
+        w.out.push(b']');
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let w = self.0;
+        let Some(first) = map.next_key::<String>()? else {
+            w.out.extend_from_slice(b"{}");
+            return Ok(());
+        };
+        if first == NUMBER_TOKEN {
+            // serde_json's `arbitrary_precision` number: the value is its spelling.
+            let spelled: String = map.next_value()?;
+            w.raw_number(&spelled);
+            return Ok(());
+        }
+        let mut o = Object::open(w);
+        let mut key = Some(first);
+        while let Some(k) = key {
+            o.key(w, k);
+            map.next_value_seed(Transcode(&mut *w))?;
+            o.value_done(w);
+            key = map.next_key::<String>()?;
+        }
+        o.close(w);
+        Ok(())
+    }
+}
+
+/// circe's `spaces2` layout (see [`super::to_pretty`]) from canonical bytes: a pure
+/// re-layout, since canonical JSON has no whitespace outside strings and its strings
+/// are already escaped as the pretty form writes them.
+pub fn pretty_from_canonical(c: &CanonicalJson) -> Vec<u8> {
+    pretty_from_parts(&[c.as_bytes()])
+}
+
+/// [`pretty_from_canonical`] of the concatenation of `parts`, which must split the
+/// canonical text only between tokens (as [`CanonicalJson::join`] pieces do).
+pub fn pretty_from_parts(parts: &[&[u8]]) -> Vec<u8> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(total + total / 2);
+    let mut depth = 0usize;
+    let indent = |out: &mut Vec<u8>, d: usize| out.extend(std::iter::repeat(b' ').take(d * 2));
+    for b in parts {
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b'"' => {
+                    let start = i;
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    out.extend_from_slice(&b[start..(i + 1).min(b.len())]);
+                }
+                b'{' | b'[' => {
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if b.get(i + 1) == Some(&close) {
+                        out.extend_from_slice(&[c, close]);
+                        i += 1;
+                    } else {
+                        depth += 1;
+                        out.push(c);
+                        out.push(b'\n');
+                        indent(&mut out, depth);
+                    }
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    out.push(b'\n');
+                    indent(&mut out, depth);
+                    out.push(c);
+                }
+                b',' => {
+                    out.extend_from_slice(b",\n");
+                    indent(&mut out, depth);
+                }
+                b':' => out.extend_from_slice(b" : "),
+                _ => out.push(c),
+            }
+            i += 1;
+        }
+    }
+    out
+}

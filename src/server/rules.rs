@@ -1,0 +1,293 @@
+//! The reposerver's acceptance rules for uploaded metadata (reference/reposerver.md §3):
+//! pure functions of the documents, no state, no I/O. `store` applies them.
+
+use crate::canonical::CanonicalJson;
+use crate::keys::PublicKey;
+use crate::metadata::{Expires, RootRole, Signature, SignedPayload, TargetsRole};
+use crate::schema::{DelegationName, HardwareId, KeyId};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// ota-tuf's decoder for `SignedPayload[TargetsRole]` (§3.1 step 2).
+pub(super) fn decode_targets(
+    signatures: &[Signature],
+    signed: &[u8],
+) -> std::result::Result<TargetsRole, String> {
+    const METHODS: [&str; 4] = ["rsassa-pss-sha256", "rsassa-pss", "ed25519", "ecPrime256v1"];
+    // Key ids were checked when `doc` was decoded (`KeyId`).
+    for s in signatures {
+        if !METHODS.contains(&s.method.as_str()) {
+            return Err(format!(
+                "signatures: unknown signature method {:?}",
+                s.method
+            ));
+        }
+        if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &s.sig).is_err() {
+            return Err(format!("signatures: sig of key {} is not base64", s.keyid));
+        }
+    }
+    let role = TargetsRole::from_slice(signed, "targets.json").map_err(|e| e.to_string())?;
+    if role.version > i32::MAX as u64 {
+        return Err(format!("version: {} is not an Int", role.version));
+    }
+    // Names and digests were checked when `role` was decoded (`TargetName`, `Sha256`).
+    for (name, item) in &role.targets {
+        if let Some(method) = item.hashes.keys().find(|m| *m != "sha256") {
+            return Err(format!(
+                "targets.{name}.hashes: unsupported hash method {method:?} (only sha256)"
+            ));
+        }
+    }
+    Ok(role)
+}
+
+/// `TufCrypto.payloadSignatureIsValid`: signatures by key id (duplicates collapse);
+/// valid if at least `threshold` (> 0) verify. Errors only when that fails.
+pub(super) fn threshold_errors(
+    keys: &BTreeMap<KeyId, PublicKey>,
+    keyids: &[KeyId],
+    threshold: i64,
+    signatures: &[Signature],
+    message: &[u8],
+) -> Vec<String> {
+    let sigs: BTreeMap<&str, &Signature> =
+        signatures.iter().map(|s| (s.keyid.as_str(), s)).collect();
+    let mut valid = 0i64;
+    let mut errors = Vec::new();
+    for (id, sig) in sigs {
+        match keys.get(id).filter(|_| keyids.iter().any(|k| k == id)) {
+            None => errors.push(format!(
+                "key {id} required for role validation not found in authoritative role"
+            )),
+            Some(k) if k.verify(&sig.method, message, &sig.sig) => valid += 1,
+            Some(_) => errors.push(format!("Invalid signature for key {id}")),
+        }
+    }
+    if threshold > 0 && valid >= threshold {
+        Vec::new()
+    } else {
+        errors.push(format!(
+            "Valid signature count must be >= threshold ({threshold})"
+        ));
+        errors
+    }
+}
+
+/// `newRootIsValid`: a threshold of `signer`'s root keys must have signed `doc`.
+pub(super) fn root_signature_errors(
+    signer: &RootRole,
+    signer_v: u64,
+    new_v: u64,
+    doc: &SignedPayload,
+) -> Vec<String> {
+    let Some(role) = signer.roles.get("root") else {
+        return vec![format!("root.json version {signer_v} has no root role")];
+    };
+    let message = CanonicalJson::of(&doc.signed);
+    let mut valid = 0i64;
+    let mut errors = Vec::new();
+    for id in &role.keyids {
+        let sig = doc.signatures.iter().find(|s| &s.keyid == id);
+        match (sig, signer.keys.get(id)) {
+            (Some(s), Some(k)) if k.verify(&s.method, message.as_bytes(), &s.sig) => valid += 1,
+            (Some(_), _) => errors.push(format!(
+                "Invalid signature for key {id} in root.json version {new_v}"
+            )),
+            (None, _) => errors.push(format!(
+                "No signature found for key {id} in root.json version {new_v}"
+            )),
+        }
+    }
+    if role.threshold > 0 && valid >= role.threshold {
+        return Vec::new();
+    }
+    let mut out = vec![format!(
+        "root.json version {signer_v} requires {} valid signatures for root.json version {new_v}, {valid} supplied",
+        role.threshold
+    )];
+    out.extend(errors);
+    out
+}
+
+/// `TrustedDelegations.validate` (§3.1 step 4).
+pub(super) fn delegation_errors(signed: &Value) -> Vec<String> {
+    let Some(d) = signed.get("delegations").filter(|d| !d.is_null()) else {
+        return Vec::new();
+    };
+    let keys = d.get("keys").and_then(Value::as_object);
+    let Some(roles) = d.get("roles").and_then(Value::as_array) else {
+        return vec!["delegations: roles must be an array".into()];
+    };
+    let mut errors = Vec::new();
+    for r in roles {
+        let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+        if DelegationName::parse(name).is_err() {
+            errors.push(format!("delegated role name {name:?} is invalid"));
+        }
+        for id in r
+            .get("keyids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = id.as_str().unwrap_or("");
+            if !keys.is_some_and(|k| k.contains_key(id)) {
+                errors.push(format!(
+                    "delegated role {name}: key {id} is not defined in delegations.keys"
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// `validatedPayloadTargets` (§3.1 step 5).
+pub(super) fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (name, item) in &targets.targets {
+        if item.hashes.is_empty() {
+            errors.push(format!(
+                "target item error {name}: Invalid/Missing Checksum"
+            ));
+        }
+        match (item.custom_value(), existing.contains(name.as_str())) {
+            (None, false) => errors.push(format!(
+                "target item error {name}: new offline signed target items must contain custom metadata"
+            )),
+            (Some(c), _) => {
+                if let Err(e) = check_custom(&c) {
+                    errors.push(format!("target item error {name}: {e}"));
+                }
+            }
+            (None, true) => {}
+        }
+    }
+    errors
+}
+
+/// `targetCustomDecoder`.
+pub(super) fn check_custom(c: &Value) -> std::result::Result<(), String> {
+    let obj = c.as_object().ok_or("custom: must be an object")?;
+    for f in ["name", "version"] {
+        if !obj.get(f).is_some_and(Value::is_string) {
+            return Err(format!("custom.{f}: missing or not a string"));
+        }
+    }
+    let hw = obj
+        .get("hardwareIds")
+        .and_then(Value::as_array)
+        .ok_or("custom.hardwareIds: missing or not an array")?;
+    if let Some(h) = hw
+        .iter()
+        .find(|h| h.as_str().map_or(true, |s| HardwareId::parse(s).is_err()))
+    {
+        return Err(format!(
+            "custom.hardwareIds: {h} is not a valid hardware id (1 to 200 characters)"
+        ));
+    }
+    for f in ["createdAt", "updatedAt"] {
+        let s = obj
+            .get(f)
+            .and_then(Value::as_str)
+            .ok_or(format!("custom.{f}: missing or not a string"))?;
+        Expires::parse(s).map_err(|_| format!("custom.{f}: {s:?} is not an ISO-8601 instant"))?;
+    }
+    match obj.get("targetFormat") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "BINARY" || s == "OSTREE" => {}
+        Some(v) => {
+            return Err(format!(
+                "custom.targetFormat: {v} is not BINARY, OSTREE or null"
+            ))
+        }
+    }
+    if !matches!(
+        obj.get("uri"),
+        None | Some(Value::Null) | Some(Value::String(_))
+    ) {
+        return Err("custom.uri: must be a string or null".into());
+    }
+    if !matches!(
+        obj.get("cliUploaded"),
+        None | Some(Value::Null) | Some(Value::Bool(_))
+    ) {
+        return Err("custom.cliUploaded: must be a boolean".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn custom_rules() {
+        let ok = json!({"name":"a","version":"1","hardwareIds":["x"],"createdAt":"2025-01-01T00:00:00Z","updatedAt":"2025-01-01T00:00:00Z","targetFormat":null,"uri":null});
+        assert!(check_custom(&ok).is_ok());
+        let mut bad = ok.clone();
+        bad.as_object_mut().unwrap().remove("createdAt");
+        assert!(check_custom(&bad).unwrap_err().contains("createdAt"));
+        let mut bad = ok.clone();
+        bad["targetFormat"] = json!("ZIP");
+        assert!(check_custom(&bad).is_err());
+    }
+
+    fn targets_doc(targets: Value) -> (SignedPayload, Vec<u8>) {
+        let signed = json!({"_type": "Targets", "expires": "2030-01-01T00:00:00Z",
+                            "targets": targets, "version": 2});
+        let bytes = serde_json::to_vec(&signed).unwrap();
+        (
+            SignedPayload {
+                signatures: vec![],
+                signed,
+            },
+            bytes,
+        )
+    }
+
+    #[test]
+    fn decode_refuses_other_hash_methods_and_signature_methods() {
+        let (_, bytes) = targets_doc(json!({"a-1": {"hashes": {"sha512": "00"}, "length": 1}}));
+        assert!(decode_targets(&[], &bytes).is_err());
+        let (_, bytes) =
+            targets_doc(json!({"a-1": {"hashes": {"sha256": "0".repeat(64)}, "length": 1}}));
+        let role = decode_targets(&[], &bytes).unwrap();
+        assert_eq!(role.version, 2);
+        let sig = Signature {
+            keyid: KeyId::parse(&"a".repeat(64)).unwrap(),
+            method: "md5".into(),
+            sig: "AA==".into(),
+        };
+        assert!(decode_targets(&[sig], &bytes)
+            .unwrap_err()
+            .contains("unknown signature method"));
+    }
+
+    #[test]
+    fn threshold_counts_valid_signatures_by_listed_keys_only() {
+        let key = crate::keys::PrivateKey::generate(crate::keys::KeyType::Ed25519, None).unwrap();
+        let handle = crate::keyref::KeyHandle::software(&key, "test").unwrap();
+        let (doc, _) = targets_doc(json!({}));
+        let message = CanonicalJson::of(&doc.signed);
+        let sigs = [Signature::by(&handle, message.as_bytes()).unwrap()];
+        let keys = BTreeMap::from([(key.key_id(), key.public().clone())]);
+        let ids = [key.key_id()];
+        assert!(threshold_errors(&keys, &ids, 1, &sigs, message.as_bytes()).is_empty());
+        assert!(!threshold_errors(&keys, &ids, 2, &sigs, message.as_bytes()).is_empty());
+        assert!(!threshold_errors(&keys, &ids, 1, &sigs, b"other").is_empty());
+        assert!(!threshold_errors(&keys, &[], 1, &sigs, message.as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn delegations_and_items() {
+        let d = json!({"delegations": {"keys": {}, "roles": [{"name": ".bad", "keyids": ["x"]}]}});
+        let errors = delegation_errors(&d);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let (_, bytes) =
+            targets_doc(json!({"new-1": {"hashes": {"sha256": "0".repeat(64)}, "length": 1}}));
+        let role = decode_targets(&[], &bytes).unwrap();
+        assert!(item_errors(&role, &BTreeSet::new())[0].contains("must contain custom metadata"));
+        assert!(item_errors(&role, &BTreeSet::from(["new-1".to_string()])).is_empty());
+    }
+}
