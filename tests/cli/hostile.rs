@@ -9,7 +9,7 @@
 //! - the server received no state-changing request (only GETs).
 
 use crate::support::fake_http::{FakeServer, Reply};
-use crate::support::{tree_snapshot, Workspace};
+use crate::support::{publish_args, tree_snapshot, Workspace, SHA};
 use ota_sign::keys::{KeyType, PrivateKey};
 use ota_sign::metadata::SignedPayload;
 use serde_json::{json, Value};
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 const FUTURE: &str = "2035-01-01T00:00:00Z";
-const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
 const CHECKSUM: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const API: &str = "/api/v1/user_repo";
 
@@ -626,21 +625,7 @@ const CASES: &[Case] = &[
         let v2 = w.root(2, "2020-01-01T00:00:00Z");
         w.serve("2.root.json", json_reply(&v2));
         let zip = w.ws.path().join("good.zip");
-        args(&[
-            "publish",
-            "--credentials",
-            zip.to_str().unwrap(),
-            "--name",
-            "app",
-            "--version",
-            "1",
-            "--hardwareids",
-            "hw",
-            "--length",
-            "3",
-            "--sha256",
-            SHA,
-        ])
+        publish_args(zip.to_str().unwrap(), "1")
     }),
     case!("forged root on pull", 3, ["root"], |w| {
         let attacker = PrivateKey::generate(KeyType::Ed25519, None).unwrap();

@@ -4,11 +4,10 @@
 //! down is reported within the documented bound with nothing changed locally.
 
 use crate::support::reposerver::TestServer;
-use crate::support::{tree_snapshot, Workspace};
+use crate::support::{publish_args, tree_snapshot, Workspace, SHA};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
 const API: &str = "/api/v1/user_repo";
 
 /// The fault kinds tried, as `/_admin/faults` rule parts. A stall outlasts the
@@ -194,25 +193,12 @@ fn a_dead_server_is_reported_within_the_bound_and_nothing_changes() {
     add_and_sign(&ws, "1");
     server.stop();
     let before = tree_snapshot(&ws.home());
+    let publish = publish_args(zip.to_str().unwrap(), "1");
     for args in [
         vec!["targets", "pull", "--repo", "r"],
         vec!["targets", "push", "--repo", "r"],
         vec!["root", "pull", "--repo", "r"],
-        vec![
-            "publish",
-            "--credentials",
-            zip.to_str().unwrap(),
-            "--name",
-            "app",
-            "--version",
-            "1",
-            "--hardwareids",
-            "hw",
-            "--length",
-            "3",
-            "--sha256",
-            SHA,
-        ],
+        publish.iter().map(String::as_str).collect(),
     ] {
         let t = Instant::now();
         let out = ws.cmd().args(&args).output().unwrap();

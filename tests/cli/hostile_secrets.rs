@@ -9,11 +9,10 @@
 //! private keys 0600. Run alone by scripts/secrets-test.sh.
 
 use crate::support::reposerver::{Auth, Options, TestServer};
-use crate::support::{mode, read_json, zip_entry, Workspace};
+use crate::support::{mode, publish_args, read_json, zip_entry, Workspace, SHA};
 use base64::Engine;
 use std::path::Path;
 
-const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
 /// Files that hold secrets by design (garage-sign's layout), checked for 0600.
 const HOLDERS: &[&str] = &[
     "credentials.zip",
@@ -113,6 +112,7 @@ fn leak(text: &str, secrets: &[String]) -> Option<String> {
 fn procedure(ws: &Workspace, server: &TestServer) -> Vec<(String, String)> {
     let zip = server.credentials_zip();
     let z = zip.to_str().unwrap();
+    let publish = publish_args("offline-credentials.zip", "1");
     let steps: Vec<Vec<&str>> = vec![
         vec!["init", "--repo", "r", "--credentials", z],
         vec![
@@ -167,21 +167,7 @@ fn procedure(ws: &Workspace, server: &TestServer) -> Vec<(String, String)> {
             "--output",
             "offline-credentials.zip",
         ],
-        vec![
-            "publish",
-            "--credentials",
-            "offline-credentials.zip",
-            "--name",
-            "app",
-            "--version",
-            "1",
-            "--hardwareids",
-            "hw",
-            "--length",
-            "3",
-            "--sha256",
-            SHA,
-        ],
+        publish.iter().map(String::as_str).collect(),
         vec!["root", "pull", "--repo", "r"],
         vec!["targets", "pull", "--repo", "r"],
     ];

@@ -22,6 +22,31 @@ pub const MOVE_OFFLINE: [&str; 9] = [
     "mytargets",
 ];
 
+/// A sha256 for targets whose content does not matter.
+pub const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
+
+/// `publish` of target `app`-`version` (hardware id `hw`, 3 bytes, [`SHA`]) from `zip`.
+pub fn publish_args(zip: &str, version: &str) -> Vec<String> {
+    [
+        "publish",
+        "--credentials",
+        zip,
+        "--name",
+        "app",
+        "--version",
+        version,
+        "--hardwareids",
+        "hw",
+        "--length",
+        "3",
+        "--sha256",
+        SHA,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// `ota-sign` with a clean environment for logging.
 pub fn ota_sign() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ota-sign"));
