@@ -6,7 +6,7 @@ use super::account::{Account, AuthMode};
 use super::auth::{Tokens, TOKEN_LIFETIME_SECS};
 use super::errors::ApiError;
 use super::faults::{FaultAction, FaultRule, Faults};
-use super::store::{Store, Stored};
+use super::state::{Store, Stored};
 use super::uploads::{file_body, too_large, Storage};
 use crate::crypto::sha256_hex;
 use crate::metadata::Expires;
