@@ -112,7 +112,7 @@ pub(super) fn root_signature_errors(
 }
 
 /// `TrustedDelegations.validate` (§3.1 step 4).
-pub(super) fn delegation_errors(signed: &Value) -> Vec<String> {
+fn delegation_errors(signed: &Value) -> Vec<String> {
     let Some(d) = signed.get("delegations").filter(|d| !d.is_null()) else {
         return Vec::new();
     };
@@ -144,7 +144,7 @@ pub(super) fn delegation_errors(signed: &Value) -> Vec<String> {
 }
 
 /// `validatedPayloadTargets` (§3.1 step 5).
-pub(super) fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
+fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
     let mut errors = Vec::new();
     for (name, item) in &targets.targets {
         if item.hashes.is_empty() {
@@ -267,6 +267,25 @@ pub(super) fn targets_version_bump(old: Option<u64>, new: u64) -> Result<(), Api
         )),
         _ => Ok(()),
     }
+}
+
+/// `PUT targets` steps 3–5, every error together: a threshold of `root`'s targets keys
+/// signed `message`, the delegations block is valid and so is every new or changed
+/// item (`existing`: the names the stored targets role holds).
+pub(super) fn targets_errors(
+    root: &RootRole,
+    existing: &BTreeSet<String>,
+    targets: &TargetsRole,
+    doc: &SignedPayload,
+    message: &[u8],
+) -> Vec<String> {
+    let mut errors = match root.roles.get("targets") {
+        Some(r) => threshold_errors(&root.keys, &r.keyids, r.threshold, &doc.signatures, message),
+        None => vec!["root.json has no targets role".to_string()],
+    };
+    errors.extend(delegation_errors(&doc.signed));
+    errors.extend(item_errors(targets, existing));
+    errors
 }
 
 /// A delegated role as the targets role defines it: its keys, key ids and threshold.

@@ -20,8 +20,8 @@ use super::keyserver::{
     self, days, expires_at, resign_dependents, ROLE_EXPIRY_DAYS, ROOT_EXPIRY_DAYS,
 };
 use super::rules::{
-    checksum_precondition, decode_targets, delegated_role, delegation_errors, item_errors,
-    listed_key_ids, root_signature_errors, targets_version_bump, threshold_errors,
+    checksum_precondition, decode_targets, delegated_role, listed_key_ids, root_signature_errors,
+    targets_errors, targets_version_bump, threshold_errors,
 };
 use crate::canonical::CanonicalJson;
 use crate::crypto::sha256_hex;
@@ -274,33 +274,9 @@ impl Store {
             st.meta.targets.as_ref().map(|t| t.checksum.as_str()),
             checksum_header,
         )?;
-        // 2. decoding: the typed role and the canonical bytes straight from the body,
-        // each once; the canonical `signed` is what the signatures cover and, joined with
-        // them, the stored document and its checksum.
-        let raw: RawSigned<'_> =
-            serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-        let signed_bytes = raw.signed.get().as_bytes();
-        let targets =
-            decode_targets(&raw.signatures, signed_bytes).map_err(ApiError::invalid_entity)?;
-        let message = CanonicalJson::from_slice(signed_bytes, "targets.json")?;
-        let doc = SignedPayload {
-            signatures: raw.signatures,
-            signed: serde_json::from_slice(signed_bytes)
-                .map_err(|e| ApiError::invalid_entity(e.to_string()))?,
-        };
+        // 2. decoding.
+        let (targets, message, doc) = decode_upload(body)?;
         // 3.–5. signatures, delegations block, target items: all errors together.
-        let root = latest_root_role(&st)?;
-        let mut errors = match root.roles.get("targets") {
-            Some(r) => threshold_errors(
-                &root.keys,
-                &r.keyids,
-                r.threshold,
-                &doc.signatures,
-                message.as_bytes(),
-            ),
-            None => vec!["root.json has no targets role".to_string()],
-        };
-        errors.extend(delegation_errors(&doc.signed));
         let existing: BTreeSet<String> = st
             .meta
             .targets
@@ -309,7 +285,13 @@ impl Store {
             .and_then(Value::as_object)
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
-        errors.extend(item_errors(&targets, &existing));
+        let errors = targets_errors(
+            &latest_root_role(&st)?,
+            &existing,
+            &targets,
+            &doc,
+            message.as_bytes(),
+        );
         if !errors.is_empty() {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -468,6 +450,24 @@ fn root_not_found() -> ApiError {
         "root_role_not_found",
         "root role was not found in upstream key store",
     )
+}
+
+/// `PUT targets` step 2: the typed role and the canonical bytes straight from the
+/// body, each once; the canonical `signed` is what the signatures cover and, joined
+/// with them, the stored document and its checksum.
+fn decode_upload(body: &[u8]) -> Result<(TargetsRole, CanonicalJson, SignedPayload), ApiError> {
+    let raw: RawSigned<'_> =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+    let signed_bytes = raw.signed.get().as_bytes();
+    let targets =
+        decode_targets(&raw.signatures, signed_bytes).map_err(ApiError::invalid_entity)?;
+    let message = CanonicalJson::from_slice(signed_bytes, "targets.json")?;
+    let doc = SignedPayload {
+        signatures: raw.signatures,
+        signed: serde_json::from_slice(signed_bytes)
+            .map_err(|e| ApiError::invalid_entity(e.to_string()))?,
+    };
+    Ok((targets, message, doc))
 }
 
 pub(super) fn latest_root(st: &State) -> &Stored {
