@@ -14,7 +14,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
 use crate::keys::{KeyType, PrivateKey};
 use crate::metadata::{Expires, RoleKeys, RootRole, SignedPayload, TargetsRole};
-use crate::schema::{Sha256, TargetName};
+use crate::schema::{KeyId, Sha256, TargetName};
 use chrono::{DateTime, Duration, Utc};
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -250,22 +250,22 @@ impl Store {
     }
 
     /// `GET root/private_keys/{id}`: the key pair JSON.
-    pub fn private_key(&self, id: &str) -> Result<Zeroizing<String>, ApiError> {
+    pub fn private_key(&self, id: &KeyId) -> Result<Zeroizing<String>, ApiError> {
         let st = self.lock();
         st.keys
-            .get(id)
+            .get(id.as_str())
             .map(PrivateKey::to_key_pair_json)
             .ok_or_else(keypair_not_found)
     }
 
     /// `DELETE root/private_keys/{id}`.
-    pub fn delete_private_key(&self, id: &str) -> Result<(), ApiError> {
+    pub fn delete_private_key(&self, id: &KeyId) -> Result<(), ApiError> {
         let mut st = self.lock();
-        if !st.keys.contains_key(id) {
+        if !st.keys.contains_key(id.as_str()) {
             return Err(keypair_not_found());
         }
-        self.remove_key_file(id)?;
-        st.keys.remove(id);
+        self.remove_key_file(id.as_str())?;
+        st.keys.remove(id.as_str());
         log::info!("deleted online key {id} on request");
         Ok(())
     }

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::keys::PrivateKey;
 use crate::metadata::{Expires, RootRole, Signature, Signed, SignedPayload, TargetsRole};
-use crate::schema::DelegationName;
+use crate::schema::{DelegationName, RoleName};
 use chrono::Utc;
 use hyper::body::Bytes;
 use hyper::StatusCode;
@@ -247,17 +247,17 @@ impl Store {
 
     /// targets.json, snapshot.json or timestamp.json; generated on first use and
     /// refreshed when close to expiry (§4.2, §4.4).
-    pub fn role(&self, name: &str) -> Result<Stored, ApiError> {
+    pub fn role(&self, name: RoleName) -> Result<Stored, ApiError> {
         let mut st = self.lock();
         let now = Utc::now();
         self.fresh_root(&mut st, now)?;
         self.ensure_generated(&mut st, now)?;
         self.refresh(&mut st, now)?;
         let s = match name {
-            "targets" => st.meta.targets.clone(),
-            "snapshot" => st.meta.snapshot.clone(),
-            "timestamp" => st.meta.timestamp.clone(),
-            _ => None,
+            RoleName::Targets => st.meta.targets.clone(),
+            RoleName::Snapshot => st.meta.snapshot.clone(),
+            RoleName::Timestamp => st.meta.timestamp.clone(),
+            RoleName::Root => None,
         };
         s.ok_or_else(|| ApiError::not_found("role_not_found", format!("role {name} not found")))
     }
@@ -490,9 +490,9 @@ mod tests {
         let d = dir.path().join("data");
         keyserver::create(&d, KeyType::Ed25519).unwrap();
         let store = Store::open(&d).unwrap();
-        let t1 = store.role("targets").unwrap();
+        let t1 = store.role(RoleName::Targets).unwrap();
         assert_eq!(t1.version(), 1);
-        let snap = store.role("snapshot").unwrap();
+        let snap = store.role(RoleName::Snapshot).unwrap();
         assert_eq!(
             snap.doc.signed["meta"]["targets.json"]["hashes"]["sha256"],
             json!(t1.checksum)
@@ -502,7 +502,7 @@ mod tests {
         );
         drop(store);
         let again = Store::open(&d).unwrap();
-        assert_eq!(again.role("targets").unwrap().checksum, t1.checksum);
+        assert_eq!(again.role(RoleName::Targets).unwrap().checksum, t1.checksum);
         assert_eq!(again.online_key_ids().len(), 4);
     }
 }
