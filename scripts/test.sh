@@ -10,6 +10,10 @@ cargo build --locked --bins
 # The signer alone, as the Yocto recipe builds it (no server code or dependencies).
 cargo build --locked --no-default-features --bin ota-sign
 cargo test --locked --all-targets
+# Reliability (RELIABILITY.md): the SIGKILL loop and the fuzz targets, short mode
+# (`--long` on either for the long runs). Without nightly, fuzz.sh replays the seeds.
+scripts/crash-test.sh
+scripts/fuzz.sh
 
 [ -x .venv-test/bin/python ] || python3 -m venv .venv-test
 .venv-test/bin/pip install --quiet --disable-pip-version-check \

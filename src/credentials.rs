@@ -28,6 +28,18 @@ pub struct OAuth2Config {
     pub scope: String,
 }
 
+impl OAuth2Config {
+    /// The object as treehub.json and config.json spell it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "server": self.server,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "scope": self.scope,
+        })
+    }
+}
+
 fn default_scope() -> String {
     "none".into()
 }
@@ -66,7 +78,7 @@ impl AuthConfig {
     pub fn to_json(&self) -> Value {
         match self {
             AuthConfig::None => Value::Null,
-            AuthConfig::OAuth2(o) => serde_json::to_value(o).unwrap_or(Value::Null),
+            AuthConfig::OAuth2(o) => o.to_json(),
             AuthConfig::MutualTls {
                 cert_path,
                 server_cert_path,
@@ -145,30 +157,67 @@ impl TreehubConfig {
 
     pub fn to_json(&self) -> Value {
         serde_json::json!({
-            "oauth2": self.oauth2.as_ref().map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            "oauth2": self.oauth2.as_ref().map(OAuth2Config::to_json),
             "no_auth": self.no_auth,
             "ostree": self.ostree,
         })
     }
 }
 
-/// A credentials.zip read into memory.
+/// A credentials.zip read into memory: the archive's bytes (kept, so that `init`
+/// copies exactly what it checked) and its entries, all in zeroizing buffers.
 pub struct Credentials {
     path: PathBuf,
+    raw: Zeroizing<Vec<u8>>,
     entries: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Entry names only: the contents are secrets.
+        f.debug_struct("Credentials")
+            .field("path", &self.path)
+            .field(
+                "entries",
+                &self.entries.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 impl Credentials {
+    /// Reads and checks the archive at `path` (size caps, safe names).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = fsutil::read(path)?;
-        Self::from_bytes(&bytes, path)
+        Self::from_bytes(fsutil::read_secret(path)?, path)
     }
 
-    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
+    /// Checks an archive already in memory; `path` only names it in errors.
+    pub fn from_bytes(bytes: Zeroizing<Vec<u8>>, path: &Path) -> Result<Self> {
+        let entries = Self::unpack(&bytes, path)?;
+        Ok(Credentials {
+            path: path.to_path_buf(),
+            raw: bytes,
+            entries,
+        })
+    }
+
+    /// The archive exactly as read and checked.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
+    }
+
+    fn unpack(bytes: &[u8], path: &Path) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
         let what = path.display().to_string();
         let bad = |m: String| Error::invalid(what.clone(), m);
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| bad(format!("not a readable zip archive: {e}")))?;
+        // The zip reader keeps one entry per name; the end-of-central-directory record
+        // says how many there were.
+        if declared_entries(bytes).is_some_and(|n| n > archive.len()) {
+            return Err(bad(
+                "has entries that appear more than once; which one counts is ambiguous".into(),
+            ));
+        }
         if archive.len() > MAX_ENTRIES {
             return Err(bad(format!(
                 "has {} entries, more than credentials.zip ever holds",
@@ -182,13 +231,21 @@ impl Credentials {
                 .by_index(i)
                 .map_err(|e| bad(format!("entry {i}: {e}")))?;
             let name = f.name().to_string();
-            if f.enclosed_name().is_none() {
-                return Err(bad(format!("entry {name:?} has an unsafe path")));
+            if f.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') {
+                return Err(bad(format!(
+                    "entry {name:?} has an unsafe path (absolute, or leaving the archive with ..)"
+                )));
+            }
+            if f.is_symlink() {
+                return Err(bad(format!(
+                    "entry {name:?} is a symbolic link; credentials.zip holds plain files only"
+                )));
             }
             if f.is_dir() {
                 continue;
             }
-            let mut data = Zeroizing::new(Vec::new());
+            // Sized up front (within the cap) so that no reallocation leaves a copy.
+            let mut data = Zeroizing::new(Vec::with_capacity(f.size().min(MAX_ENTRY) as usize + 1));
             (&mut f)
                 .take(MAX_ENTRY + 1)
                 .read_to_end(&mut data)
@@ -205,10 +262,7 @@ impl Credentials {
             }
             entries.push((name, data));
         }
-        Ok(Credentials {
-            path: path.to_path_buf(),
-            entries,
-        })
+        Ok(entries)
     }
 
     pub fn path(&self) -> &Path {
@@ -284,18 +338,44 @@ impl Credentials {
         })
     }
 
+    /// `root.json`, parsed but not checked.
     pub fn root(&self) -> Result<Option<SignedPayload>> {
         self.entry("root.json")
             .map(|d| SignedPayload::parse(d, &self.what("root.json")))
             .transpose()
     }
 
-    /// `targets.pub` + `targets.sec`, checked to be one pair. A pair that parses but
-    /// does not match is an [`Error::Key`]; unreadable entries are [`Error::Invalid`].
-    pub fn targets_key(&self) -> Result<Option<PrivateKey>> {
-        let (Some(public), Some(secret)) = (self.entry("targets.pub"), self.entry("targets.sec"))
-        else {
+    /// `root.json`, which must be signed by a threshold of its own root keys: it becomes
+    /// the trust anchor of every later pull. `None` only when the entry is absent.
+    pub fn verified_root(&self) -> Result<Option<SignedPayload>> {
+        let Some(root) = self.root()? else {
             return Ok(None);
+        };
+        crate::verify::verify_self_signed_root(&root, &self.what("root.json"))?;
+        Ok(Some(root))
+    }
+
+    /// `targets.pub` + `targets.sec`, checked to be one usable pair. `None` when both
+    /// are absent; one without the other, an unreadable entry, a weak or unknown key
+    /// type are [`Error::Invalid`]; a pair that does not match is an [`Error::Key`].
+    pub fn targets_key(&self) -> Result<Option<PrivateKey>> {
+        let (public, secret) = match (self.entry("targets.pub"), self.entry("targets.sec")) {
+            (None, None) => return Ok(None),
+            (Some(p), Some(s)) => (p, s),
+            // A token-backed zip names its key in targets.pkcs11 (crate::keyref).
+            (Some(_), None) if self.entry(crate::keyref::TOKEN_ENTRY).is_some() => return Ok(None),
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    self.what("targets.pub"),
+                    "has no targets.sec beside it: the archive's key pair is incomplete",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::invalid(
+                    self.what("targets.sec"),
+                    "has no targets.pub beside it: the archive's key pair is incomplete",
+                ))
+            }
         };
         let public_json: Value = serde_json::from_slice(public)
             .map_err(|e| Error::invalid(self.what("targets.pub"), format!("invalid JSON: {e}")))?;
@@ -325,6 +405,19 @@ impl Credentials {
             .iter()
             .all(|e| self.entry(e).is_some())
     }
+}
+
+/// The entry count of the end-of-central-directory record (`None` if not found, or
+/// deferred to a ZIP64 record).
+fn declared_entries(bytes: &[u8]) -> Option<usize> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    // The record is 22 bytes plus a comment of at most 65535 bytes, at the very end.
+    let from = bytes.len().saturating_sub(22 + 0xffff);
+    let at = (from..=bytes.len().checked_sub(22)?)
+        .rev()
+        .find(|&i| bytes[i..].starts_with(EOCD))?;
+    let total = u16::from_le_bytes([bytes[at + 10], bytes[at + 11]]);
+    (total != 0xffff).then_some(total as usize)
 }
 
 /// Overwrites the strings of a parsed secret before it is dropped.

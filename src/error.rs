@@ -117,3 +117,13 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+/// `serde_json::to_value`, with a failure reported (naming `what`) instead of becoming
+/// a `null` that could be written as a role file.
+pub fn to_json_value<T: serde::Serialize + ?Sized>(
+    value: &T,
+    what: &str,
+) -> Result<serde_json::Value> {
+    serde_json::to_value(value)
+        .map_err(|e| Error::Other(format!("{what}: cannot encode as JSON: {e}")))
+}

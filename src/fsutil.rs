@@ -1,5 +1,5 @@
-//! File-system helpers: every write is atomic (temp file in the same directory, fsync,
-//! rename), private directories are 0700 and private files 0600 from creation on, so a
+//! File-system helpers: every write is atomic and durable (temp file in the same
+//! directory, fsync, rename, fsync of the directory), private directories are 0700 and private files 0600 from creation on, so a
 //! secret is never readable by others, not even for the instant before a chmod.
 
 use crate::error::{Error, IoContext, Result};
@@ -7,6 +7,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// Mode of private key files.
 pub const PRIVATE_FILE: u32 = 0o600;
@@ -33,17 +34,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     tmp.write_all(bytes).with_path(path)?;
     tmp.as_file().sync_all().with_path(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    sync_dir(dir)
+}
+
+/// fsyncs a directory so that a rename or a new entry in it survives a power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_path(dir)
 }
 
 /// Creates `path` (and parents) and makes `path` itself 0700.
 pub fn create_private_dir(path: &Path) -> Result<()> {
+    let existed = path.is_dir();
     fs::create_dir_all(path).with_path(path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR)).with_path(path)
+    fs::set_permissions(path, fs::Permissions::from_mode(PRIVATE_DIR)).with_path(path)?;
+    match path.parent() {
+        Some(parent) if !existed && !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
 }
 
+/// Reads a whole file; the error names it.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).with_path(path)
+}
+
+/// Reads a file that holds secrets into a buffer that is wiped when dropped.
+pub fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path).with_path(path)?;
+    let len = f.metadata().with_path(path)?.len();
+    // Sized up front: a growing Vec would leave copies of the secret behind.
+    let mut buf = Zeroizing::new(Vec::with_capacity(len as usize + 1));
+    f.read_to_end(&mut buf).with_path(path)?;
+    Ok(buf)
 }
 
 pub fn read_to_string(path: &Path) -> Result<String> {

@@ -599,7 +599,7 @@ impl NewTarget {
         // garage-sign 0.7.7 refuses code points above 0x7F in the filename and item.
         check_interop(&Value::from(filename.as_str()), "target filename")?;
         check_interop(
-            &serde_json::to_value(&item).unwrap_or(Value::Null),
+            &crate::error::to_json_value(&item, &format!("target {filename}"))?,
             &format!("target {filename}"),
         )?;
         Ok(item)

@@ -5,7 +5,6 @@
 //! exponential backoff.
 
 use crate::credentials::Credentials;
-use crate::crypto;
 use crate::error::{Error, Result};
 use crate::expiry::ExpiryChoice;
 use crate::fsutil;
@@ -19,10 +18,28 @@ use crate::verify::{self, TrustedRoot};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// The reposerver refuses targets.json documents of this many bytes or more.
+/// The reposerver refuses targets.json documents of this many bytes or more
+/// (canonical form; reference/reposerver.md `targetsFileSizeLimit`).
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
+
+/// The one size rule for a signed targets.json of `len` canonical bytes: an
+/// [`Error::Explained`] at or over [`TARGETS_SIZE_LIMIT`], a warning from 75 % on.
+/// `remedy` says how to shrink it.
+pub fn check_targets_size(len: usize, remedy: &str) -> Result<()> {
+    if len >= TARGETS_SIZE_LIMIT {
+        return Err(Error::Explained(format!(
+            "targets.json would be {len} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: {remedy}"
+        )));
+    }
+    if len * 4 >= TARGETS_SIZE_LIMIT * 3 {
+        log::warn!(
+            "targets.json is {len} bytes, {}% of the server's limit of {TARGETS_SIZE_LIMIT} bytes; {remedy}",
+            len * 100 / TARGETS_SIZE_LIMIT
+        );
+    }
+    Ok(())
+}
 /// Metadata closer to expiry than this is refreshed even when the target is unchanged.
 const NEAR_EXPIRY: chrono::Duration = chrono::Duration::days(7);
 
@@ -221,6 +238,13 @@ fn latest_root(account: &Account) -> Result<(TrustedRoot, SignedPayload)> {
         .cloned()
         .unwrap_or_else(|| account.root.clone());
     let trusted = TrustedRoot::from_signed(&latest.signed, "root.json")?;
+    let expires = crate::metadata::RootRole::from_signed(&latest.signed, "root.json")?.expires;
+    if expires.is_past() {
+        return Err(Error::Explained(format!(
+            "the server's root.json version {} expired at {expires}: devices refuse every targets.json it signs. Renew the root (root pull --force, root increment-version, root sign, root push) before publishing",
+            latest.version().unwrap_or(0)
+        )));
+    }
     Ok((trusted, latest))
 }
 
@@ -355,18 +379,10 @@ pub struct PushResult {
 fn sign_checked(session: &Session, role: &TargetsRole) -> Result<Signed> {
     // Encoded once, straight from the typed role: signed, measured, sent.
     let signed = Signed::sign(role.canonical()?, &[&session.account.key])?;
-    let size = signed.canonical_len();
-    if size >= TARGETS_SIZE_LIMIT {
-        return Err(Error::Explained(format!(
-            "the new targets.json would be {size} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: remove old targets, e.g. with --keep-versions 3"
-        )));
-    }
-    if size * 4 >= TARGETS_SIZE_LIMIT * 3 {
-        log::warn!(
-            "targets.json is {size} bytes, {}% of the server's limit; consider --keep-versions",
-            size * 100 / TARGETS_SIZE_LIMIT
-        );
-    }
+    check_targets_size(
+        signed.canonical_len(),
+        "remove old targets, e.g. with --keep-versions 3",
+    )?;
     Ok(signed)
 }
 
@@ -428,7 +444,11 @@ pub fn push_with_retries(
         {
             Ok(_) => return Ok(done),
             Err(Error::ChecksumConflict(msg)) if attempt < attempts_allowed => {
-                let delay = backoff(attempt);
+                let delay = session
+                    .account
+                    .client
+                    .retry_policy()
+                    .delay(attempt - 1, None);
                 log::info!("another builder pushed first (attempt {attempt} of {attempts_allowed}); pulling again in {} ms", delay.as_millis());
                 log::debug!("{msg}");
                 std::thread::sleep(delay);
@@ -674,16 +694,6 @@ fn drop_old_versions(
         role.targets.remove(f);
     }
     removed
-}
-
-/// Full-jitter exponential backoff: up to 200 ms · 2^(attempt-1), capped at 5 s.
-fn backoff(attempt: u32) -> Duration {
-    let cap = (200u64 << attempt.saturating_sub(1).min(5)).min(5000);
-    let mut b = [0u8; 8];
-    let r = crypto::fill_random(&mut b)
-        .map(|_| u64::from_le_bytes(b))
-        .unwrap_or(cap);
-    Duration::from_millis(cap / 2 + r % (cap / 2 + 1))
 }
 
 #[cfg(test)]

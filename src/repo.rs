@@ -117,16 +117,21 @@ impl TufRepo {
                 path.display()
             )));
         }
-        let v: Value = fsutil::read_json(&path)?;
-        RepoConfig::from_json(&v, &path.display().to_string())
+        let bytes = fsutil::read_secret(&path)?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::invalid(path.display().to_string(), format!("invalid JSON: {e}"))
+        })?;
+        let config = RepoConfig::from_json(&v, &path.display().to_string());
+        crate::credentials::wipe(v);
+        config
     }
 
+    /// config.json may hold the OAuth2 client secret: it is built in a zeroizing buffer.
     pub fn write_config(&self, config: &RepoConfig) -> Result<()> {
-        fsutil::write_atomic(
-            &self.config_path(),
-            to_pretty(&config.to_json()).as_bytes(),
-            PRIVATE_FILE,
-        )
+        let value = config.to_json();
+        let text = zeroize::Zeroizing::new(to_pretty(&value));
+        crate::credentials::wipe(value);
+        fsutil::write_atomic(&self.config_path(), text.as_bytes(), PRIVATE_FILE)
     }
 
     fn key_path(&self, name: &str, ext: &str) -> Result<PathBuf> {
@@ -172,7 +177,7 @@ impl TufRepo {
     pub fn write_signed_root(&self, root: &SignedPayload) -> Result<()> {
         write_role(
             &self.signed_root_path(),
-            &serde_json::to_value(root).unwrap_or(Value::Null),
+            &crate::error::to_json_value(root, "root.json")?,
         )
     }
 
@@ -187,7 +192,7 @@ impl TufRepo {
     pub fn write_signed_targets(&self, targets: &SignedPayload) -> Result<()> {
         write_role(
             &self.signed_targets_path(),
-            &serde_json::to_value(targets).unwrap_or(Value::Null),
+            &crate::error::to_json_value(targets, "targets.json")?,
         )
     }
 
@@ -259,19 +264,21 @@ impl TufRepo {
     }
 }
 
-/// Writes `<dir>/<name>.pub` and `<dir>/<name>.sec` (0600); `dir` becomes 0700.
+/// Writes `<dir>/<name>.pub`, then `<dir>/<name>.sec` (0600); `dir` becomes 0700.
+/// The public half goes first: a kill in between leaves a lone `.pub` (harmless, and
+/// overwritten by the next attempt), never a `.sec` that nothing can check.
 pub fn write_key_pair(dir: &Path, name: &str, key: &PrivateKey) -> Result<()> {
     check_name("key", name)?;
     fsutil::create_private_dir(dir)?;
     fsutil::write_atomic(
-        &dir.join(format!("{name}.sec")),
-        key.to_sec_file().as_bytes(),
-        PRIVATE_FILE,
-    )?;
-    fsutil::write_atomic(
         &dir.join(format!("{name}.pub")),
         key.to_pub_file().as_bytes(),
         PUBLIC_FILE,
+    )?;
+    fsutil::write_atomic(
+        &dir.join(format!("{name}.sec")),
+        key.to_sec_file().as_bytes(),
+        PRIVATE_FILE,
     )
 }
 
@@ -287,16 +294,22 @@ pub fn read_public_key_file(path: &Path) -> Result<PublicKey> {
         .map_err(|e| Error::key(path.display().to_string(), e.to_string()))
 }
 
-/// Reads `<dir>/<name>.sec`, checked against `<dir>/<name>.pub` when present.
+/// Reads `<dir>/<name>.sec`, checked against `<dir>/<name>.pub`, which must exist: a
+/// `.sec` without its `.pub` is an incomplete pair and is not used.
 pub fn read_private_key_pair(dir: &Path, name: &str) -> Result<PrivateKey> {
     check_name("key", name)?;
     let sec = dir.join(format!("{name}.sec"));
     let public_path = dir.join(format!("{name}.pub"));
-    let public = if public_path.exists() {
-        Some(read_public_key_file(&public_path)?)
-    } else {
-        None
-    };
+    if sec.exists() && !public_path.exists() {
+        return Err(Error::key(
+            sec.display().to_string(),
+            format!(
+                "{} is missing, so this private key cannot be checked: restore the pair (e.g. from a backup or the credentials.zip) or remove the .sec file",
+                public_path.display()
+            ),
+        ));
+    }
+    let public = read_public_key_file(&public_path).ok();
     read_private_key_file(&sec, public.as_ref())
 }
 
@@ -307,7 +320,7 @@ pub fn read_private_key_file(path: &Path, public: Option<&PublicKey>) -> Result<
             "no such private key file",
         ));
     }
-    let bytes = zeroize::Zeroizing::new(fsutil::read(path)?);
+    let bytes = fsutil::read_secret(path)?;
     let v: Value = serde_json::from_slice(&bytes)
         .map_err(|_| Error::key(path.display().to_string(), "not a JSON private key file"))?;
     let key = PrivateKey::from_json(&v, public);

@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, cmd: DelegationsCommand) -> Result<()> {
             output(
                 &input,
                 inplace,
-                &serde_json::to_value(&payload).unwrap_or(Value::Null),
+                &crate::error::to_json_value(&payload, "delegation")?,
             )
         }
         DelegationsCommand::AddTarget {

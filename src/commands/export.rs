@@ -21,10 +21,14 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Result<()> {
         AuthConfig::OAuth2(o) => Some(o.clone()),
         _ => None,
     };
-    let treehub_json = to_pretty(&treehub.to_json());
+    // treehub.json holds the client secret: build it in a zeroizing buffer and wipe
+    // the intermediate JSON value.
+    let treehub_value = treehub.to_json();
+    let treehub_json = zeroize::Zeroizing::new(to_pretty(&treehub_value));
+    credentials::wipe(treehub_value);
     let (pub_file, (secret_entry, secret)) = (key.pub_file(), key.secret_entry());
     let root = if repo.signed_root_path().exists() {
-        Some(fsutil::read(&repo.signed_root_path())?)
+        Some(fsutil::read_secret(&repo.signed_root_path())?)
     } else {
         log::warn!(
             "{} does not exist: the exported zip has no root.json",

@@ -23,32 +23,26 @@ pub fn run(ctx: &Context, args: InitArgs) -> Result<()> {
             "tufrepo.url"
         })?,
     };
+    // Absent optional entries are warned about (as garage-sign); a present entry that
+    // cannot be used is an error naming it, before anything is written.
     let root = if director {
         None
     } else {
-        match creds.root() {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("not importing root.json: {e}");
-                None
-            }
-        }
+        creds.verified_root()?
     };
     if root.is_none() && !director {
         log::warn!(
-            "{} has no usable root.json: run `ota-sign root pull` before `targets pull`",
+            "{} has no root.json: run `ota-sign root pull` before `targets pull`",
             args.credentials.display()
         );
     }
-    let targets_key = match creds.targets_key() {
-        Ok(k) => k,
-        // A pair that parses but does not match is broken input, not a legacy format.
-        Err(e @ Error::Key { .. }) => return Err(e),
-        Err(e) => {
-            log::warn!("not importing the targets key: {e}");
-            None
-        }
-    };
+    let targets_key = creds.targets_key()?;
+    if targets_key.is_none() {
+        log::warn!(
+            "{} has no targets.pub/targets.sec: targets are signed online by the server until `move-offline`",
+            args.credentials.display()
+        );
+    }
     let config = RepoConfig {
         reposerver,
         auth,
@@ -84,11 +78,8 @@ fn write_repo(
     has_root: bool,
     targets_key: Option<&crate::keys::PrivateKey>,
 ) -> Result<()> {
-    fsutil::write_atomic(
-        &repo.credentials_path(),
-        &fsutil::read(zip_path)?,
-        PRIVATE_FILE,
-    )?;
+    // The very bytes that were checked, not a second read of a file that may have changed.
+    fsutil::write_atomic(&repo.credentials_path(), creds.raw(), PRIVATE_FILE)?;
     if let AuthConfig::MutualTls {
         cert_path,
         server_cert_path,

@@ -31,7 +31,7 @@ pub fn sign_json(a: SignJsonArgs) -> Result<()> {
     }
     let value: Value = fsutil::read_json(&a.input)?;
     let payload = SignedPayload::sign_with(value, &[&key])?;
-    print_raw(CanonicalJson::of(&serde_json::to_value(&payload).unwrap_or(Value::Null)).as_bytes())
+    print_raw(CanonicalJson::of(&crate::error::to_json_value(&payload, "signed JSON")?).as_bytes())
 }
 
 pub fn verify_json(a: VerifyJsonArgs) -> Result<()> {

@@ -220,6 +220,13 @@ pub fn pull(ctx: &Context, repo: &TufRepo, force: bool) -> Result<SignedPayload>
     }
     let role = RootRole::from_signed(&latest.signed, what)?;
     if role.expires.is_past() {
+        // Devices refuse an expired root, and with it every targets.json it signs.
+        if !force {
+            return Err(Error::Explained(format!(
+                "the server's root.json version {} expired at {}: devices refuse it. Pull it anyway with `root pull --force`, then renew it (root increment-version, root sign, root push)",
+                role.version, role.expires
+            )));
+        }
         log::warn!("the server's root.json expired at {}", role.expires);
     }
     repo.write_unsigned_root(&role)?;

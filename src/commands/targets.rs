@@ -15,9 +15,6 @@ use crate::schema::{DelegationName, HardwareId, Sha256};
 use crate::verify::TrustedRoot;
 use serde_json::Value;
 
-/// The reposerver refuses targets.json documents of this many bytes or more.
-pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
-
 pub fn run(ctx: &Context, args: TargetsArgs) -> Result<()> {
     let repo = ctx.existing_repo(args.repo.as_deref())?;
     match args.command {
@@ -176,7 +173,10 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
     drop(role);
     warn_if_not_trusted(repo, &signed);
-    warn_size(signed.canonical_len());
+    crate::publish::check_targets_size(
+        signed.canonical_len(),
+        "delete old targets (targets delete) and sign again",
+    )?;
     repo.write_signed_targets_encoded(&signed)?;
     log::info!(
         "signed targets.json version {version} ({} signature(s))",
@@ -200,15 +200,6 @@ fn warn_if_not_trusted(repo: &TufRepo, signed: &Signed) {
         "targets.json",
     ) {
         log::warn!("the local root.json does not accept this targets.json, so the server will refuse it: {e}");
-    }
-}
-
-pub fn warn_size(len: usize) {
-    if len * 4 >= TARGETS_SIZE_LIMIT * 3 {
-        log::warn!(
-            "targets.json is {len} bytes, {}% of the server's limit of {TARGETS_SIZE_LIMIT} bytes; delete old targets",
-            len * 100 / TARGETS_SIZE_LIMIT
-        );
     }
 }
 

@@ -25,13 +25,14 @@
 //! [`ClientOptions::retry_base_delay`]). Non-idempotent requests are retried only when
 //! the connection could not be opened, before anything was sent.
 
+mod reconcile;
 mod server_error;
 mod tls;
 mod transport;
 mod upload;
 
 pub use server_error::ServerError;
-pub use transport::{sends_bearer, token_request};
+pub use transport::{parse_retry_after, sends_bearer, token_request, RetryPolicy, RETRY_AFTER_MAX};
 pub use upload::{progress_bar, Replace, UploadOutcome};
 
 use crate::credentials::{AuthConfig, OAuth2Config, RepoConfig};
@@ -88,9 +89,19 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
+    /// The retry settings as the one [`RetryPolicy`].
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            base_delay: self.retry_base_delay,
+            max_delay: self.retry_max_delay,
+        }
+    }
+
     /// The defaults, with `cacert` taken from `OTA_SIGN_CACERT` when set and non-empty,
-    /// and the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS`
-    /// (CI and tests shorten it). A `--cacert` flag should then overwrite `cacert`.
+    /// the retry policy from `OTA_SIGN_HTTP_RETRIES` / `OTA_SIGN_HTTP_RETRY_DELAY_MS` and
+    /// the metadata request timeout from `OTA_SIGN_HTTP_TIMEOUT_MS` (CI and tests
+    /// shorten them). A `--cacert` flag should then overwrite `cacert`.
     pub fn from_env() -> Self {
         let env_u64 = |name: &str| {
             std::env::var(name)
@@ -106,6 +117,8 @@ impl ClientOptions {
                 .map_or(defaults.retries, |n| n.min(20) as u32),
             retry_base_delay: env_u64("OTA_SIGN_HTTP_RETRY_DELAY_MS")
                 .map_or(defaults.retry_base_delay, Duration::from_millis),
+            timeout: env_u64("OTA_SIGN_HTTP_TIMEOUT_MS")
+                .map_or(defaults.timeout, Duration::from_millis),
             ..defaults
         }
     }
@@ -169,7 +182,7 @@ impl ClientAuth {
                 let client = repo_dir.join(cert_path);
                 let server = server_cert_path.as_ref().map(|p| repo_dir.join(p));
                 ClientAuth::MutualTls {
-                    client_p12: Zeroizing::new(crate::fsutil::read(&client)?),
+                    client_p12: crate::fsutil::read_secret(&client)?,
                     server_p12: server.as_deref().map(crate::fsutil::read).transpose()?,
                     client_name: client.display().to_string(),
                     server_name: server.map(|s| s.display().to_string()).unwrap_or_default(),
@@ -282,13 +295,9 @@ impl ReposerverClient {
                 return Ok(a);
             }
             at = self.http.redirect_target(&Method::GET, &at, &a)?;
-            a = self.http.exchange_redirected(
-                Method::GET,
-                &at,
-                Replay::Idempotent,
-                cap,
-                &|rb| Ok(rb),
-            )?;
+            a = self
+                .http
+                .exchange(Method::GET, &at, Replay::Idempotent, cap, &|rb| Ok(rb))?;
         }
         if is_redirect(a.status) {
             return Err(self.http.http_error(
@@ -314,6 +323,12 @@ impl ReposerverClient {
             )
         })?;
         Ok(Fetched { payload, raw: body })
+    }
+
+    /// The one retry policy this client waits by (also for callers that repeat a
+    /// whole pull → sign → push cycle).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.http.retry
     }
 
     /// `GET root.json`: the latest root.
@@ -403,7 +418,8 @@ impl ReposerverClient {
             })
     }
 
-    /// `PUT targets` with the checksum of the pulled version. Never retried once sent.
+    /// `PUT targets` with the checksum of the pulled version. An unclear outcome is
+    /// reconciled, not blindly resent (see `reconcile.rs`).
     pub fn put_targets(
         &self,
         targets: &SignedPayload,
@@ -438,7 +454,21 @@ impl ReposerverClient {
                 Error::invalid("targets checksum", format!("{e}; run `targets pull` again"))
             })?;
         }
-        let a = self.send_body(Method::PUT, &url, body, checksum)?;
+        let a = match checksum {
+            // Without a checksum the server's state cannot tell whether it applied a push.
+            None => self.send_body(Method::PUT, &url, body, None)?,
+            Some(c) => match self.send_reconciled(Method::PUT, &url, &body, checksum, &|| {
+                self.observe_targets(&body, c)
+            })? {
+                reconcile::Sent::Answer(a) => a,
+                reconcile::Sent::Applied(checksum) => {
+                    return Ok(PushOutcome {
+                        checksum,
+                        size_limit: None,
+                    })
+                }
+            },
+        };
         if a.status.is_success() {
             return Ok(PushOutcome {
                 checksum: a.header(ROLE_CHECKSUM).and_then(|c| Sha256::parse(c).ok()),
@@ -475,11 +505,18 @@ impl ReposerverClient {
         }
     }
 
-    /// `POST root`: a new root signed by the old and the new root keys. Never retried
-    /// once sent.
+    /// `POST root`: a new root signed by the old and the new root keys. An unclear
+    /// outcome is reconciled, not blindly resent (see `reconcile.rs`).
     pub fn post_root(&self, root: &SignedPayload) -> Result<()> {
         let url = self.url(&["root"]);
-        let a = self.send_json(Method::POST, &url, root, None)?;
+        let body = serde_json::to_vec(root)
+            .map_err(|e| Error::Other(format!("cannot encode {}: {e}", self.http.shown(&url))))?;
+        let a = match self
+            .send_reconciled(Method::POST, &url, &body, None, &|| self.observe_root(root))?
+        {
+            reconcile::Sent::Answer(a) => a,
+            reconcile::Sent::Applied(_) => return Ok(()),
+        };
         if a.status.is_success() {
             return Ok(());
         }

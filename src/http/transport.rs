@@ -26,6 +26,60 @@ use std::sync::Mutex;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// The one retry policy of ota-sign: HTTP requests (see the module docs for which
+/// may be repeated) and `publish`'s pull-again after a concurrent push both wait
+/// [`RetryPolicy::delay`] between attempts.
+///
+/// Exponential backoff with "equal jitter": attempt `n` (0-based) waits a random delay
+/// in [d/2, d], d = `base_delay` · 2^n capped at `max_delay`. A `Retry-After` answer
+/// header is honoured: never sooner than the server asks; a server asking for more
+/// than [`RETRY_AFTER_MAX`] is not retried (the error says so). So a server that stays
+/// down is given up on after at most `retries` × max(`max_delay`, its Retry-After)
+/// of waiting plus the attempts themselves (defaults: 4 retries, ≤ 7.5 s of backoff).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first.
+    pub retries: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+/// The longest `Retry-After` that is waited for.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
+
+impl RetryPolicy {
+    /// The wait before retry `attempt` (0 = the first retry); `retry_after` is the
+    /// server's `Retry-After`, if any (already checked against [`RETRY_AFTER_MAX`]).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let d = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        let mut r = [0u8; 4];
+        let frac = match crate::crypto::fill_random(&mut r) {
+            Ok(()) => u32::from_le_bytes(r) as f64 / u32::MAX as f64,
+            Err(_) => 1.0,
+        };
+        let backoff = d / 2 + (d / 2).mul_f64(frac);
+        retry_after.map_or(backoff, |ra| ra.max(backoff))
+    }
+}
+
+/// A `Retry-After` header value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+/// `None` when it is neither.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 /// Error bodies are read up to this size; the rest is dropped.
 const ERROR_BODY_CAP: u64 = 64 << 10;
 /// Cap for small JSON answers (token, multipart steps).
@@ -94,15 +148,14 @@ pub fn token_request(oauth: &OAuth2Config) -> (String, Vec<(&'static str, String
 }
 
 pub(crate) struct Transport {
+    /// The one retry policy (also used by callers that reconcile and resend).
+    pub retry: RetryPolicy,
     client: Client,
     oauth: Option<OAuth2Config>,
     token: Mutex<Option<Zeroizing<String>>>,
     /// Scheme, host and port of the reposerver; URLs elsewhere (presigned upload URLs)
     /// are shown without their query, which is where their signature lives.
     home: reqwest::Url,
-    retries: u32,
-    base_delay: Duration,
-    max_delay: Duration,
     pub upload_timeout: Duration,
 }
 
@@ -111,7 +164,7 @@ impl std::fmt::Debug for Transport {
         f.debug_struct("Transport")
             .field("home", &self.home.as_str())
             .field("oauth", &self.oauth)
-            .field("retries", &self.retries)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -175,11 +228,15 @@ impl Transport {
             oauth,
             token: Mutex::new(None),
             home: home.clone(),
-            retries: opts.retries,
-            base_delay: opts.retry_base_delay,
-            max_delay: opts.retry_max_delay,
+            retry: opts.retry_policy(),
             upload_timeout: opts.upload_timeout,
         })
+    }
+
+    /// Whether a request to `url` carries the bearer token: only on the reposerver's
+    /// own origin (scheme, host, port), and never to S3/Azure hosts ([`sends_bearer`]).
+    pub fn authorizes(&self, url: &Url) -> bool {
+        url.origin() == self.home.origin() && sends_bearer(url)
     }
 
     /// The URL as it may appear in messages and logs: no user info, and no query for
@@ -251,12 +308,15 @@ impl Transport {
         let body = Zeroizing::new(answer.body);
         let token = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(
-                |mut v| match v.get_mut("access_token").map(serde_json::Value::take) {
+            .and_then(|mut v| {
+                let token = match v.get_mut("access_token").map(serde_json::Value::take) {
                     Some(serde_json::Value::String(s)) => Some(Zeroizing::new(s)),
                     _ => None,
-                },
-            )
+                };
+                // refresh_token, id_token, …: wiped with the rest of the answer.
+                crate::credentials::wipe(v);
+                token
+            })
             .ok_or_else(|| {
                 self.http_error(
                     &Method::POST,
@@ -269,7 +329,9 @@ impl Transport {
     }
 
     /// One request (with retries as [`Replay`] allows) and its answer. `build` adds
-    /// headers and body; it is called again for each attempt.
+    /// headers and body; it is called again for each attempt. The bearer token goes
+    /// only to the reposerver's own origin ([`Transport::authorizes`]): never to a
+    /// multipart part URL, a redirect `Location` or any other host a server names.
     pub fn exchange(
         &self,
         method: Method,
@@ -279,21 +341,6 @@ impl Transport {
         build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
     ) -> Result<Answer> {
         self.exchange_inner(method, url, replay, cap, true, build)
-    }
-
-    /// Like [`Transport::exchange`], for a URL reached through a redirect: the bearer
-    /// token goes only to the reposerver's own origin, never to wherever a `Location`
-    /// header points.
-    pub fn exchange_redirected(
-        &self,
-        method: Method,
-        url: &Url,
-        replay: Replay,
-        cap: u64,
-        build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
-    ) -> Result<Answer> {
-        let same_origin = url.origin() == self.home.origin();
-        self.exchange_inner(method, url, replay, cap, same_origin, build)
     }
 
     /// The `Location` of a redirect answer, resolved against the request URL; an
@@ -339,16 +386,12 @@ impl Transport {
         build: &dyn Fn(RequestBuilder) -> Result<RequestBuilder>,
     ) -> Result<Answer> {
         let bearer = match &self.oauth {
-            Some(o) if authorize && sends_bearer(url) => {
+            Some(o) if authorize && self.authorizes(url) => {
                 let token = self.token(o)?;
-                let mut v =
-                    HeaderValue::from_str(&format!("Bearer {}", token.as_str())).map_err(|_| {
-                        self.http_error(
-                            &method,
-                            url,
-                            "the access token is not a valid header value",
-                        )
-                    })?;
+                let header = Zeroizing::new(format!("Bearer {}", token.as_str()));
+                let mut v = HeaderValue::from_str(&header).map_err(|_| {
+                    self.http_error(&method, url, "the access token is not a valid header value")
+                })?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -367,9 +410,7 @@ impl Transport {
                 .map_err(Failure::Transport)
                 .and_then(|resp| read_answer(resp, cap));
             let retry_because = match &outcome {
-                Ok(a) if replay == Replay::Idempotent && retryable_status(a.status) => {
-                    Some(a.status.to_string())
-                }
+                Ok(a) if retryable_status(a.status, replay) => Some(a.status.to_string()),
                 Ok(_) => None,
                 Err(Failure::Transport(e))
                     if e.is_connect() || (replay == Replay::Idempotent && !e.is_builder()) =>
@@ -379,13 +420,32 @@ impl Transport {
                 Err(Failure::Read(e)) if replay == Replay::Idempotent => Some(chain(e)),
                 Err(_) => None,
             };
+            let retry_after = match &outcome {
+                Ok(a) if retry_because.is_some() => a
+                    .header("retry-after")
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
+                _ => None,
+            };
+            if let Some(ra) = retry_after.filter(|ra| *ra > RETRY_AFTER_MAX) {
+                // Honouring it would exceed the documented bound: say so instead.
+                return Err(self.http_error(
+                    &method,
+                    url,
+                    format!(
+                        "{}: the server asks to retry after {} s, longer than ota-sign waits ({} s); try again later",
+                        retry_because.unwrap_or_default(),
+                        ra.as_secs(),
+                        RETRY_AFTER_MAX.as_secs()
+                    ),
+                ));
+            }
             match (retry_because, outcome) {
-                (Some(why), _) if attempt < self.retries => {
-                    let delay = self.backoff(attempt);
+                (Some(why), _) if attempt < self.retry.retries => {
+                    let delay = self.retry.delay(attempt, retry_after);
                     log::warn!(
                         "{method} {shown}: {why}; retry {}/{} in {delay:?}",
                         attempt + 1,
-                        self.retries
+                        self.retry.retries
                     );
                     std::thread::sleep(delay);
                     attempt += 1;
@@ -432,21 +492,6 @@ impl Transport {
             }
         }
     }
-
-    /// Exponential backoff with "equal jitter": a random delay in [d/2, d], where
-    /// d = base · 2^attempt capped at the maximum.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let d = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        let mut r = [0u8; 4];
-        let frac = match crate::crypto::fill_random(&mut r) {
-            Ok(()) => u32::from_le_bytes(r) as f64 / u32::MAX as f64,
-            Err(_) => 1.0,
-        };
-        d / 2 + (d / 2).mul_f64(frac)
-    }
 }
 
 enum Failure {
@@ -457,8 +502,9 @@ enum Failure {
     TooLarge(u64),
 }
 
-fn retryable_status(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
+/// Statuses worth another attempt of an idempotent request.
+pub(crate) fn retryable_status(s: StatusCode, replay: Replay) -> bool {
+    replay == Replay::Idempotent && matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
 /// Reads the body: up to `cap` bytes for a success (more is an error), up to

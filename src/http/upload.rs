@@ -307,7 +307,7 @@ impl ReposerverClient {
         replace: Replace,
         progress: &ProgressBar,
     ) -> Result<UploadOutcome> {
-        let put = |url: &Url, redirected: bool| {
+        let put = |url: &Url| {
             let build = |rb: reqwest::blocking::RequestBuilder| {
                 progress.set_position(0);
                 let body = progress.wrap_read(open_at(path, 0)?.take(size));
@@ -321,19 +321,14 @@ impl ReposerverClient {
                     rb
                 })
             };
-            if redirected {
-                self.http
-                    .exchange_redirected(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
-            } else {
-                self.http
-                    .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
-            }
+            self.http
+                .exchange(Method::PUT, url, Replay::Once, METADATA_CAP, &build)
         };
         let mut url = self.target_url(&["uploads"], filename)?;
         if replace == Replace::Always {
             url.query_pairs_mut().append_pair("force", "true");
         }
-        let a = put(&url, false)?;
+        let a = put(&url)?;
         if a.status.is_success() {
             return Ok(UploadOutcome::Direct { redirected: false });
         }
@@ -344,7 +339,7 @@ impl ReposerverClient {
             return Err(self.upload_error(Method::PUT, &url, &a.server_error()));
         }
         let location = self.http.redirect_target(&Method::PUT, &url, &a)?;
-        let a = put(&location, true)?;
+        let a = put(&location)?;
         if !a.status.is_success() {
             return Err(self.upload_error(Method::PUT, &location, &a.server_error()));
         }

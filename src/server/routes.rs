@@ -203,12 +203,18 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
 /// Reads a metadata body, undoing `Content-Encoding: gzip`/`deflate` (as upstream's
 /// `decodeRequest`); the decoded size is capped too, so a small bomb cannot expand.
 async fn read_metadata_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    use std::io::Read;
     let encoding = header(&req, "content-encoding").map(str::to_ascii_lowercase);
     let raw = read_body(req.into_body(), MAX_METADATA_BODY).await?;
+    decode_metadata_body(encoding.as_deref(), raw)
+}
+
+/// Undoes a `Content-Encoding` (lower-case) of a metadata body, capped at
+/// [`MAX_METADATA_BODY`] decoded bytes (fuzzed: fuzz/fuzz_targets/server_request.rs).
+pub fn decode_metadata_body(encoding: Option<&str>, raw: Bytes) -> Result<Bytes, ApiError> {
+    use std::io::Read;
     let mut out = Vec::new();
     let limit = MAX_METADATA_BODY as u64 + 1;
-    let result = match encoding.as_deref() {
+    let result = match encoding {
         None | Some("identity") => return Ok(raw),
         Some("gzip") | Some("x-gzip") => flate2::read::GzDecoder::new(&raw[..])
             .take(limit)

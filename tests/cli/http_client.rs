@@ -349,8 +349,10 @@ fn push_409_explains_the_version_rule() {
     );
 }
 
+/// A push with an unclear outcome is never blindly resent: the server's state is read
+/// back first (here it cannot be, so the original error stands).
 #[test]
-fn push_is_not_retried_on_503_or_after_a_dropped_connection() {
+fn push_is_not_resent_blindly_on_503_or_after_a_dropped_connection() {
     for first in [
         Reply::error(503, "unavailable", "try later", json!(null)),
         Reply::Drop,
@@ -360,15 +362,20 @@ fn push_is_not_retried_on_503_or_after_a_dropped_connection() {
             .put_targets(&payload("Targets", 4), Some(CHECKSUM))
             .unwrap_err();
         assert_eq!(e.exit_code(), 3);
+        let reqs = server.requests();
+        let puts = reqs.iter().filter(|r| r.method == "PUT").count();
+        assert_eq!(puts, 1, "PUT targets must be sent once: {e}");
         assert_eq!(
-            server.requests().len(),
-            1,
-            "PUT targets must be sent once: {e}"
+            reqs[1].path(),
+            "/api/v1/user_repo/targets.json",
+            "read back"
         );
     }
     let server = FakeServer::scripted(vec![Reply::status(503), Reply::status(200)]);
     assert!(client(&server).post_root(&payload("Root", 2)).is_err());
-    assert_eq!(server.requests().len(), 1, "POST root must be sent once");
+    let reqs = server.requests();
+    assert_eq!(reqs.iter().filter(|r| r.method == "POST").count(), 1);
+    assert_eq!(reqs[1].path(), "/api/v1/user_repo/2.root.json", "read back");
 }
 
 #[test]
@@ -830,4 +837,101 @@ fn get_follows_redirects_but_the_token_stays_home() {
         None,
         "the bearer token must not follow a redirect to another origin"
     );
+}
+
+#[test]
+fn multipart_part_urls_on_another_origin_get_no_bearer_token() {
+    let store = FakeServer::start(|_, _| Reply::status(200).header("ETag", "\"e1\""));
+    let store_url = store.url();
+    let server = FakeServer::start(move |req, _| match (req.method.as_str(), req.path()) {
+        ("POST", "/oauth2/token") => Reply::json(200, &json!({"access_token": "tok-123"})),
+        ("POST", "/api/v1/user_repo/multipart/initiate/fw-1.0") => {
+            Reply::json(200, &json!({"uploadId": "up-1", "partSize": 1024}))
+        }
+        // A part URL on a host that is not S3 and not the reposerver.
+        ("GET", "/api/v1/user_repo/multipart/url/fw-1.0") => Reply::json(
+            200,
+            &json!({"uri": format!("{store_url}/bucket/fw-1.0?partNumber=1")}),
+        ),
+        ("PUT", "/api/v1/user_repo/multipart/complete/fw-1.0") => Reply::status(200),
+        _ => Reply::status(404),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fw.bin");
+    std::fs::write(&file, b"firmware").unwrap();
+    let c = ReposerverClient::new(
+        &server.url(),
+        oauth(&format!("{}/oauth2/token", server.url())),
+        &opts(),
+    )
+    .unwrap();
+    let pb = indicatif::ProgressBar::hidden();
+    c.upload_target("fw-1.0", &file, &pb).unwrap();
+    let parts = store.requests();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].body, b"firmware");
+    assert_eq!(
+        parts[0].header("authorization"),
+        None,
+        "the bearer token goes to the reposerver's origin only"
+    );
+    let home = server.requests();
+    assert!(home
+        .iter()
+        .filter(|r| r.path().starts_with("/api/"))
+        .all(|r| r.header("authorization") == Some("Bearer tok-123")));
+}
+
+/// The PUT was applied but its answer lost: the read-back shows the pushed document,
+/// so the push counts as done and is not sent a second time.
+#[test]
+fn push_applied_but_answer_lost_is_reconciled_without_a_second_put() {
+    let pushed = payload("Targets", 4);
+    let pushed_json = serde_json::to_value(&pushed).unwrap();
+    let new_sum = "f".repeat(64);
+    let server = FakeServer::scripted(vec![
+        Reply::Drop,
+        Reply::json(200, &pushed_json).header("x-ats-role-checksum", &new_sum),
+    ]);
+    let out = client(&server)
+        .put_targets(&pushed, Some(CHECKSUM))
+        .unwrap();
+    assert_eq!(out.checksum.as_deref(), Some(new_sum.as_str()));
+    let reqs = server.requests();
+    assert_eq!(reqs.iter().filter(|r| r.method == "PUT").count(), 1);
+}
+
+/// 503 with the old state still there: sent again, not sooner than Retry-After says.
+#[test]
+fn retry_after_is_honoured_and_a_long_one_is_reported_at_once() {
+    let server = FakeServer::scripted(vec![
+        Reply::status(503).header("Retry-After", "1"),
+        Reply::json(200, &doc("Root", 3)),
+    ]);
+    let t = std::time::Instant::now();
+    assert_eq!(
+        client(&server).get_root().unwrap().payload.version(),
+        Some(3)
+    );
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+
+    let server = FakeServer::scripted(vec![
+        Reply::status(429).header("Retry-After", "3600"),
+        Reply::json(200, &doc("Root", 3)),
+    ]);
+    let t = std::time::Instant::now();
+    let e = client(&server).get_root().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(e.to_string().contains("retry after 3600 s"), "{e}");
+    assert_eq!(e.exit_code(), 3);
+    assert_eq!(server.requests().len(), 1);
+
+    let now = chrono::Utc::now();
+    let date = (now + chrono::Duration::seconds(30)).to_rfc2822();
+    let d = ota_sign::http::parse_retry_after(&date, now).unwrap();
+    assert!(
+        d <= Duration::from_secs(30) && d >= Duration::from_secs(29),
+        "{d:?}"
+    );
+    assert_eq!(ota_sign::http::parse_retry_after("soon", now), None);
 }

@@ -3,7 +3,6 @@
 
 use crate::support::{fixture, mode, read_json, tree_snapshot, zip_entry, zip_names, Workspace};
 use serde_json::{json, Value};
-use std::path::Path;
 
 const SHA: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 
@@ -66,13 +65,14 @@ fn init_imports_keys_root_and_config_with_private_modes() {
     }
     assert_eq!(mode(&repo.join("keys/targets.sec")), 0o600);
     assert_eq!(mode(&repo.join("config.json")), 0o600);
+    let zip = ws.fixture_zip("credentials_ed25519.zip");
     assert_eq!(
         std::fs::read(repo.join("credentials.zip")).unwrap(),
-        std::fs::read(creds("credentials_ed25519.zip")).unwrap()
+        std::fs::read(&zip).unwrap()
     );
     assert_eq!(
         std::fs::read(repo.join("roles/root.json")).unwrap(),
-        zip_entry(Path::new(&creds("credentials_ed25519.zip")), "root.json").unwrap()
+        zip_entry(&zip, "root.json").unwrap()
     );
     let config = read_json(&repo.join("config.json"));
     assert_eq!(config["reposerver"], "https://test-reposerver");
@@ -108,13 +108,22 @@ fn init_handles_every_credentials_shape() {
     );
     assert!(!ws.repo("legacy").join("roles/root.json").exists());
 
-    ws.init_from_fixture("noauth", "credentials_no_auth_ed25519.zip");
-    let c = read_json(&ws.repo("noauth").join("config.json"));
-    assert_eq!(c["auth"], Value::Null);
-    assert!(
-        !ws.repo("noauth").join("keys/targets.sec").exists(),
-        "2017 legacy keys are not imported"
+    // 2017 legacy targets keys ("ED25519" that is really ECDSA) are present but
+    // unusable: an error naming the entry, and nothing written.
+    let err = ws.fails(
+        3,
+        &[
+            "init",
+            "--repo",
+            "noauth",
+            "--credentials",
+            ws.fixture_zip("credentials_no_auth_ed25519.zip")
+                .to_str()
+                .unwrap(),
+        ],
     );
+    assert!(err.contains("targets.pub"), "{err}");
+    assert!(!ws.repo("noauth").exists());
 
     ws.init_from_fixture("notargets", "credentials_no_targets.zip");
     assert!(!ws
@@ -1290,7 +1299,7 @@ fn root_external_signatures_with_old_root_alias() {
 fn init_refuses_a_mismatched_targets_pair_in_the_zip() {
     let ws = Workspace::new();
     let original =
-        ota_sign::credentials::Credentials::read(Path::new(&creds("credentials_ed25519.zip")))
+        ota_sign::credentials::Credentials::read(&ws.fixture_zip("credentials_ed25519.zip"))
             .unwrap();
     let other =
         ota_sign::keys::PrivateKey::generate(ota_sign::keys::KeyType::Ed25519, None).unwrap();

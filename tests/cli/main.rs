@@ -3,6 +3,10 @@
 
 mod canonical_direct;
 mod fixtures;
+mod hostile;
+mod hostile_faults;
+mod hostile_fuzz;
+mod hostile_secrets;
 mod http_client;
 mod local_repo;
 mod pkcs11;

@@ -461,14 +461,16 @@ fn upload_idempotency(server: TestServer) {
     );
     assert_eq!(server_targets(&server), (t1, v1));
 
-    // Interrupted after the upload completed, before targets.json was pushed.
+    // Interrupted after the upload completed, before targets.json was pushed (every
+    // attempt: one reset alone is read back and survived).
     let img2 = write_image(ws.path(), "img2.bin", 4, 3000);
     server.add_fault(
-        serde_json::json!({"method": "PUT", "path": "/api/v1/user_repo/targets", "kind": "reset"}),
+        serde_json::json!({"method": "PUT", "path": "/api/v1/user_repo/targets", "kind": "reset", "count": 20}),
     );
     let broken = upload("2.0", &img2);
     assert_ne!(broken.status.code(), Some(0));
     assert_eq!(server_targets(&server).1, v1, "nothing was pushed");
+    server.clear_faults();
     // Interrupted in the middle of the upload (the body PUT fails for good).
     let img3 = write_image(ws.path(), "img3.bin", 5, 3000);
     let body = if server.options().multipart {

@@ -22,6 +22,31 @@ pub const MOVE_OFFLINE: [&str; 9] = [
     "mytargets",
 ];
 
+/// A sha256 for targets whose content does not matter.
+pub const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
+
+/// `publish` of target `app`-`version` (hardware id `hw`, 3 bytes, [`SHA`]) from `zip`.
+pub fn publish_args(zip: &str, version: &str) -> Vec<String> {
+    [
+        "publish",
+        "--credentials",
+        zip,
+        "--name",
+        "app",
+        "--version",
+        version,
+        "--hardwareids",
+        "hw",
+        "--length",
+        "3",
+        "--sha256",
+        SHA,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// `ota-sign` with a clean environment for logging.
 pub fn ota_sign() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ota-sign"));
@@ -99,6 +124,61 @@ pub fn tree_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>>
         .collect()
 }
 
+/// The upstream credentials fixtures' root.json files do not verify (edited after
+/// signing, see fixtures/README.md), and `init` refuses such a trust anchor. This copy
+/// of fixture `zip` (written to `dir`) has a root whose root role is a fresh Ed25519
+/// key, signed by it; every other key, role and entry is unchanged. Made once per `dir`.
+pub fn fixture_with_valid_root(zip: &str, dir: &Path) -> PathBuf {
+    use ota_sign::keys::{KeyType, PrivateKey};
+    use std::io::Write;
+    let src = fixture(&format!("ota-tuf/cli/src/test/resources/{zip}"));
+    let out = dir.join(format!("valid-root-{zip}"));
+    if out.exists() {
+        return out;
+    }
+    let names = zip_names(&src);
+    if !names.iter().any(|n| n == "root.json") {
+        std::fs::copy(&src, &out).unwrap();
+        return out;
+    }
+    let mut root =
+        serde_json::from_slice::<serde_json::Value>(&zip_entry(&src, "root.json").unwrap())
+            .unwrap()["signed"]
+            .clone();
+    let key = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+    let id = key.key_id().to_string();
+    let old: Vec<String> = root["roles"]["root"]["keyids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let keys = root["keys"].as_object_mut().unwrap();
+    for k in &old {
+        keys.remove(k);
+    }
+    keys.insert(id.clone(), key.public().to_json());
+    root["roles"]["root"] = serde_json::json!({"keyids": [id], "threshold": 1});
+    let signed = ota_sign::metadata::SignedPayload::sign(root, &[&key]).unwrap();
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    for name in names {
+        let data = if name == "root.json" {
+            serde_json::to_vec(&signed).unwrap()
+        } else {
+            zip_entry(&src, &name).unwrap_or_default()
+        };
+        if name.ends_with('/') {
+            w.add_directory(name, opts).unwrap();
+        } else {
+            w.start_file(name, opts).unwrap();
+            w.write_all(&data).unwrap();
+        }
+    }
+    w.finish().unwrap();
+    out
+}
+
 /// A temporary working directory with `tuf/` as the default home.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -121,6 +201,11 @@ impl Workspace {
 
     pub fn repo(&self, name: &str) -> PathBuf {
         self.home().join(name)
+    }
+
+    /// [`fixture_with_valid_root`] of fixture `zip`, written into this workspace.
+    pub fn fixture_zip(&self, zip: &str) -> PathBuf {
+        fixture_with_valid_root(zip, self.path())
     }
 
     /// `ota-sign` run inside this workspace.
@@ -164,9 +249,10 @@ impl Workspace {
         std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     }
 
-    /// `init --repo name` from an upstream credentials fixture.
+    /// `init --repo name` from an upstream credentials fixture (its root.json re-signed
+    /// by [`Workspace::fixture_zip`], since init refuses the upstream roots).
     pub fn init_from_fixture(&self, name: &str, zip: &str) {
-        let zip = fixture(&format!("ota-tuf/cli/src/test/resources/{zip}"));
+        let zip = self.fixture_zip(zip);
         self.ok(&[
             "init",
             "--repo",
