@@ -31,12 +31,15 @@ pub const REFRESH_EXPIRY_DAYS: i64 = 30;
 /// Roles expiring within this window are re-signed on GET (§4.4).
 pub const REFRESH_WINDOW_SECS: i64 = 3600;
 
+/// The roles of a new repository, each with one online key.
 pub const TUF_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
 
+/// `n` days.
 pub(super) fn days(n: i64) -> Duration {
     Duration::days(n)
 }
 
+/// `t` as an `expires` value.
 pub(super) fn expires_at(t: DateTime<Utc>) -> Expires {
     Expires::new(t)
 }
@@ -145,6 +148,8 @@ impl Store {
         }
     }
 
+    /// Re-signs the latest root online (version+1, 365 days) when it expires within the
+    /// hour and its keys are online (§4.4); otherwise leaves it as it is.
     pub(super) fn fresh_root(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
         let latest = latest_root(st);
         let soon = latest
@@ -171,6 +176,7 @@ impl Store {
         Ok(())
     }
 
+    /// Generates targets (v1, empty) and signs snapshot/timestamp over it on first use (§4.2).
     pub(super) fn ensure_generated(
         &self,
         st: &mut State,
@@ -191,6 +197,8 @@ impl Store {
         Ok(())
     }
 
+    /// Re-signs targets/snapshot/timestamp online when close to expiry, and the roles
+    /// that depend on a re-signed one (§4.4); a role whose key is offline stays as it is.
     pub(super) fn refresh(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
         let next_version = |s: &Option<Stored>| {
             s.as_ref()

@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A response body.
 pub type Body = BoxBody<Bytes, std::io::Error>;
+/// A response.
 pub type Resp = Response<Body>;
 
 /// Metadata bodies (targets, root, delegations) are capped at this size.
@@ -45,15 +47,21 @@ impl std::error::Error for ConnectionReset {}
 pub struct App {
     /// Shared with the blocking pool (see [`blocking`]).
     pub store: Arc<Store>,
+    /// Uploaded target files and uploads in progress.
     pub storage: Arc<Storage>,
+    /// The account: repo id, auth mode, admin token.
     pub account: Account,
+    /// OAuth2 bearer tokens issued.
     pub tokens: Tokens,
+    /// Fault-injection rules.
     pub faults: Faults,
     /// `http(s)://127.0.0.1:PORT`, for the storage URLs we hand out.
     pub base_url: String,
     /// `false`: the multipart routes answer `501 not_implemented`.
     pub multipart: bool,
+    /// Multipart part size handed to clients.
     pub part_size: u64,
+    /// Largest upload accepted.
     pub upload_limit: u64,
 }
 
@@ -263,6 +271,7 @@ pub fn percent_decode(s: &str, form: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `a=b&c=d` into decoded pairs, in order.
 pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.unwrap_or("")
         .split('&')

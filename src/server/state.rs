@@ -59,6 +59,7 @@ pub struct Stored {
 }
 
 impl Stored {
+    /// `doc` with its canonical bytes and checksum.
     pub fn new(doc: SignedPayload) -> Self {
         let bytes = doc.canonical();
         Self::encoded(doc, bytes)
@@ -75,10 +76,12 @@ impl Stored {
         }
     }
 
+    /// `signed.version` (0 when absent).
     pub fn version(&self) -> u64 {
         self.doc.version().unwrap_or(0)
     }
 
+    /// `signed.expires`, when present and valid.
     pub(super) fn expires(&self) -> Option<Expires> {
         self.doc
             .signed
@@ -96,23 +99,35 @@ impl Stored {
 /// Non-root metadata, replaced as a whole on every change.
 #[derive(Clone, Default)]
 pub(super) struct Meta {
+    /// `targets.json`, once generated or uploaded.
     pub(super) targets: Option<Stored>,
+    /// `snapshot.json`, signed online.
     pub(super) snapshot: Option<Stored>,
+    /// `timestamp.json`, signed online.
     pub(super) timestamp: Option<Stored>,
+    /// Uploaded delegated targets roles, by name.
     pub(super) delegations: BTreeMap<String, Stored>,
 }
 
+/// Everything the mutex guards.
 pub(super) struct State {
+    /// Every root version, `roots[i]` being version `i + 1`; never empty.
     pub(super) roots: Vec<Stored>,
+    /// The non-root metadata.
     pub(super) meta: Meta,
+    /// The keyserver's online keys, by computed key id.
     pub(super) keys: BTreeMap<String, PrivateKey>,
 }
 
+/// A repository: its data directory and its state behind one mutex.
 pub struct Store {
+    /// The data directory.
     pub(super) dir: PathBuf,
+    /// The state; see [`Store::lock`].
     pub(super) state: Mutex<State>,
 }
 
+/// `repo/roots/` of `dir`.
 pub(super) fn roots_dir(dir: &Path) -> PathBuf {
     dir.join("repo").join("roots")
 }
@@ -121,6 +136,7 @@ fn metadata_path(dir: &Path) -> PathBuf {
     dir.join("repo").join("metadata.json")
 }
 
+/// Writes `repo/roots/<N>.root.json` atomically.
 pub(super) fn write_root(dir: &Path, root: &Stored) -> Result<()> {
     let path = roots_dir(dir).join(format!("{}.root.json", root.version()));
     fsutil::write_atomic(&path, &root.bytes, fsutil::PUBLIC_FILE)
@@ -191,11 +207,13 @@ impl Store {
         Ok(store)
     }
 
+    /// The state, locked for one read-modify-write.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the last committed state intact.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes `m` as `repo/metadata.json` in one atomic rename.
     pub(super) fn save_meta(&self, m: &Meta) -> Result<()> {
         /// metadata.json, written from references (no copy of the documents).
         #[derive(serde::Serialize)]
@@ -470,11 +488,13 @@ fn decode_upload(body: &[u8]) -> Result<(TargetsRole, CanonicalJson, SignedPaylo
     Ok((targets, message, doc))
 }
 
+/// The latest root version.
 pub(super) fn latest_root(st: &State) -> &Stored {
     // `open` refuses a repository without roots, and roots are only ever added.
     &st.roots[st.roots.len() - 1]
 }
 
+/// The latest root, decoded.
 pub(super) fn latest_root_role(st: &State) -> Result<RootRole, ApiError> {
     RootRole::from_signed(&latest_root(st).doc.signed, "root.json").map_err(ApiError::from)
 }
