@@ -443,10 +443,7 @@ mod tests {
 
     #[test]
     fn root_close_to_expiry_is_resigned_while_its_key_is_online() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().join("data");
-        create(&d, KeyType::Ed25519).unwrap();
-        let store = Store::open(&d).unwrap();
+        let (_dir, d, store) = crate::server::state::tests::new_store();
         let v1 = store.root().unwrap();
         let mut role = RootRole::from_signed(&v1.doc.signed, "root").unwrap();
         role.expires = expires_at(Utc::now() + Duration::minutes(10));

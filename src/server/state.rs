@@ -310,14 +310,7 @@ impl Store {
             &doc,
             message.as_bytes(),
         );
-        if !errors.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_offline_targets",
-                "Invalid offline targets",
-            )
-            .with_cause(Value::from(errors)));
-        }
+        refuse_if_any(errors, "invalid_offline_targets", "Invalid offline targets")?;
         // 6. dependent roles expire with the pushed targets.
         let mut m = st.meta.clone();
         let whole = Signed::new(message, doc.signatures.clone()).canonical();
@@ -424,14 +417,11 @@ impl Store {
             &doc.signatures,
             message.as_bytes(),
         );
-        if !errors.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "payload_signature_invalid",
-                "Invalid payload signature",
-            )
-            .with_cause(Value::from(errors)));
-        }
+        refuse_if_any(
+            errors,
+            "payload_signature_invalid",
+            "Invalid payload signature",
+        )?;
         let mut m = st.meta.clone();
         m.delegations.insert(name.to_string(), Stored::new(doc));
         let exp = expires_at(now + days(ROLE_EXPIRY_DAYS));
@@ -488,6 +478,14 @@ fn decode_upload(body: &[u8]) -> Result<(TargetsRole, CanonicalJson, SignedPaylo
     Ok((targets, message, doc))
 }
 
+/// 400 `code` with every one of `errors` as its cause, if there are any.
+fn refuse_if_any(errors: Vec<String>, code: &str, description: &str) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(StatusCode::BAD_REQUEST, code, description).with_cause(Value::from(errors)))
+}
+
 /// The latest root version.
 pub(super) fn latest_root(st: &State) -> &Stored {
     // `open` refuses a repository without roots, and roots are only ever added.
@@ -500,16 +498,22 @@ pub(super) fn latest_root_role(st: &State) -> Result<RootRole, ApiError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::keys::KeyType;
 
-    #[test]
-    fn store_round_trip_and_cas() {
+    /// A new Ed25519 repository: its temporary directory, data directory and store.
+    pub(in crate::server) fn new_store() -> (tempfile::TempDir, PathBuf, Store) {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("data");
         keyserver::create(&d, KeyType::Ed25519).unwrap();
         let store = Store::open(&d).unwrap();
+        (dir, d, store)
+    }
+
+    #[test]
+    fn store_round_trip_and_cas() {
+        let (_dir, d, store) = new_store();
         let t1 = store.role(RoleName::Targets).unwrap();
         assert_eq!(t1.version(), 1);
         let snap = store.role(RoleName::Snapshot).unwrap();
