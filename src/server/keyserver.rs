@@ -200,50 +200,30 @@ impl Store {
     /// Re-signs targets/snapshot/timestamp online when close to expiry, and the roles
     /// that depend on a re-signed one (§4.4); a role whose key is offline stays as it is.
     pub(super) fn refresh(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let next_version = |s: &Option<Stored>| {
-            s.as_ref()
-                .map(Stored::version)
-                .unwrap_or(0)
-                .saturating_add(1)
-        };
         let limit = now + Duration::seconds(REFRESH_WINDOW_SECS);
         let soon = |s: &Option<Stored>| {
             s.as_ref()
                 .map(|s| s.expires().map(|e| e.datetime() <= limit).unwrap_or(true))
                 .unwrap_or(false)
         };
+        let refreshed = expires_at(now + days(REFRESH_EXPIRY_DAYS));
         let mut m = st.meta.clone();
         let mut targets_changed = false;
-        if soon(&m.targets) {
-            if let Some(t) = &m.targets {
-                let mut signed = t.doc.signed.clone();
-                signed["version"] = Value::from(t.version().saturating_add(1));
-                signed["expires"] =
-                    Value::from(expires_at(now + days(REFRESH_EXPIRY_DAYS)).to_string());
-                if let Ok(doc) = sign_role(st, "targets", signed) {
-                    m.targets = Some(Stored::new(doc));
-                    targets_changed = true;
-                }
-            }
+        if let Some(t) = m.targets.as_ref().filter(|_| soon(&m.targets)) {
+            let mut signed = t.doc.signed.clone();
+            signed["version"] = Value::from(t.version().saturating_add(1));
+            signed["expires"] = Value::from(refreshed.to_string());
+            targets_changed = resign_into(st, "targets", signed, &mut m.targets);
         }
-        let mut snapshot_changed = false;
-        if targets_changed || soon(&m.snapshot) {
-            let v = next_version(&m.snapshot);
-            let signed = snapshot_signed(st, &m, v, expires_at(now + days(REFRESH_EXPIRY_DAYS)));
-            if let Ok(doc) = sign_role(st, "snapshot", signed) {
-                m.snapshot = Some(Stored::new(doc));
-                snapshot_changed = true;
-            }
-        }
-        let mut timestamp_changed = false;
-        if snapshot_changed || soon(&m.timestamp) {
-            let v = next_version(&m.timestamp);
-            let signed = timestamp_signed(&m, v, expires_at(now + days(1)));
-            if let Ok(doc) = sign_role(st, "timestamp", signed) {
-                m.timestamp = Some(Stored::new(doc));
-                timestamp_changed = true;
-            }
-        }
+        let snapshot_changed = (targets_changed || soon(&m.snapshot)) && {
+            let signed = snapshot_signed(st, &m, next_version(&m.snapshot), refreshed);
+            resign_into(st, "snapshot", signed, &mut m.snapshot)
+        };
+        let timestamp_changed = (snapshot_changed || soon(&m.timestamp)) && {
+            let signed =
+                timestamp_signed(&m, next_version(&m.timestamp), expires_at(now + days(1)));
+            resign_into(st, "timestamp", signed, &mut m.timestamp)
+        };
         if targets_changed || snapshot_changed || timestamp_changed {
             self.save_meta(&m)?;
             log::info!(
@@ -405,6 +385,26 @@ fn timestamp_signed(m: &Meta, version: u64, expires: Expires) -> Value {
     json!({"_type": "Timestamp", "expires": expires.to_string(), "meta": {"snapshot.json": meta}, "version": version})
 }
 
+/// The version after `s`'s (1 for a role not yet there).
+fn next_version(s: &Option<Stored>) -> u64 {
+    s.as_ref()
+        .map(Stored::version)
+        .unwrap_or(0)
+        .saturating_add(1)
+}
+
+/// Signs `signed` online as `role` into `slot`; `false` (and `slot` unchanged) while
+/// one of the role's keys is offline.
+fn resign_into(st: &State, role: &str, signed: Value, slot: &mut Option<Stored>) -> bool {
+    match sign_role(st, role, signed) {
+        Ok(doc) => {
+            *slot = Some(Stored::new(doc));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Snapshot and timestamp with version+1 over the documents in `m`.
 pub(super) fn resign_dependents(
     st: &State,
@@ -412,28 +412,10 @@ pub(super) fn resign_dependents(
     snapshot_exp: Expires,
     timestamp_exp: Expires,
 ) -> Result<(), ApiError> {
-    let v = m
-        .snapshot
-        .as_ref()
-        .map(Stored::version)
-        .unwrap_or(0)
-        .saturating_add(1);
-    m.snapshot = Some(Stored::new(sign_role(
-        st,
-        "snapshot",
-        snapshot_signed(st, m, v, snapshot_exp),
-    )?));
-    let v = m
-        .timestamp
-        .as_ref()
-        .map(Stored::version)
-        .unwrap_or(0)
-        .saturating_add(1);
-    m.timestamp = Some(Stored::new(sign_role(
-        st,
-        "timestamp",
-        timestamp_signed(m, v, timestamp_exp),
-    )?));
+    let signed = snapshot_signed(st, m, next_version(&m.snapshot), snapshot_exp);
+    m.snapshot = Some(Stored::new(sign_role(st, "snapshot", signed)?));
+    let signed = timestamp_signed(m, next_version(&m.timestamp), timestamp_exp);
+    m.timestamp = Some(Stored::new(sign_role(st, "timestamp", signed)?));
     Ok(())
 }
 
