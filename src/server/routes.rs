@@ -660,12 +660,15 @@ async fn put_upload(
 ) -> Result<Resp, ApiError> {
     let q = parse_query(req.uri().query());
     check_size(app, &req)?;
-    check_new_target(app, filename.as_str(), &q)?;
+    let is_new = check_new_target(app, filename.as_str(), &q);
+    // Drained even for a 409: a client still sending its body would otherwise see the
+    // connection reset instead of the answer (and could not tell a conflict from a fault).
     let _ = read_body(
         req.into_body(),
         usize::try_from(app.upload_limit).unwrap_or(usize::MAX),
     )
     .await;
+    is_new?;
     Ok(upload_redirect(app, filename))
 }
 
