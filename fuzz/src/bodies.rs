@@ -8,7 +8,9 @@ use ota_sign::canonical::{to_pretty, CanonicalJson};
 use ota_sign::credentials::Credentials;
 use ota_sign::keys::{KeyType, PrivateKey, PublicKey};
 use ota_sign::metadata::{RootRole, SignedPayload, TargetsRole};
-use ota_sign::server::store::{self, Store};
+use ota_sign::schema::RoleName;
+use ota_sign::server::keyserver;
+use ota_sign::server::state::Store;
 use ota_sign::verify::{self, TrustedRoot};
 use serde_json::Value;
 use std::path::Path;
@@ -103,7 +105,7 @@ impl ServerStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let data = dir.path().join("repo");
-        store::create(&data, KeyType::Ed25519).expect("create store");
+        keyserver::create(&data, KeyType::Ed25519).expect("create store");
         let store = Store::open(&data).expect("open store");
         ServerStore { _dir: dir, store }
     }
@@ -133,7 +135,7 @@ pub fn server_request(s: &ServerStore, data: &[u8]) {
     ) else {
         return;
     };
-    let checksum = s.store.role("targets").ok().map(|t| t.checksum);
+    let checksum = s.store.role(RoleName::Targets).ok().map(|t| t.checksum);
     let _ = s.store.put_targets(checksum.as_deref(), &body);
     let _ = s.store.post_root(&body);
     let _ = s.store.put_delegation("fuzz", &body);

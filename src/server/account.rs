@@ -7,7 +7,7 @@
 //! The authentication mode is chosen here, once, because credentials.zip depends on it.
 
 use super::errors::{random_hex, uuid_v4};
-use super::{store, tls};
+use super::{keyserver, state, tls};
 use crate::credentials::write_zip;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -145,7 +145,7 @@ pub fn init_account(opts: &InitOptions) -> Result<Account> {
     if matches!(opts.key_type, KeyType::EcPrime256v1) {
         return Err(Error::Usage("--key-type must be ed25519 or rsa".into()));
     }
-    store::create(&opts.data_dir, opts.key_type)?;
+    keyserver::create(&opts.data_dir, opts.key_type)?;
     if opts.auth == AuthMode::Mtls {
         tls::generate(&opts.data_dir)?;
     }
@@ -166,7 +166,7 @@ pub fn init_account(opts: &InitOptions) -> Result<Account> {
     };
     account.save(&opts.data_dir)?;
     if let (Some(url), Some(out)) = (&opts.url, &opts.credentials) {
-        let store = store::Store::open(&opts.data_dir)?;
+        let store = state::Store::open(&opts.data_dir)?;
         write_credentials(&opts.data_dir, &account, &store, url, out)?;
     }
     Ok(account)
@@ -178,7 +178,7 @@ pub fn init_account(opts: &InitOptions) -> Result<Account> {
 pub fn write_credentials(
     dir: &Path,
     account: &Account,
-    store: &store::Store,
+    store: &state::Store,
     url: &str,
     out: &Path,
 ) -> Result<()> {

@@ -44,9 +44,10 @@ pub mod account;
 pub mod auth;
 pub mod errors;
 pub mod faults;
+pub mod keyserver;
 pub mod routes;
 mod rules;
-pub mod store;
+pub mod state;
 pub mod tls;
 pub mod uploads;
 
@@ -97,7 +98,7 @@ async fn run(opts: ServeOptions) -> Result<()> {
     }
     let dir = opts.data_dir.clone();
     let account = account::Account::load(&dir)?;
-    let store = store::Store::open(&dir)?;
+    let store = state::Store::open(&dir)?;
     let storage = uploads::Storage::new(&dir)?;
     let tls = match account.auth {
         account::AuthMode::Mtls => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(&dir)?)),

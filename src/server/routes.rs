@@ -6,7 +6,7 @@ use super::account::{Account, AuthMode};
 use super::auth::{Tokens, TOKEN_LIFETIME_SECS};
 use super::errors::ApiError;
 use super::faults::{FaultAction, FaultRule, Faults};
-use super::store::{Store, Stored};
+use super::state::{Store, Stored};
 use super::uploads::{file_body, too_large, Storage};
 use crate::crypto::sha256_hex;
 use crate::metadata::Expires;
@@ -20,7 +20,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A response body.
 pub type Body = BoxBody<Bytes, std::io::Error>;
+/// A response.
 pub type Resp = Response<Body>;
 
 /// Metadata bodies (targets, root, delegations) are capped at this size.
@@ -45,15 +47,21 @@ impl std::error::Error for ConnectionReset {}
 pub struct App {
     /// Shared with the blocking pool (see [`blocking`]).
     pub store: Arc<Store>,
+    /// Uploaded target files and uploads in progress.
     pub storage: Arc<Storage>,
+    /// The account: repo id, auth mode, admin token.
     pub account: Account,
+    /// OAuth2 bearer tokens issued.
     pub tokens: Tokens,
+    /// Fault-injection rules.
     pub faults: Faults,
     /// `http(s)://127.0.0.1:PORT`, for the storage URLs we hand out.
     pub base_url: String,
     /// `false`: the multipart routes answer `501 not_implemented`.
     pub multipart: bool,
+    /// Multipart part size handed to clients.
     pub part_size: u64,
+    /// Largest upload accepted.
     pub upload_limit: u64,
 }
 
@@ -180,10 +188,7 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
         }
         api(app, req, &path).await
     } else {
-        Err(ApiError::not_found(
-            "not_found",
-            "The requested resource could not be found.",
-        ))
+        Err(not_found())
     };
     Ok(result.unwrap_or_else(|e| err_resp(&e)))
 }
@@ -266,6 +271,7 @@ pub fn percent_decode(s: &str, form: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `a=b&c=d` into decoded pairs, in order.
 pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.unwrap_or("")
         .split('&')
@@ -459,16 +465,10 @@ async fn api(app: &App, req: Request<Incoming>, path: &str) -> Result<Resp, ApiE
         }
         format!("/{rest}")
     } else {
-        return Err(ApiError::not_found(
-            "not_found",
-            "The requested resource could not be found.",
-        ));
+        return Err(not_found());
     };
     if !(rest.is_empty() || rest.starts_with('/')) {
-        return Err(ApiError::not_found(
-            "not_found",
-            "The requested resource could not be found.",
-        ));
+        return Err(not_found());
     }
     let rest = percent_decode(&rest, false);
     let mut resp = repo_route(app, req, &rest)
@@ -478,133 +478,198 @@ async fn api(app: &App, req: Request<Incoming>, path: &str) -> Result<Resp, ApiE
     Ok(resp)
 }
 
+/// A `user_repo` route (§2.1), parsed from the path's segments; the method is matched
+/// by [`repo_route`]. Names that may hold `/` (targets, uploads, delegations) are the
+/// remaining segments joined again, exactly the text of the path.
+#[derive(Debug, PartialEq)]
+enum RepoRoute<'a> {
+    /// The empty path: the repository itself.
+    Repository,
+    /// `root.json`: the latest root.
+    Root,
+    /// `targets.json`, `snapshot.json`, `timestamp.json`.
+    Role(RoleName),
+    /// `<N>.root.json`.
+    RootVersion(u64),
+    /// `root`: the unsigned next root, or a new signed root.
+    UnsignedRoot,
+    /// `root/private_keys/<keyid>`.
+    PrivateKey(KeyId),
+    /// `targets`: the whole targets role.
+    Targets,
+    /// `targets/<file>`.
+    Target(String),
+    /// `delegations/<name>.json`.
+    Delegation(String),
+    /// `uploads/<file>`.
+    Upload(String),
+    /// `multipart/<action>/<file>`.
+    Multipart(&'a str, String),
+    NotFound,
+}
+
+/// `<N>.root.json` (digits only; a number past `u64` names no root).
+fn root_version_segment(segment: &str) -> Option<u64> {
+    let n = segment.strip_suffix(".root.json")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse().unwrap_or(u64::MAX))
+}
+
+fn parse_route<'a>(segments: &[&'a str]) -> RepoRoute<'a> {
+    use RepoRoute::*;
+    match segments {
+        [""] => Repository,
+        ["root.json"] => Root,
+        ["root"] => UnsignedRoot,
+        ["root", "private_keys", id] => KeyId::parse(id).map_or(NotFound, PrivateKey),
+        ["targets"] => Targets,
+        ["targets", name @ ..] => Target(name.join("/")),
+        ["delegations", name @ ..] => match name.join("/").strip_suffix(".json") {
+            Some(n) => Delegation(n.to_string()),
+            None => NotFound,
+        },
+        ["uploads", name @ ..] if !name.is_empty() => Upload(name.join("/")),
+        ["multipart", action, name @ ..] => Multipart(action, name.join("/")),
+        [one] => online_role(one)
+            .map(Role)
+            .or_else(|| root_version_segment(one).map(RootVersion))
+            .unwrap_or(NotFound),
+        _ => NotFound,
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "The requested resource could not be found.")
+}
+
+/// The segments of a `user_repo` path (leading slashes ignored, as upstream).
+fn path_segments(rest: &str) -> Vec<&str> {
+    rest.trim_start_matches('/').split('/').collect()
+}
+
 async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp, ApiError> {
+    let segments = path_segments(rest);
     let method = req.method().clone();
-    let seg = rest.trim_start_matches('/');
-    match (&method, seg) {
-        (&Method::POST, "") => Err(ApiError::new(
+    match (parse_route(&segments), method) {
+        (RepoRoute::Repository, Method::POST) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflicting_entity",
             "the namespace already has a repository",
         )),
-        (&Method::GET, "root.json") => Ok(role_resp(&with_store(app, |s| s.root()).await?)),
-        (&Method::GET, r) if online_role(r).is_some() => {
-            let role = online_role(r).map_or("", RoleName::as_str);
+        (RepoRoute::Root, Method::GET) => Ok(role_resp(&with_store(app, |s| s.root()).await?)),
+        (RepoRoute::Role(role), Method::GET) => {
             Ok(role_resp(&with_store(app, move |s| s.role(role)).await?))
         }
-        (&Method::GET, s)
-            if s.ends_with(".root.json")
-                && s.len() > 10
-                && s[..s.len() - 10].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            let n: u64 = s[..s.len() - 10].parse().unwrap_or(u64::MAX);
-            Ok(role_resp(
-                &with_store(app, move |s| s.root_version(n)).await?,
-            ))
-        }
-        (&Method::GET, "root") => Ok(json_resp(
+        (RepoRoute::RootVersion(n), Method::GET) => Ok(role_resp(
+            &with_store(app, move |s| s.root_version(n)).await?,
+        )),
+        (RepoRoute::UnsignedRoot, Method::GET) => Ok(json_resp(
             StatusCode::OK,
             &with_store(app, |s| s.unsigned_root()).await?,
         )),
-        (&Method::POST, "root") => {
+        (RepoRoute::UnsignedRoot, Method::POST) => {
             let body = read_metadata_body(req).await?;
             with_store(app, move |s| s.post_root(&body)).await?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
-        (m, s) if s.starts_with("root/private_keys/") => {
-            let id = &s["root/private_keys/".len()..];
-            if KeyId::parse(id).is_err() {
-                return Err(ApiError::not_found(
-                    "not_found",
-                    "The requested resource could not be found.",
-                ));
-            }
-            match *m {
-                Method::GET => {
-                    let pair = app.store.private_key(id)?;
-                    Ok(full(
-                        StatusCode::OK,
-                        Some("application/json"),
-                        pair.as_bytes().to_vec(),
-                    ))
-                }
-                Method::DELETE => {
-                    app.store.delete_private_key(id)?;
-                    Ok(empty(StatusCode::NO_CONTENT))
-                }
-                _ => Err(method_not_allowed()),
-            }
-        }
-        (&Method::PUT, "targets") => {
-            let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
-            let body = read_metadata_body(req).await?;
-            let new_checksum =
-                with_store(app, move |s| s.put_targets(checksum.as_deref(), &body)).await?;
-            let mut r = empty(StatusCode::NO_CONTENT);
-            set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
-            Ok(r)
-        }
-        (_, s) if s.starts_with("targets/") => target_file(app, req, &s["targets/".len()..]).await,
-        (_, s) if s.starts_with("delegations/") && s.ends_with(".json") => {
-            let name = s["delegations/".len()..s.len() - 5].to_string();
+        (RepoRoute::PrivateKey(id), method) => private_key(app, &method, &id),
+        (RepoRoute::Targets, Method::PUT) => put_targets(app, req).await,
+        (RepoRoute::Target(name), method) => {
+            let target = valid_filename(&name)?;
             match method {
-                Method::GET => Ok(role_resp(
-                    &with_store(app, move |s| s.delegation(&name)).await?,
-                )),
-                Method::PUT => {
-                    let body = read_metadata_body(req).await?;
-                    with_store(app, move |s| s.put_delegation(&name, &body)).await?;
-                    Ok(empty(StatusCode::NO_CONTENT))
-                }
+                Method::GET | Method::HEAD => get_target(app, &method, &target),
+                Method::PUT => put_target(app, req, target).await,
                 _ => Err(method_not_allowed()),
             }
         }
-        (&Method::GET, s) if s.starts_with("uploads/") => {
-            // [AT] `verify-uploaded`: a redirect to the signed URL of the stored file.
-            let filename = &s["uploads/".len()..];
-            valid_filename(filename)?;
-            if !app.storage.exists(filename) {
-                return Err(ApiError::not_found(
-                    "target_not_found",
-                    format!("no upload {filename}"),
-                ));
-            }
-            let mut r = empty(StatusCode::FOUND);
-            set_header(
-                &mut r,
-                LOCATION.as_str(),
-                &storage_url(app, &format!("uploads/{filename}")),
-            );
-            Ok(r)
-        }
-        (&Method::PUT, s) if s.starts_with("uploads/") => {
-            let filename = s["uploads/".len()..].to_string();
-            valid_filename(&filename)?;
-            let q = parse_query(req.uri().query());
-            check_size(app, &req)?;
-            check_new_target(app, &filename, &q)?;
-            // Drain whatever was sent, then redirect to our "presigned" URL.
-            let _ = read_body(
-                req.into_body(),
-                usize::try_from(app.upload_limit).unwrap_or(usize::MAX),
-            )
-            .await;
-            let mut r = empty(StatusCode::FOUND);
-            set_header(
-                &mut r,
-                LOCATION.as_str(),
-                &storage_url(app, &format!("uploads/{filename}")),
-            );
-            Ok(r)
-        }
-        (_, s) if s.starts_with("multipart/") => {
-            multipart(app, req, &s["multipart/".len()..]).await
-        }
-        _ => Err(ApiError::not_found(
-            "not_found",
-            "The requested resource could not be found.",
+        (RepoRoute::Delegation(name), Method::GET) => Ok(role_resp(
+            &with_store(app, move |s| s.delegation(&name)).await?,
         )),
+        (RepoRoute::Delegation(name), Method::PUT) => {
+            let body = read_metadata_body(req).await?;
+            with_store(app, move |s| s.put_delegation(&name, &body)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        (RepoRoute::Delegation(_), _) => Err(method_not_allowed()),
+        (RepoRoute::Upload(name), Method::GET) => get_upload(app, &valid_filename(&name)?),
+        (RepoRoute::Upload(name), Method::PUT) => {
+            let target = valid_filename(&name)?;
+            put_upload(app, req, &target).await
+        }
+        (RepoRoute::Multipart(action, name), _) => multipart(app, req, action, &name).await,
+        _ => Err(not_found()),
     }
+}
+
+/// `GET`/`DELETE root/private_keys/<keyid>`.
+fn private_key(app: &App, method: &Method, id: &KeyId) -> Result<Resp, ApiError> {
+    match *method {
+        Method::GET => {
+            let pair = app.store.private_key(id)?;
+            Ok(full(
+                StatusCode::OK,
+                Some("application/json"),
+                pair.as_bytes().to_vec(),
+            ))
+        }
+        Method::DELETE => {
+            app.store.delete_private_key(id)?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(method_not_allowed()),
+    }
+}
+
+/// `PUT targets`: the checksum header in, the new checksum out.
+async fn put_targets(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
+    let body = read_metadata_body(req).await?;
+    let new_checksum = with_store(app, move |s| s.put_targets(checksum.as_deref(), &body)).await?;
+    let mut r = empty(StatusCode::NO_CONTENT);
+    set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
+    Ok(r)
+}
+
+/// 302 to our "presigned" URL of `uploads/<file>`.
+fn upload_redirect(app: &App, filename: &TargetName) -> Resp {
+    let mut r = empty(StatusCode::FOUND);
+    set_header(
+        &mut r,
+        LOCATION.as_str(),
+        &storage_url(app, &format!("uploads/{filename}")),
+    );
+    r
+}
+
+/// [AT] `verify-uploaded`: a redirect to the signed URL of the stored file.
+fn get_upload(app: &App, filename: &TargetName) -> Result<Resp, ApiError> {
+    if !app.storage.exists(filename.as_str()) {
+        return Err(ApiError::not_found(
+            "target_not_found",
+            format!("no upload {filename}"),
+        ));
+    }
+    Ok(upload_redirect(app, filename))
+}
+
+/// `PUT uploads/<file>`: checks the size and that the target is new, drains whatever
+/// was sent, then redirects to our "presigned" URL.
+async fn put_upload(
+    app: &App,
+    req: Request<Incoming>,
+    filename: &TargetName,
+) -> Result<Resp, ApiError> {
+    let q = parse_query(req.uri().query());
+    check_size(app, &req)?;
+    let is_new = check_new_target(app, filename.as_str(), &q);
+    // Drained even for a 409: a client still sending its body would otherwise see the
+    // connection reset instead of the answer (and could not tell a conflict from a fault).
+    let _ = read_body(
+        req.into_body(),
+        usize::try_from(app.upload_limit).unwrap_or(usize::MAX),
+    )
+    .await;
+    is_new?;
+    Ok(upload_redirect(app, filename))
 }
 
 fn check_size(app: &App, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -630,103 +695,100 @@ fn check_new_target(app: &App, filename: &str, q: &[(String, String)]) -> Result
     Ok(())
 }
 
-async fn target_file(app: &App, req: Request<Incoming>, filename: &str) -> Result<Resp, ApiError> {
-    let target = valid_filename(filename)?;
-    let method = req.method().clone();
-    match method {
-        Method::GET | Method::HEAD => {
-            let item = app.store.target_item(filename).ok_or_else(|| {
-                ApiError::not_found("target_not_found", format!("target {filename} not found"))
-            })?;
-            if app.storage.exists(filename) {
-                if method == Method::HEAD {
-                    return Ok(empty(StatusCode::OK));
-                }
-                let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
-                r.headers_mut().insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                return Ok(r);
-            }
-            match item.pointer("/custom/uri").and_then(Value::as_str) {
-                Some(uri) => {
-                    let mut r = empty(StatusCode::FOUND);
-                    set_header(&mut r, LOCATION.as_str(), uri);
-                    Ok(r)
-                }
-                None => Err(ApiError::new(
-                    StatusCode::EXPECTATION_FAILED,
-                    "no_uri_for_unmanaged_target",
-                    "Cannot redirect to unmanaged resource, no known URI for this resource",
-                )),
-            }
+/// `GET`/`HEAD targets/<file>`: the stored file, or a redirect to its `custom.uri`.
+fn get_target(app: &App, method: &Method, filename: &TargetName) -> Result<Resp, ApiError> {
+    let item = app.store.target_item(filename).ok_or_else(|| {
+        ApiError::not_found("target_not_found", format!("target {filename} not found"))
+    })?;
+    if app.storage.exists(filename) {
+        if *method == Method::HEAD {
+            return Ok(empty(StatusCode::OK));
         }
-        Method::PUT => {
-            let q = parse_query(req.uri().query());
-            let ct = header(&req, CONTENT_TYPE.as_str()).unwrap_or("");
-            if ct.starts_with("multipart/") {
-                return Err(ApiError::invalid_entity(
-                    "multipart form uploads are not supported; send the raw file as the body",
-                ));
-            }
-            let name = param(&q, "name")
-                .ok_or_else(|| ApiError::invalid_entity("missing query parameter name"))?
-                .to_string();
-            let version = param(&q, "version")
-                .ok_or_else(|| ApiError::invalid_entity("missing query parameter version"))?
-                .to_string();
-            let hardware_ids: Vec<String> = param(&q, "hardwareIds")
-                .unwrap_or("")
-                .split(',')
-                .filter(|h| !h.is_empty())
-                .map(str::to_string)
-                .collect();
-            let format = match param(&q, "targetFormat") {
-                None | Some("") => "BINARY".to_string(),
-                Some(f) if f.eq_ignore_ascii_case("binary") || f.eq_ignore_ascii_case("ostree") => {
-                    f.to_ascii_uppercase()
-                }
-                Some(f) => {
-                    return Err(ApiError::invalid_entity(format!(
-                        "unknown targetFormat {f:?}"
-                    )))
-                }
-            };
-            check_size(app, &req)?;
-            let received = app
-                .storage
-                .receive(req.into_body(), app.upload_limit)
-                .await?;
-            if received.length == 0 {
-                return Err(ApiError::invalid_entity(
-                    "the request has no body: send the file as the raw body",
-                ));
-            }
-            let (sha256, length) = (Sha256::parse(&received.sha256)?, received.length);
-            let now = Expires::now().to_string();
-            let created = app
-                .store
-                .target_item(filename)
-                .and_then(|i| i.pointer("/custom/createdAt").cloned())
-                .unwrap_or_else(|| Value::from(now.clone()));
-            let custom = json!({
-                "name": name, "version": version, "hardwareIds": hardware_ids, "targetFormat": format,
-                "uri": null, "cliUploaded": false, "createdAt": created, "updatedAt": now,
-            });
-            let (store, storage) = (app.store.clone(), app.storage.clone());
-            blocking(move || {
-                storage.commit(received, target.as_str())?;
-                store.add_target_online(&target, &sha256, length, custom)
-            })
-            .await?;
-            Ok(empty(StatusCode::NO_CONTENT))
+        let mut r = Response::new(file_body(app.storage.path_for(filename)).boxed());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(r);
+    }
+    match item.pointer("/custom/uri").and_then(Value::as_str) {
+        Some(uri) => {
+            let mut r = empty(StatusCode::FOUND);
+            set_header(&mut r, LOCATION.as_str(), uri);
+            Ok(r)
         }
-        _ => Err(method_not_allowed()),
+        None => Err(ApiError::new(
+            StatusCode::EXPECTATION_FAILED,
+            "no_uri_for_unmanaged_target",
+            "Cannot redirect to unmanaged resource, no known URI for this resource",
+        )),
     }
 }
 
-async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp, ApiError> {
+/// `PUT targets/<file>?name=…&version=…`: stores the raw body and adds the target,
+/// signed online.
+async fn put_target(
+    app: &App,
+    req: Request<Incoming>,
+    target: TargetName,
+) -> Result<Resp, ApiError> {
+    let filename = target.as_str();
+    let q = parse_query(req.uri().query());
+    let ct = header(&req, CONTENT_TYPE.as_str()).unwrap_or("");
+    if ct.starts_with("multipart/") {
+        return Err(ApiError::invalid_entity(
+            "multipart form uploads are not supported; send the raw file as the body",
+        ));
+    }
+    let name = param(&q, "name")
+        .ok_or_else(|| ApiError::invalid_entity("missing query parameter name"))?
+        .to_string();
+    let version = param(&q, "version")
+        .ok_or_else(|| ApiError::invalid_entity("missing query parameter version"))?
+        .to_string();
+    let hardware_ids: Vec<String> = param(&q, "hardwareIds")
+        .unwrap_or("")
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let format = target_format(param(&q, "targetFormat"))?;
+    check_size(app, &req)?;
+    let received = app
+        .storage
+        .receive(req.into_body(), app.upload_limit)
+        .await?;
+    if received.length == 0 {
+        return Err(ApiError::invalid_entity(
+            "the request has no body: send the file as the raw body",
+        ));
+    }
+    let (sha256, length) = (Sha256::parse(&received.sha256)?, received.length);
+    let now = Expires::now().to_string();
+    let created = app
+        .store
+        .target_item(filename)
+        .and_then(|i| i.pointer("/custom/createdAt").cloned())
+        .unwrap_or_else(|| Value::from(now.clone()));
+    let custom = json!({
+        "name": name, "version": version, "hardwareIds": hardware_ids, "targetFormat": format,
+        "uri": null, "cliUploaded": false, "createdAt": created, "updatedAt": now,
+    });
+    let (store, storage) = (app.store.clone(), app.storage.clone());
+    blocking(move || {
+        storage.commit(received, target.as_str())?;
+        store.add_target_online(&target, &sha256, length, custom)
+    })
+    .await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+async fn multipart(
+    app: &App,
+    req: Request<Incoming>,
+    action: &str,
+    filename: &str,
+) -> Result<Resp, ApiError> {
     if !app.multipart {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -736,7 +798,6 @@ async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp
     }
     let q = parse_query(req.uri().query());
     let method = req.method().clone();
-    let (action, filename) = rest.split_once('/').unwrap_or((rest, ""));
     valid_filename(filename)?;
     match (method, action) {
         (Method::POST, "initiate") => {
@@ -772,48 +833,65 @@ async fn multipart(app: &App, req: Request<Incoming>, rest: &str) -> Result<Resp
         }
         (Method::PUT, "complete") => {
             let body = read_body(req.into_body(), 1 << 20).await?;
-            let v: Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::invalid_entity(e.to_string()))?;
-            let id = v
-                .get("uploadId")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid_entity("uploadId missing"))?;
-            let mut parts = Vec::new();
-            for p in v
-                .get("partETags")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ApiError::invalid_entity("partETags missing"))?
-            {
-                let n = p
-                    .get("part")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok());
-                let tag = p.get("eTag").and_then(Value::as_str);
-                match (n, tag) {
-                    (Some(n), Some(t)) => parts.push((n, t.to_string())),
-                    _ => {
-                        return Err(ApiError::invalid_entity(
-                            "each partETags entry needs part and eTag",
-                        ))
-                    }
-                }
-            }
+            let (id, mut parts) = parse_complete(&body)?;
             parts.sort_by_key(|(n, _)| *n);
-            if app.storage.upload_filename(id).as_deref() != Some(filename) {
+            if app.storage.upload_filename(&id).as_deref() != Some(filename) {
                 return Err(ApiError::not_found(
                     "upload_not_found",
                     "unknown multipart upload",
                 ));
             }
-            let (id, filename) = (id.to_string(), filename.to_string());
+            let filename = filename.to_string();
             with_storage(app, move |s| s.complete(&id, &filename, &parts)).await?;
             Ok(json_resp(StatusCode::OK, &json!({})))
         }
-        _ => Err(ApiError::not_found(
-            "not_found",
-            "The requested resource could not be found.",
-        )),
+        _ => Err(not_found()),
     }
+}
+
+/// `targetFormat` of `PUT targets/<file>`: `BINARY` (the default) or `OSTREE`.
+fn target_format(given: Option<&str>) -> Result<String, ApiError> {
+    match given {
+        None | Some("") => Ok("BINARY".to_string()),
+        Some(f) if f.eq_ignore_ascii_case("binary") || f.eq_ignore_ascii_case("ostree") => {
+            Ok(f.to_ascii_uppercase())
+        }
+        Some(f) => Err(ApiError::invalid_entity(format!(
+            "unknown targetFormat {f:?}"
+        ))),
+    }
+}
+
+/// The body of `PUT multipart/complete/<file>`: `{"uploadId", "partETags": [{"part",
+/// "eTag"}…]}`, the parts in the order sent.
+fn parse_complete(body: &[u8]) -> Result<(String, Vec<(u32, String)>), ApiError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid_entity(e.to_string()))?;
+    let id = v
+        .get("uploadId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_entity("uploadId missing"))?;
+    let mut parts = Vec::new();
+    for p in v
+        .get("partETags")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid_entity("partETags missing"))?
+    {
+        let n = p
+            .get("part")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok());
+        let tag = p.get("eTag").and_then(Value::as_str);
+        match (n, tag) {
+            (Some(n), Some(t)) => parts.push((n, t.to_string())),
+            _ => {
+                return Err(ApiError::invalid_entity(
+                    "each partETags entry needs part and eTag",
+                ))
+            }
+        }
+    }
+    Ok((id.to_string(), parts))
 }
 
 #[cfg(test)]
@@ -828,5 +906,54 @@ mod tests {
         let q = parse_query(Some("name=my+app&hardwareIds=a,b&x"));
         assert_eq!(param(&q, "name"), Some("my app"));
         assert_eq!(param(&q, "x"), Some(""));
+    }
+
+    fn route(path: &str) -> RepoRoute<'_> {
+        parse_route(&path_segments(path))
+    }
+
+    #[test]
+    fn routes_match_typed_segments() {
+        use RepoRoute::*;
+        let id = "a".repeat(64);
+        assert_eq!(route(""), Repository);
+        assert_eq!(route("/"), Repository);
+        assert_eq!(route("//root.json"), Root);
+        assert_eq!(route("/targets.json"), Role(RoleName::Targets));
+        assert_eq!(route("/timestamp.json"), Role(RoleName::Timestamp));
+        assert_eq!(route("/12.root.json"), RootVersion(12));
+        assert_eq!(
+            route("/99999999999999999999.root.json"),
+            RootVersion(u64::MAX)
+        );
+        assert_eq!(route("/.root.json"), NotFound);
+        assert_eq!(route("/x1.root.json"), NotFound);
+        assert_eq!(route("/root"), UnsignedRoot);
+        assert_eq!(route("/root/"), NotFound);
+        assert_eq!(
+            route(&format!("/root/private_keys/{id}")),
+            PrivateKey(KeyId::parse(&id).unwrap())
+        );
+        assert_eq!(route("/root/private_keys/zz"), NotFound);
+        assert_eq!(route(&format!("/root/private_keys/{id}/x")), NotFound);
+        assert_eq!(route("/targets"), Targets);
+        assert_eq!(route("/targets/"), Target(String::new()));
+        assert_eq!(
+            route("/targets/dir/app-1.bin"),
+            Target("dir/app-1.bin".into())
+        );
+        assert_eq!(route("/delegations/team.json"), Delegation("team".into()));
+        assert_eq!(route("/delegations/a/b.json"), Delegation("a/b".into()));
+        assert_eq!(route("/delegations/team"), NotFound);
+        assert_eq!(route("/uploads"), NotFound);
+        assert_eq!(route("/uploads/a/b"), Upload("a/b".into()));
+        assert_eq!(
+            route("/multipart/initiate/a/b"),
+            Multipart("initiate", "a/b".into())
+        );
+        assert_eq!(route("/multipart/url"), Multipart("url", String::new()));
+        assert_eq!(route("/multipart"), NotFound);
+        assert_eq!(route("/snapshot.json/"), NotFound);
+        assert_eq!(route("/other"), NotFound);
     }
 }

@@ -1,10 +1,12 @@
 //! The reposerver's acceptance rules for uploaded metadata (reference/reposerver.md §3):
-//! pure functions of the documents, no state, no I/O. `store` applies them.
+//! pure functions of the documents, no state, no I/O. [`super::state`] applies them.
 
+use super::errors::ApiError;
 use crate::canonical::CanonicalJson;
 use crate::keys::PublicKey;
 use crate::metadata::{Expires, RootRole, Signature, SignedPayload, TargetsRole};
-use crate::schema::{DelegationName, HardwareId, KeyId};
+use crate::schema::{DelegationName, HardwareId, KeyId, Sha256};
+use hyper::StatusCode;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,7 +112,7 @@ pub(super) fn root_signature_errors(
 }
 
 /// `TrustedDelegations.validate` (§3.1 step 4).
-pub(super) fn delegation_errors(signed: &Value) -> Vec<String> {
+fn delegation_errors(signed: &Value) -> Vec<String> {
     let Some(d) = signed.get("delegations").filter(|d| !d.is_null()) else {
         return Vec::new();
     };
@@ -142,7 +144,7 @@ pub(super) fn delegation_errors(signed: &Value) -> Vec<String> {
 }
 
 /// `validatedPayloadTargets` (§3.1 step 5).
-pub(super) fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
+fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String> {
     let mut errors = Vec::new();
     for (name, item) in &targets.targets {
         if item.hashes.is_empty() {
@@ -214,6 +216,116 @@ pub(super) fn check_custom(c: &Value) -> std::result::Result<(), String> {
         return Err("custom.cliUploaded: must be a boolean".into());
     }
     Ok(())
+}
+
+/// Ids (computed from the keys, §6.3) of every key a root lists.
+pub(super) fn listed_key_ids(signed: &Value) -> BTreeSet<String> {
+    signed
+        .get("keys")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.values()
+                .filter_map(|k| PublicKey::from_json(k, true).ok())
+                .map(|k| k.key_id().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `PUT targets` step 1: with a targets role stored (its checksum `current`), the
+/// upload must name it in `x-ats-role-checksum`; a malformed header counts as absent.
+pub(super) fn checksum_precondition(
+    current: Option<&str>,
+    header: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    match header.filter(|c| Sha256::parse(c).is_ok()) {
+        None => Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "role_checksum_not_provided",
+            "A targets role already exists, but no previous checksum was sent",
+        )),
+        Some(c) if c != current => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "role_checksum_mismatch",
+            "Provided checksum of previous role does not match current checksum",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `PUT targets` step 7: an uploaded targets role replaces version `old` with exactly
+/// `old + 1` (any version when none is stored).
+pub(super) fn targets_version_bump(old: Option<u64>, new: u64) -> Result<(), ApiError> {
+    match old {
+        Some(old) if new != old.saturating_add(1) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_version_bump",
+            format!("Cannot bump version from {old} to {new}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `PUT targets` steps 3–5, every error together: a threshold of `root`'s targets keys
+/// signed `message`, the delegations block is valid and so is every new or changed
+/// item (`existing`: the names the stored targets role holds).
+pub(super) fn targets_errors(
+    root: &RootRole,
+    existing: &BTreeSet<String>,
+    targets: &TargetsRole,
+    doc: &SignedPayload,
+    message: &[u8],
+) -> Vec<String> {
+    let mut errors = match root.roles.get("targets") {
+        Some(r) => threshold_errors(&root.keys, &r.keyids, r.threshold, &doc.signatures, message),
+        None => vec!["root.json has no targets role".to_string()],
+    };
+    errors.extend(delegation_errors(&doc.signed));
+    errors.extend(item_errors(targets, existing));
+    errors
+}
+
+/// A delegated role as the targets role defines it: its keys, key ids and threshold.
+pub(super) struct DelegatedRole {
+    /// `delegations.keys`, those that decode.
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    /// The role's `keyids`, those that are key ids.
+    pub keyids: Vec<KeyId>,
+    /// The role's `threshold` (0 when absent, so nothing verifies).
+    pub threshold: i64,
+}
+
+/// The delegated role `name` of the targets role `targets_signed`, if it defines one.
+pub(super) fn delegated_role(targets_signed: &Value, name: &str) -> Option<DelegatedRole> {
+    let delegations = targets_signed.get("delegations")?;
+    let role = delegations
+        .get("roles")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("name").and_then(Value::as_str) == Some(name))?;
+    let keys = delegations
+        .get("keys")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, k)| Some((KeyId::parse(id).ok()?, PublicKey::from_json(k, true).ok()?)))
+        .collect();
+    let keyids = role
+        .get("keyids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().and_then(|s| KeyId::parse(s).ok()))
+        .collect();
+    let threshold = role.get("threshold").and_then(Value::as_i64).unwrap_or(0);
+    Some(DelegatedRole {
+        keys,
+        keyids,
+        threshold,
+    })
 }
 
 #[cfg(test)]
@@ -289,5 +401,43 @@ mod tests {
         let role = decode_targets(&[], &bytes).unwrap();
         assert!(item_errors(&role, &BTreeSet::new())[0].contains("must contain custom metadata"));
         assert!(item_errors(&role, &BTreeSet::from(["new-1".to_string()])).is_empty());
+    }
+
+    #[test]
+    fn checksum_and_version_preconditions() {
+        let c = "a".repeat(64);
+        assert!(checksum_precondition(None, None).is_ok());
+        assert!(checksum_precondition(Some(&c), Some(&c)).is_ok());
+        let e = checksum_precondition(Some(&c), None).unwrap_err();
+        assert_eq!(e.status, StatusCode::PRECONDITION_REQUIRED);
+        let e = checksum_precondition(Some(&c), Some("not-hex")).unwrap_err();
+        assert_eq!(e.code, "role_checksum_not_provided");
+        let e = checksum_precondition(Some(&c), Some(&"b".repeat(64))).unwrap_err();
+        assert_eq!(e.code, "role_checksum_mismatch");
+        assert!(targets_version_bump(None, 7).is_ok());
+        assert!(targets_version_bump(Some(1), 2).is_ok());
+        assert_eq!(
+            targets_version_bump(Some(1), 3).unwrap_err().status,
+            StatusCode::CONFLICT
+        );
+        assert!(targets_version_bump(Some(2), 2).is_err());
+    }
+
+    #[test]
+    fn delegated_roles_and_listed_keys() {
+        let key = crate::keys::PrivateKey::generate(crate::keys::KeyType::Ed25519, None).unwrap();
+        let id = key.key_id().to_string();
+        let public = key.public().to_json();
+        let targets = json!({"delegations": {"keys": {id.clone(): public.clone(), "zz": public},
+            "roles": [{"name": "team", "keyids": [id.clone(), 5], "threshold": 1}]}});
+        let role = delegated_role(&targets, "team").unwrap();
+        assert_eq!(role.keys.len(), 1);
+        assert_eq!(role.keyids, vec![key.key_id()]);
+        assert_eq!(role.threshold, 1);
+        assert!(delegated_role(&targets, "other").is_none());
+        assert!(delegated_role(&json!({}), "team").is_none());
+        let root = json!({"keys": {"whatever": key.public().to_json(), "x": 1}});
+        assert_eq!(listed_key_ids(&root), BTreeSet::from([id]));
+        assert!(listed_key_ids(&json!({})).is_empty());
     }
 }

@@ -1106,6 +1106,10 @@ fn health_and_targets_answer_while_uploads_complete() {
         ..Options::default()
     });
     let part: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    // targets.json exists before the completes start: the GET below then only reads
+    // (its first GET would generate and fsync metadata.json, which the kernel may queue
+    // behind the completes' 96 MiB of writeback on a loaded machine).
+    assert_eq!(s.get("targets.json").send().unwrap().status(), 200);
     let mut uploads = Vec::new();
     for name in ["big-a-1", "big-b-1"] {
         let init: Value = s
