@@ -23,6 +23,12 @@ use std::path::{Path, PathBuf};
 /// (canonical form; reference/reposerver.md `targetsFileSizeLimit`).
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
 
+/// Whether a targets.json of `len` canonical bytes is close enough to
+/// [`TARGETS_SIZE_LIMIT`] (75 %) to warn about.
+pub fn targets_size_is_near_limit(len: usize) -> bool {
+    len * 4 >= TARGETS_SIZE_LIMIT * 3
+}
+
 /// The one size rule for a signed targets.json of `len` canonical bytes: an
 /// [`Error::Explained`] at or over [`TARGETS_SIZE_LIMIT`], a warning from 75 % on.
 /// `remedy` says how to shrink it.
@@ -32,7 +38,7 @@ pub fn check_targets_size(len: usize, remedy: &str) -> Result<()> {
             "targets.json would be {len} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: {remedy}"
         )));
     }
-    if len * 4 >= TARGETS_SIZE_LIMIT * 3 {
+    if targets_size_is_near_limit(len) {
         log::warn!(
             "targets.json is {len} bytes, {}% of the server's limit of {TARGETS_SIZE_LIMIT} bytes; {remedy}",
             len * 100 / TARGETS_SIZE_LIMIT

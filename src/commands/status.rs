@@ -170,7 +170,7 @@ fn next_actions(
                 command: format!("ota-sign refresh {source}{key_flag}"),
             });
         }
-        if t.size * 4 >= TARGETS_SIZE_LIMIT * 3 {
+        if crate::publish::targets_size_is_near_limit(t.size) {
             out.push(Action {
                 reason: format!(
                     "targets.json is {} bytes of the server's {TARGETS_SIZE_LIMIT}",
