@@ -112,18 +112,20 @@ fn pull_push_and_root_pull_survive_every_fault_kind() {
             &format!("targets push under {name}"),
             &["targets", "push", "--repo", "r"],
         );
-        assert_eq!(
-            targets_version(&server),
-            before + 1,
-            "{name}: the push is applied exactly once"
-        );
-        let (served, _, _) = server.role("targets.json");
-        assert!(
-            served.signed["targets"][format!("fw-{i}")].is_object(),
-            "{name}"
-        );
+        assert_pushed_once(&server, before, &format!("fw-{i}"), &name);
         server.clear_faults();
     }
+}
+
+/// The faulted push landed exactly once: one version up, with `target` in it.
+fn assert_pushed_once(server: &TestServer, before: u64, target: &str, what: &str) {
+    assert_eq!(
+        targets_version(server),
+        before + 1,
+        "{what}: the push is applied exactly once"
+    );
+    let (served, _, _) = server.role("targets.json");
+    assert!(served.signed["targets"][target].is_object(), "{what}");
 }
 
 #[test]
@@ -164,12 +166,7 @@ fn publish_survives_every_fault_kind() {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(targets_version(&server), before + 1, "{name}: pushed once");
-        let (served, _, _) = server.role("targets.json");
-        assert!(
-            served.signed["targets"][format!("app-{i}")].is_object(),
-            "{name}"
-        );
+        assert_pushed_once(&server, before, &format!("app-{i}"), &name);
         server.clear_faults();
     }
 }
