@@ -112,7 +112,7 @@ fn pull_push_and_root_pull_survive_every_fault_kind() {
             &format!("targets push under {name}"),
             &["targets", "push", "--repo", "r"],
         );
-        assert_pushed_once(&server, before, &format!("fw-{i}"), &name);
+        assert_pushed_once(&server, before, &format!("fw-{i}"), name);
         server.clear_faults();
     }
 }
@@ -166,7 +166,7 @@ fn publish_survives_every_fault_kind() {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_pushed_once(&server, before, &format!("app-{i}"), &name);
+        assert_pushed_once(&server, before, &format!("app-{i}"), name);
         server.clear_faults();
     }
 }
