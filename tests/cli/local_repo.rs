@@ -1201,7 +1201,7 @@ fn help_and_exit_codes() {
     ws.fails(255, &["no-such-command"]);
     ws.fails(255, &["init", "--repo", "x"]);
     // Running without a command prints help and exits 0.
-    ws.ok(&[]);
+    ws.ok::<&str>(&[]);
 }
 
 /// Root external signatures: increment-version → get-unsigned → sign elsewhere

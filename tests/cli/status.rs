@@ -2,15 +2,17 @@
 //! that can be copied and run.
 
 use crate::support::reposerver::TestServer;
+use crate::support::steps::{in_days, move_offline, publish_uploaded, push_targets_expiring};
 use crate::support::Workspace;
-use crate::verify::{in_days, move_offline, publish_uploaded, push_targets_expiring};
 use serde_json::Value;
 
 fn status_json(ws: &Workspace, args: &[&str]) -> Value {
-    let mut all = vec!["status"];
-    all.extend(args);
-    all.push("--json");
-    serde_json::from_str(&ws.ok(&all)).unwrap()
+    ws.ota(&["status"])
+        .args(args)
+        .arg("--json")
+        .run()
+        .success()
+        .json()
 }
 
 fn row<'a>(status: &'a Value, role: &str) -> &'a Value {

@@ -1,0 +1,89 @@
+//! Steps against a [`TestServer`] that several modules take: publish a target, run the
+//! offline-keys procedure, push a targets.json that expires or was edited.
+
+use super::reposerver::TestServer;
+use super::{Repo, Workspace};
+use ota_sign::metadata::SignedPayload;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// `publish` of `name` 1.0 (hardware id `hw-a`) from a small image, uploaded to the server.
+pub fn publish_uploaded(ws: &Workspace, server: &TestServer, name: &str) {
+    let image = ws.path().join(format!("{name}.bin"));
+    std::fs::write(&image, format!("image {name}")).unwrap();
+    let zip = server.credentials_zip();
+    ws.ok(&[
+        "publish",
+        "--credentials",
+        zip.to_str().unwrap(),
+        "--name",
+        name,
+        "--version",
+        "1.0",
+        "--hardwareids",
+        "hw-a",
+        "--image",
+        image.to_str().unwrap(),
+        "--upload",
+    ]);
+}
+
+/// The OTA Connect procedure: repository `r` from the server's zip with offline
+/// Ed25519 keys `myroot`/`mytargets` (moved offline, targets signed and pushed).
+pub fn offline_repo<'w>(ws: &'w Workspace, server: &TestServer) -> Repo<'w> {
+    let r = ws.init_from("r", server.credentials_zip());
+    r.key_generate("myroot", "ed25519")
+        .key_generate("mytargets", "ed25519")
+        .pull()
+        .move_offline()
+        .sign_targets("mytargets")
+        .push();
+    r
+}
+
+/// [`offline_repo`], then its offline credentials exported; returns
+/// offline-credentials.zip.
+pub fn move_offline(ws: &Workspace, server: &TestServer) -> PathBuf {
+    offline_repo(ws, server).export_credentials("mytargets", "offline-credentials.zip")
+}
+
+/// `targets sign --expires <expires> --force` and `targets push` in repository `r`.
+pub fn push_targets_expiring(ws: &Workspace, expires: &str) {
+    let r = ws.open("r");
+    r.ok(&[
+        "targets",
+        "sign",
+        "--key-name",
+        "mytargets",
+        "--expires",
+        expires,
+        "--force",
+    ]);
+    r.push();
+}
+
+/// Now + `days`, as `expires` is written.
+pub fn in_days(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Pushes the server's targets.json with `edit` applied to `signed` (version + 1),
+/// signed by the online targets key; `extra` signatures are appended.
+pub fn push_edited_targets(server: &TestServer, edit: impl FnOnce(&mut Value), extra: Vec<Value>) {
+    let (doc, checksum, _) = server.role("targets.json");
+    let mut signed = doc.signed.clone();
+    signed["version"] = json!(doc.version().unwrap() + 1);
+    edit(&mut signed);
+    let key = server.targets_key();
+    let mut body = serde_json::to_value(SignedPayload::sign(signed, &[&key]).unwrap()).unwrap();
+    body["signatures"].as_array_mut().unwrap().extend(extra);
+    let r = server
+        .put("targets")
+        .header("x-ats-role-checksum", checksum)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().unwrap_or_default());
+}
