@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 /// A command line under test (a std `Command` that remembers how to show itself).
 pub struct Cmd {
     inner: Command,
+    /// Said when the program cannot be started (e.g. how to install it).
+    hint: Option<String>,
 }
 
 impl Cmd {
@@ -22,14 +24,26 @@ impl Cmd {
     pub fn ota_sign() -> Self {
         let mut inner = Command::new(env!("CARGO_BIN_EXE_ota-sign"));
         inner.env_remove("RUST_LOG").env_remove("OTA_SIGN_LOG");
-        Cmd { inner }
+        Cmd { inner, hint: None }
     }
 
     /// Any other program (openssl, pkcs11-tool, cargo, ...).
     pub fn program(program: impl AsRef<OsStr>) -> Self {
         Cmd {
             inner: Command::new(program),
+            hint: None,
         }
+    }
+
+    /// What to say if the program cannot be started, e.g. `apt-get install opensc`.
+    pub fn hint(mut self, hint: &str) -> Self {
+        self.hint = Some(hint.to_string());
+        self
+    }
+
+    fn cannot_start(&self, e: std::io::Error) -> ! {
+        let hint = self.hint.as_deref().unwrap_or("");
+        panic!("cannot run `{}`: {e} {hint}", self.shown())
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -79,23 +93,24 @@ impl Cmd {
     /// Runs to completion, capturing stdout and stderr.
     pub fn run(mut self) -> Ran {
         let shown = self.shown();
-        let out = self
-            .inner
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `{shown}`: {e}"));
-        Ran { out, shown }
+        match self.inner.output() {
+            Ok(out) => Ran { out, shown },
+            Err(e) => self.cannot_start(e),
+        }
     }
 
     /// Starts it with stdout and stderr piped; [`Ran::of_child`] collects it.
     pub fn spawn(mut self) -> (Child, String) {
         let shown = self.shown();
-        let child = self
+        match self
             .inner
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{shown}`: {e}"));
-        (child, shown)
+        {
+            Ok(child) => (child, shown),
+            Err(e) => self.cannot_start(e),
+        }
     }
 
     /// Must exit 0; returns stdout.

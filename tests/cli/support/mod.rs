@@ -15,20 +15,6 @@ pub use workspace::{Repo, Workspace};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The procedure's move-offline step in repository `r`: old root key kept as
-/// `origroot`, new keys `myroot` and `mytargets`.
-pub const MOVE_OFFLINE: [&str; 9] = [
-    "move-offline",
-    "--repo",
-    "r",
-    "--old-root-alias",
-    "origroot",
-    "--new-root",
-    "myroot",
-    "--new-targets",
-    "mytargets",
-];
-
 /// A sha256 for targets whose content does not matter.
 pub const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
 
