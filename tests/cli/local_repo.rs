@@ -1,7 +1,8 @@
 //! CLI tests of the offline commands against a local repository (issue 2), checked by
 //! reading the files back independently (serde_json, the `rsa` crate, openssl).
 
-use crate::support::{fixture, mode, read_json, zip_entry, zip_names, Repo, Workspace};
+use crate::support::steps::add_delegated_target;
+use crate::support::{fixture, mode, read_json, zip_entry, zip_names, Cmd, Repo, Workspace};
 use serde_json::{json, Value};
 
 const SHA: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -242,32 +243,11 @@ fn key_generate_writes_garage_sign_key_files() {
     let before = r.snapshot();
     let err = r.fails(255, &["key", "generate", "--name", "x", "--type", "dsa"]);
     assert!(err.contains("Invalid keytype"), "{err}");
-    r.fails(
-        255,
-        &[
-            "key",
-            "generate",
-            "--name",
-            "x",
-            "--type",
-            "ed25519",
-            "--keysize",
-            "2048",
-        ],
-    );
-    r.fails(
-        255,
-        &[
-            "key",
-            "generate",
-            "--name",
-            "x",
-            "--type",
-            "rsa",
-            "--keysize",
-            "1024",
-        ],
-    );
+    // A key size for Ed25519, an RSA key below 2048 bits.
+    for (key_type, size) in [("ed25519", "2048"), ("rsa", "1024")] {
+        let args = ["key", "generate", "--name", "x", "--type", key_type];
+        r.fails(255, &[&args[..], &["--keysize", size]].concat());
+    }
     r.fails(255, &["key", "generate", "--name", "../escape"]);
     assert_eq!(before, r.snapshot());
 }
@@ -598,7 +578,8 @@ fn external_signature_flow_with_openssl() {
             .unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new("openssl")
+    let sig_bytes = Cmd::program("openssl")
+        .hint("(apt-get install openssl)")
         .args([
             "dgst",
             "-sha256",
@@ -610,19 +591,16 @@ fn external_signature_flow_with_openssl() {
         ])
         .arg(&key_pem)
         .arg(&msg)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run()
+        .success()
+        .out
+        .stdout;
     use base64::Engine;
-    let sig = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+    let sig = base64::engine::general_purpose::STANDARD.encode(&sig_bytes);
 
     // A wrong signature is refused and nothing is written.
     let before = r.snapshot();
-    let wrong = base64::engine::general_purpose::STANDARD.encode(vec![7u8; out.stdout.len()]);
+    let wrong = base64::engine::general_purpose::STANDARD.encode(vec![7u8; sig_bytes.len()]);
     let err = r.fails(
         3,
         &[
@@ -882,23 +860,7 @@ fn delegations_and_sign_json() {
     assert_eq!(role["version"], 1);
     let file = ws.path().join("deleg.json");
     std::fs::write(&file, &init).unwrap();
-    ws.ok(&[
-        "delegations",
-        "add-target",
-        "--input",
-        file.to_str().unwrap(),
-        "--inplace",
-        "--name",
-        "supplier01-fw",
-        "--version",
-        "2",
-        "--length",
-        "3",
-        "--sha256",
-        SHA,
-        "--hardwareids",
-        "ecu1",
-    ]);
+    add_delegated_target(&ws, &file, "2", SHA, "ecu1");
     let unsigned = read_json(&file);
     assert_eq!(unsigned["targets"]["supplier01-fw-2"]["length"], 3);
     let signed_text = ws.ok(&[

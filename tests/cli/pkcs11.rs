@@ -6,7 +6,7 @@
 //! installs softhsm2 and opensc): a missing module fails the test, it never skips.
 
 use crate::support::reposerver::{Options, TestServer};
-use crate::support::{tree_snapshot, zip_entry, zip_names, Cmd, Ran, Workspace};
+use crate::support::{tree_snapshot, zip_entry, zip_names, Cmd, Ran, Repo, Workspace};
 use ota_sign::keys::PublicKey;
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
@@ -122,6 +122,20 @@ fn uri(object: &str) -> String {
     format!("pkcs11:token={LABEL};object={object}")
 }
 
+/// `key generate --name <name> --type <key_type> --pkcs11 <uri(name)>` in `r`.
+fn token_key(r: &Repo, name: &str, key_type: &str) {
+    r.ok(&[
+        "key",
+        "generate",
+        "--name",
+        name,
+        "--type",
+        key_type,
+        "--pkcs11",
+        &uri(name),
+    ]);
+}
+
 /// Checks pkcs11-tool's view of the token: every private key is sensitive, never
 /// extractable and for signing only, and reading one out fails.
 fn assert_keys_stay_on_token(hsm: &Hsm, labels: &[&str]) {
@@ -195,16 +209,7 @@ fn procedure_on_token(key_type: &'static str) {
     let (root_v1, _, _) = server.role("root.json");
     let r = ws.init_from("r", &zip);
     for name in ["myroot", "mytargets"] {
-        r.ok(&[
-            "key",
-            "generate",
-            "--name",
-            name,
-            "--type",
-            key_type,
-            "--pkcs11",
-            &uri(name),
-        ]);
+        token_key(&r, name, key_type);
         let keys = r.file("keys");
         assert!(!keys.join(format!("{name}.sec")).exists());
         let alias = std::fs::read_to_string(keys.join(format!("{name}.pkcs11"))).unwrap();
@@ -374,16 +379,7 @@ fn token_repo(hsm: &Hsm, server: &TestServer) -> Workspace {
     let ws = hsm.workspace();
     let r = ws.init_from("r", server.credentials_zip());
     for name in ["myroot", "mytargets"] {
-        r.ok(&[
-            "key",
-            "generate",
-            "--name",
-            name,
-            "--type",
-            "ed25519",
-            "--pkcs11",
-            &uri(name),
-        ]);
+        token_key(&r, name, "ed25519");
     }
     r.pull();
     ws

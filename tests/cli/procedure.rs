@@ -2,6 +2,7 @@
 //! verbatim, against ota-reposerver; authentication; trust failures; retries.
 
 use crate::support::reposerver::{inject_forged_root, Auth, Options, TestServer};
+use crate::support::steps::add_delegated_target;
 use crate::support::{read_json, zip_entry, Workspace};
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
@@ -400,23 +401,7 @@ fn delegations_push_and_pull() {
     // The supplier signs its own targets file.
     let file = ws.path().join("supplier01.json");
     std::fs::write(&file, ws.ok(&["delegations", "init"])).unwrap();
-    ws.ok(&[
-        "delegations",
-        "add-target",
-        "--input",
-        file.to_str().unwrap(),
-        "--inplace",
-        "--name",
-        "supplier01-fw",
-        "--version",
-        "1",
-        "--length",
-        "3",
-        "--sha256",
-        &"ab".repeat(32),
-        "--hardwareids",
-        "ecu",
-    ]);
+    add_delegated_target(&ws, &file, "1", &"ab".repeat(32), "ecu");
     let signed = ws.path().join("supplier01.signed.json");
     std::fs::write(
         &signed,

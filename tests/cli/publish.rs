@@ -1,6 +1,7 @@
 //! `ota-sign publish` against ota-reposerver (issue 5).
 
 use crate::support::reposerver::TestServer;
+use crate::support::steps::publish_image;
 use crate::support::{Cmd, Ran, Workspace};
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
@@ -9,20 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// `publish` of `name`-`version` (hardware ids `hw-a,hw-b`) from `image`, in `ws`.
 fn publish_cmd(ws: &Workspace, zip: &Path, name: &str, version: &str, image: &Path) -> Cmd {
-    ws.ota(&[
-        "publish",
-        "--credentials",
-        zip.to_str().unwrap(),
-        "--name",
-        name,
-        "--version",
-        version,
-        "--hardwareids",
-        "hw-a,hw-b",
-        "--image",
-        image.to_str().unwrap(),
-    ])
-    .fast_retries()
+    publish_image(ws, zip, name, version, "hw-a,hw-b", image).fast_retries()
 }
 
 fn write_image(dir: &Path, name: &str, seed: u8, len: usize) -> PathBuf {

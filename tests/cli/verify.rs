@@ -5,7 +5,7 @@ use crate::support::reposerver::{inject_forged_root, TestServer};
 use crate::support::steps::{
     move_offline, publish_uploaded, push_edited_targets, push_targets_expiring,
 };
-use crate::support::{edit_json, fixture, read_json, Workspace};
+use crate::support::{edit_json, fixture, read_json, role_row, Workspace};
 use ota_sign::keys::PrivateKey;
 use ota_sign::metadata::SignedPayload;
 use serde_json::{json, Value};
@@ -122,12 +122,7 @@ fn sample1_fixture_signatures_verify_with_aktualizr_key_ids_but_hashes_are_over_
     // Its key ids are aktualizr-style, not SPKI: every signature still verifies.
     for role in ["root", "timestamp", "snapshot", "targets"] {
         assert!(!has(&report, role, "signatures"), "{role}: {report:#}");
-        let row = report["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["role"] == role)
-            .unwrap();
+        let row = role_row(&report, role);
         assert_eq!(row["valid_signatures"], 1, "{role}");
     }
     // targets/file.txt carries no custom.hardwareIds; nothing expires before 2038.
@@ -193,12 +188,7 @@ fn clean_repository_passes_before_and_after_move_offline() {
     // From the old zip's root v1 the chain reaches v2.
     let (code, report) = verify(&ws, &["--credentials", &zip]);
     assert_eq!(code, 0, "{report:#}");
-    let root = report["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == "root")
-        .unwrap();
+    let root = role_row(&report, "root");
     assert_eq!(root["version"], 2);
 }
 

@@ -103,6 +103,16 @@ pub fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
+/// The row of `role` in the `roles` of a `verify --json` or `status --json` report.
+pub fn role_row<'a>(report: &'a serde_json::Value, role: &str) -> &'a serde_json::Value {
+    report["roles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no roles in {report:#}"))
+        .iter()
+        .find(|r| r["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} row: {report:#}"))
+}
+
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -1,30 +1,71 @@
-//! Steps against a [`TestServer`] that several modules take: publish a target, run the
-//! offline-keys procedure, push a targets.json that expires or was edited.
+//! Steps that several modules take, mostly against a [`TestServer`]: publish a target,
+//! run the offline-keys procedure, push a targets.json that expires or was edited.
 
 use super::reposerver::TestServer;
-use super::{Repo, Workspace};
+use super::{Cmd, Repo, Workspace};
 use ota_sign::metadata::SignedPayload;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `publish` of `name` 1.0 (hardware id `hw-a`) from a small image, uploaded to the server.
-pub fn publish_uploaded(ws: &Workspace, server: &TestServer, name: &str) {
-    let image = ws.path().join(format!("{name}.bin"));
-    std::fs::write(&image, format!("image {name}")).unwrap();
-    let zip = server.credentials_zip();
-    ws.ok(&[
+/// `publish` of `name`-`version` for `hardware_ids` from `image`, run in `ws`.
+pub fn publish_image(
+    ws: &Workspace,
+    zip: &Path,
+    name: &str,
+    version: &str,
+    hardware_ids: &str,
+    image: &Path,
+) -> Cmd {
+    ws.ota(&[
         "publish",
         "--credentials",
         zip.to_str().unwrap(),
         "--name",
         name,
         "--version",
-        "1.0",
+        version,
         "--hardwareids",
-        "hw-a",
+        hardware_ids,
         "--image",
         image.to_str().unwrap(),
-        "--upload",
+    ])
+}
+
+/// `publish` of `name` 1.0 (hardware id `hw-a`) from a small image, uploaded to the server.
+pub fn publish_uploaded(ws: &Workspace, server: &TestServer, name: &str) {
+    let image = ws.path().join(format!("{name}.bin"));
+    std::fs::write(&image, format!("image {name}")).unwrap();
+    let zip = server.credentials_zip();
+    publish_image(ws, &zip, name, "1.0", "hw-a", &image)
+        .arg("--upload")
+        .ok();
+}
+
+/// `delegations add-target --input <file> --inplace` of `supplier01-fw`-`version`
+/// (3 bytes, `sha256`) for `hardware_id`.
+pub fn add_delegated_target(
+    ws: &Workspace,
+    file: &Path,
+    version: &str,
+    sha256: &str,
+    hardware_id: &str,
+) {
+    ws.ok(&[
+        "delegations",
+        "add-target",
+        "--input",
+        file.to_str().unwrap(),
+        "--inplace",
+        "--name",
+        "supplier01-fw",
+        "--version",
+        version,
+        "--length",
+        "3",
+        "--sha256",
+        sha256,
+        "--hardwareids",
+        hardware_id,
     ]);
 }
 
