@@ -1,7 +1,7 @@
 //! CLI tests of the offline commands against a local repository (issue 2), checked by
 //! reading the files back independently (serde_json, the `rsa` crate, openssl).
 
-use crate::support::steps::add_delegated_target;
+use crate::support::steps::{add_delegated_target, sign_json};
 use crate::support::{fixture, mode, read_json, zip_entry, zip_names, Cmd, Repo, Workspace};
 use serde_json::{json, Value};
 
@@ -255,15 +255,7 @@ fn key_generate_writes_garage_sign_key_files() {
 #[test]
 fn user_keys_gen_id_and_importpub() {
     let ws = Workspace::new();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--key-name",
-        "supplier",
-        "--type",
-        "ed25519",
-    ]);
-    let dir = ws.home().join("user-keys");
+    let dir = ws.user_keys_gen("supplier", "ed25519");
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("supplier.sec")), 0o600);
     let id = ws.ok(&[
@@ -846,14 +838,7 @@ fn mismatched_key_pair_is_refused_everywhere() {
 #[test]
 fn delegations_and_sign_json() {
     let ws = Workspace::new();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--key-name",
-        "supplier",
-        "--type",
-        "rsa",
-    ]);
+    ws.user_keys_gen("supplier", "rsa");
     let init = ws.ok(&["delegations", "init"]);
     let role: Value = serde_json::from_str(&init).unwrap();
     assert_eq!(role["_type"], "Targets");
@@ -894,15 +879,7 @@ fn delegations_and_sign_json() {
     let raw = ws.path().join("raw.json");
     std::fs::write(&raw, br#"{"b": 1.0, "a": "x"}"#).unwrap();
     let keys = ws.home().join("user-keys");
-    let out = ws.ok(&[
-        "sign-json",
-        "--priv-key",
-        keys.join("supplier.sec").to_str().unwrap(),
-        "--pub-key",
-        keys.join("supplier.pub").to_str().unwrap(),
-        "--input",
-        raw.to_str().unwrap(),
-    ]);
+    let out = sign_json(&ws, &keys, "supplier", &raw);
     assert!(out.contains(r#""signed":{"a":"x","b":1.0}"#), "{out}");
     let sj = ws.path().join("sj.json");
     std::fs::write(&sj, &out).unwrap();
@@ -968,15 +945,7 @@ fn root_external_signatures_with_old_root_alias() {
     let msg = ws.path().join("unsigned-root.json");
     std::fs::write(&msg, &unsigned).unwrap();
     let keys = r.file("keys");
-    let signed = ws.ok(&[
-        "sign-json",
-        "--priv-key",
-        keys.join("newroot.sec").to_str().unwrap(),
-        "--pub-key",
-        keys.join("newroot.pub").to_str().unwrap(),
-        "--input",
-        msg.to_str().unwrap(),
-    ]);
+    let signed = sign_json(&ws, &keys, "newroot", &msg);
     let sig = serde_json::from_str::<Value>(&signed).unwrap()["signatures"][0]["sig"]
         .as_str()
         .unwrap()

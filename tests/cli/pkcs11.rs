@@ -241,14 +241,7 @@ fn procedure_on_token(key_type: &'static str) {
     trusted.verify("targets", &targets, "targets.json").unwrap();
 
     // A token-backed credentials zip: targets.pub and the reference, no targets.sec.
-    r.ok(&[
-        "export-credentials",
-        "--key-name",
-        "mytargets",
-        "--to",
-        "offline.zip",
-    ]);
-    let offline = ws.path().join("offline.zip");
+    let offline = export_token_zip(&r);
     let names = zip_names(&offline);
     assert!(!names.iter().any(|n| n == "targets.sec"), "{names:?}");
     assert_eq!(
@@ -344,6 +337,19 @@ fn procedure_on_token(key_type: &'static str) {
     assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
 }
 
+/// `export-credentials --key-name mytargets --to offline.zip` in `r`: a zip whose
+/// targets key is on the token; returns its path.
+fn export_token_zip(r: &Repo) -> PathBuf {
+    r.ok(&[
+        "export-credentials",
+        "--key-name",
+        "mytargets",
+        "--to",
+        "offline.zip",
+    ]);
+    r.workspace().path().join("offline.zip")
+}
+
 /// Copies `src` to `dst` with entry `name` replaced.
 fn rewrite_zip_entry(src: &Path, dst: &Path, name: &str, data: &[u8]) {
     let entries: Vec<(String, Vec<u8>)> = zip_names(src)
@@ -425,13 +431,7 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
 
     // A token-backed zip with a wrong PIN: publish pushes nothing.
     r.move_offline();
-    r.ok(&[
-        "export-credentials",
-        "--key-name",
-        "mytargets",
-        "--to",
-        "offline.zip",
-    ]);
+    export_token_zip(&r);
     std::fs::write(ws.path().join("image.bin"), b"x").unwrap();
     let (targets_before, _, _) = server.role("targets.json");
     let err = wrong_pin(ws.ota(&[
@@ -544,29 +544,15 @@ fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
         &uri("supplier"),
     ]);
     assert!(!ws.path().join("uk/supplier.sec").exists());
-    let signed = ws.ok(&[
-        "delegations",
-        "sign",
-        "-k",
-        "supplier",
-        "--keys-path",
-        "uk",
-        "-i",
-        "doc.json",
-    ]);
-    std::fs::write(ws.path().join("signed.json"), &signed).unwrap();
-    ws.ok(&["verify-json", "-p", "uk/supplier.pub", "-i", "signed.json"]);
-    let signed = ws.ok(&[
-        "sign-json",
-        "-k",
-        &uri("supplier"),
-        "-p",
-        "uk/supplier.pub",
-        "-i",
-        "doc.json",
-    ]);
-    std::fs::write(ws.path().join("signed2.json"), &signed).unwrap();
-    ws.ok(&["verify-json", "-p", "uk/supplier.pub", "-i", "signed2.json"]);
+    // By key name (delegations sign) and by URI (sign-json); each verifies.
+    let by_name = ["delegations", "sign", "-k", "supplier", "--keys-path", "uk"];
+    let supplier = uri("supplier");
+    let by_uri = ["sign-json", "-k", &supplier, "-p", "uk/supplier.pub"];
+    for (signed, args) in [("signed.json", &by_name[..]), ("signed2.json", &by_uri[..])] {
+        let doc = ws.ok(&[args, &["-i", "doc.json"]].concat());
+        std::fs::write(ws.path().join(signed), doc).unwrap();
+        ws.ok(&["verify-json", "-p", "uk/supplier.pub", "-i", signed]);
+    }
     assert_keys_stay_on_token(&hsm, &["supplier"]);
 
     // An RSA key made by another tool, imported by URI, signs a root locally.

@@ -146,15 +146,7 @@ fn run_procedure(server: &TestServer, key_type: &str) {
     assert_eq!(exported_root.signed, root_v2.signed);
 
     // pull → sign → push → sign → push works without another pull.
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "myimagerepo",
-        "--key-name",
-        "mytargets",
-    ]);
-    ws.ok(&["targets", "push", "--repo", "myimagerepo"]);
+    repo.sign_targets("mytargets").push();
     assert_eq!(server.role("targets.json").0.signed["version"], 3);
 }
 
@@ -368,14 +360,7 @@ fn delegations_push_and_pull() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let r = ws.init_from("r", server.credentials_zip());
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--key-name",
-        "supplier",
-        "--type",
-        "ed25519",
-    ]);
+    ws.user_keys_gen("supplier", "ed25519");
     let supplier_pub = ws.home().join("user-keys/supplier.pub");
     // The image repository delegates supplier01* to the supplier's key.
     r.pull();

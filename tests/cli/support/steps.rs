@@ -69,6 +69,20 @@ pub fn add_delegated_target(
     ]);
 }
 
+/// `sign-json --priv-key <keys>/<key>.sec --pub-key <keys>/<key>.pub --input <input>`;
+/// returns the signed document.
+pub fn sign_json(ws: &Workspace, keys: &Path, key: &str, input: &Path) -> String {
+    ws.ok(&[
+        "sign-json",
+        "--priv-key",
+        keys.join(format!("{key}.sec")).to_str().unwrap(),
+        "--pub-key",
+        keys.join(format!("{key}.pub")).to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ])
+}
+
 /// The OTA Connect procedure: repository `r` from the server's zip with offline
 /// Ed25519 keys `myroot`/`mytargets` (moved offline, targets signed and pushed).
 pub fn offline_repo<'w>(ws: &'w Workspace, server: &TestServer) -> Repo<'w> {

@@ -102,6 +102,12 @@ impl Workspace {
         edit_json(&self.repo(name).join("config.json"), edit);
     }
 
+    /// `user-keys gen --key-name <name> --type <key_type>`; returns the user-keys directory.
+    pub fn user_keys_gen(&self, name: &str, key_type: &str) -> PathBuf {
+        self.ok(&["user-keys", "gen", "--key-name", name, "--type", key_type]);
+        self.home().join("user-keys")
+    }
+
     /// `init --repo name --credentials zip`.
     pub fn init_from(&self, name: &str, zip: impl AsRef<Path>) -> Repo<'_> {
         let zip = zip.as_ref().to_str().unwrap();
