@@ -1,7 +1,7 @@
 //! CLI tests of the offline commands against a local repository (issue 2), checked by
 //! reading the files back independently (serde_json, the `rsa` crate, openssl).
 
-use crate::support::steps::{add_delegated_target, sign_json};
+use crate::support::steps::{add_delegated_target, sign_delegation, sign_json};
 use crate::support::{fixture, mode, read_json, zip_entry, zip_names, Cmd, Repo, Workspace};
 use serde_json::{json, Value};
 
@@ -848,14 +848,7 @@ fn delegations_and_sign_json() {
     add_delegated_target(&ws, &file, "2", SHA, "ecu1");
     let unsigned = read_json(&file);
     assert_eq!(unsigned["targets"]["supplier01-fw-2"]["length"], 3);
-    let signed_text = ws.ok(&[
-        "delegations",
-        "sign",
-        "--input",
-        file.to_str().unwrap(),
-        "--key-name",
-        "supplier",
-    ]);
+    let signed_text = sign_delegation(&ws, &file, "supplier");
     let signed: Value = serde_json::from_str(&signed_text).unwrap();
     assert_eq!(
         signed["signed"], unsigned,

@@ -6,6 +6,7 @@
 //! installs softhsm2 and opensc): a missing module fails the test, it never skips.
 
 use crate::support::reposerver::{Options, TestServer};
+use crate::support::steps::publish_image;
 use crate::support::{tree_snapshot, zip_entry, zip_names, Cmd, Ran, Repo, Workspace};
 use ota_sign::keys::PublicKey;
 use ota_sign::metadata::SignedPayload;
@@ -255,27 +256,18 @@ fn procedure_on_token(key_type: &'static str) {
 
     // publish signs on the token (PIN from the environment), then from a pin-source file.
     std::fs::write(ws.path().join("image.bin"), b"token-signed image").unwrap();
-    let publish = |version: &str| -> Vec<String> {
-        [
-            "publish",
-            "--credentials",
-            "offline.zip",
-            "--name",
+    let publish = |zip: &str, version: &str| {
+        publish_image(
+            &ws,
+            Path::new(zip),
             "img",
-            "--version",
             version,
-            "--hardwareids",
             "hw",
-            "--image",
-            "image.bin",
-            "--upload",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+            Path::new("image.bin"),
+        )
+        .arg("--upload")
     };
-    let args = publish("1");
-    ws.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    publish("offline.zip", "1").ok();
     let pin_file = ws.path().join("pin");
     std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
     let with_pin_source = format!(
@@ -291,9 +283,7 @@ fn procedure_on_token(key_type: &'static str) {
         "targets.pkcs11",
         with_pin_source.as_bytes(),
     );
-    let mut args = publish("2");
-    args[2] = "offline-pinfile.zip".into();
-    no_pin(ws.ota(&args)).ok();
+    no_pin(publish("offline-pinfile.zip", "2")).ok();
 
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 4);
@@ -434,20 +424,9 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
     export_token_zip(&r);
     std::fs::write(ws.path().join("image.bin"), b"x").unwrap();
     let (targets_before, _, _) = server.role("targets.json");
-    let err = wrong_pin(ws.ota(&[
-        "publish",
-        "--credentials",
-        "offline.zip",
-        "--name",
-        "img",
-        "--version",
-        "1",
-        "--hardwareids",
-        "hw",
-        "--image",
-        "image.bin",
-    ]))
-    .fails(3);
+    let image = Path::new("image.bin");
+    let publish = publish_image(&ws, Path::new("offline.zip"), "img", "1", "hw", image);
+    let err = wrong_pin(publish).fails(3);
     assert!(err.contains("wrong PIN"), "{err}");
     assert_eq!(server.role("targets.json").0, targets_before);
     // No PIN at all says where to give one.

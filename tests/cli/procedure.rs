@@ -2,7 +2,7 @@
 //! verbatim, against ota-reposerver; authentication; trust failures; retries.
 
 use crate::support::reposerver::{inject_forged_root, Auth, Options, TestServer};
-use crate::support::steps::add_delegated_target;
+use crate::support::steps::{add_delegated_target, sign_delegation};
 use crate::support::{read_json, zip_entry, Workspace};
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
@@ -388,18 +388,7 @@ fn delegations_push_and_pull() {
     std::fs::write(&file, ws.ok(&["delegations", "init"])).unwrap();
     add_delegated_target(&ws, &file, "1", &"ab".repeat(32), "ecu");
     let signed = ws.path().join("supplier01.signed.json");
-    std::fs::write(
-        &signed,
-        ws.ok(&[
-            "delegations",
-            "sign",
-            "--input",
-            file.to_str().unwrap(),
-            "--key-name",
-            "supplier",
-        ]),
-    )
-    .unwrap();
+    std::fs::write(&signed, sign_delegation(&ws, &file, "supplier")).unwrap();
     r.ok(&[
         "delegations",
         "push",

@@ -83,6 +83,19 @@ pub fn sign_json(ws: &Workspace, keys: &Path, key: &str, input: &Path) -> String
     ])
 }
 
+/// `delegations sign --input <file> --key-name <key>` (a user key); returns the signed
+/// document.
+pub fn sign_delegation(ws: &Workspace, file: &Path, key: &str) -> String {
+    ws.ok(&[
+        "delegations",
+        "sign",
+        "--input",
+        file.to_str().unwrap(),
+        "--key-name",
+        key,
+    ])
+}
+
 /// The OTA Connect procedure: repository `r` from the server's zip with offline
 /// Ed25519 keys `myroot`/`mytargets` (moved offline, targets signed and pushed).
 pub fn offline_repo<'w>(ws: &'w Workspace, server: &TestServer) -> Repo<'w> {
