@@ -327,6 +327,22 @@ fn procedure_on_token(key_type: &'static str) {
     assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
 }
 
+/// `user-keys gen --keys-path uk -k <name> --type <key_type> --pkcs11 <uri(name)>`.
+fn token_user_key(ws: &Workspace, name: &str, key_type: &str) {
+    ws.ok(&[
+        "user-keys",
+        "gen",
+        "--keys-path",
+        "uk",
+        "-k",
+        name,
+        "--type",
+        key_type,
+        "--pkcs11",
+        &uri(name),
+    ]);
+}
+
 /// `export-credentials --key-name mytargets --to offline.zip` in `r`: a zip whose
 /// targets key is on the token; returns its path.
 fn export_token_zip(r: &Repo) -> PathBuf {
@@ -439,18 +455,7 @@ fn missing_objects_modules_and_stored_pins_are_clear_errors() {
     let hsm = Hsm::new();
     let ws = hsm.workspace();
     std::fs::write(ws.path().join("doc.json"), br#"{"a":1}"#).unwrap();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--keys-path",
-        "uk",
-        "-k",
-        "k1",
-        "--type",
-        "rsa",
-        "--pkcs11",
-        &uri("k1"),
-    ]);
+    token_user_key(&ws, "k1", "rsa");
     let sign = |key: &str| {
         ["sign-json", "-k", key, "-p", "uk/k1.pub", "-i", "doc.json"].map(str::to_string)
     };
@@ -510,18 +515,7 @@ fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
         br#"{"_type":"Targets","version":1}"#,
     )
     .unwrap();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--keys-path",
-        "uk",
-        "-k",
-        "supplier",
-        "--type",
-        "ed25519",
-        "--pkcs11",
-        &uri("supplier"),
-    ]);
+    token_user_key(&ws, "supplier", "ed25519");
     assert!(!ws.path().join("uk/supplier.sec").exists());
     // By key name (delegations sign) and by URI (sign-json); each verifies.
     let by_name = ["delegations", "sign", "-k", "supplier", "--keys-path", "uk"];
