@@ -88,53 +88,39 @@ fn init_imports_keys_root_and_config_with_private_modes() {
 #[test]
 fn init_handles_every_credentials_shape() {
     let ws = Workspace::new();
-    ws.init_from_fixture("legacy", "credentials_auth_plus_legacy.zip");
-    let c = read_json(&ws.repo("legacy").join("config.json"));
+    let legacy = ws.init_from_fixture("legacy", "credentials_auth_plus_legacy.zip");
+    let c = legacy.json("config.json");
     assert_eq!(c["auth"]["scope"], "none", "missing scope defaults to none");
     assert_eq!(
         c["auth"]["server"],
         "https://ota-test.auth.eu-west-1.amazoncognito.com"
     );
-    assert!(
-        read_json(&ws.repo("legacy").join("keys/targets.pub"))["keyval"]["public"]
-            .as_str()
-            .unwrap()
-            .starts_with("-----BEGIN PUBLIC KEY-----")
-    );
-    assert!(!ws.repo("legacy").join("roles/root.json").exists());
+    assert!(legacy.json("keys/targets.pub")["keyval"]["public"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(!legacy.file("roles/root.json").exists());
 
     // 2017 legacy targets keys ("ED25519" that is really ECDSA) are present but
     // unusable: an error naming the entry, and nothing written.
-    let err = ws.fails(
-        3,
-        &[
-            "init",
-            "--repo",
-            "noauth",
-            "--credentials",
-            ws.fixture_zip("credentials_no_auth_ed25519.zip")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    let noauth = ws.fixture_zip("credentials_no_auth_ed25519.zip");
+    let err = ws
+        .open("noauth")
+        .fails(3, &["init", "--credentials", noauth.to_str().unwrap()]);
     assert!(err.contains("targets.pub"), "{err}");
     assert!(!ws.repo("noauth").exists());
 
-    ws.init_from_fixture("notargets", "credentials_no_targets.zip");
-    assert!(!ws
-        .repo("notargets")
-        .join("keys")
-        .join("targets.pub")
-        .exists());
+    let notargets = ws.init_from_fixture("notargets", "credentials_no_targets.zip");
+    assert!(!notargets.file("keys/targets.pub").exists());
 
-    ws.init_from_fixture("tls", "credentials_tls-auth_ed25519.zip");
-    let c = read_json(&ws.repo("tls").join("config.json"));
+    let tls = ws.init_from_fixture("tls", "credentials_tls-auth_ed25519.zip");
+    let c = tls.json("config.json");
     assert_eq!(
         c["auth"],
         json!({"certPath": "client_auth.p12", "serverCertPath": "server.p12"})
     );
-    assert_eq!(mode(&ws.repo("tls").join("client_auth.p12")), 0o600);
-    assert!(ws.repo("tls").join("server.p12").exists());
+    assert_eq!(mode(&tls.file("client_auth.p12")), 0o600);
+    assert!(tls.file("server.p12").exists());
     assert_eq!(c["reposerver"], "https://localhost:8181");
 
     ws.ok(&[
@@ -777,17 +763,8 @@ fn export_credentials_with_both_spellings() {
         zip_entry(&out2, "targets.sec"),
         zip_entry(&out, "targets.sec")
     );
-    ws.ok(&[
-        "init",
-        "--repo",
-        "again",
-        "--credentials",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        read_json(&ws.repo("again").join("keys/targets.pub")),
-        r.json("keys/mytargets.pub")
-    );
+    let again = ws.init_from("again", &out);
+    assert_eq!(again.json("keys/targets.pub"), r.json("keys/mytargets.pub"));
 
     let missing = ws.path().join("missing.zip");
     r.fails(
