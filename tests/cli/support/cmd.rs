@@ -199,3 +199,22 @@ impl Ran {
         serde_json::from_slice(&self.out.stdout).unwrap_or(serde_json::Value::Null)
     }
 }
+
+#[test]
+fn a_failed_check_shows_the_command_line_exit_code_and_both_streams() {
+    let ws = super::Workspace::new();
+    let failed = std::panic::catch_unwind(|| ws.ota(&["no-such-command"]).ok()).unwrap_err();
+    let message = failed.downcast_ref::<String>().unwrap();
+    assert!(message.contains("ota-sign no-such-command`"), "{message}");
+    assert!(
+        message.contains("expected success (exit Some(255))"),
+        "{message}"
+    );
+    assert!(
+        message.contains("stdout: \nstderr: ") && message.contains("no-such-command'"),
+        "{message}"
+    );
+    // The exit code is checked exactly, and a success is not a failure.
+    assert!(std::panic::catch_unwind(|| ws.ota(&["no-such-command"]).fails(3)).is_err());
+    assert!(std::panic::catch_unwind(|| ws.ota(&["--help"]).run().failure()).is_err());
+}

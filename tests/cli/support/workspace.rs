@@ -237,3 +237,18 @@ impl<'w> Repo<'w> {
         self.ws.path().join(to)
     }
 }
+
+#[test]
+fn repo_commands_get_the_repo_right_after_the_sub_command_words() {
+    let ws = Workspace::new();
+    let shown = ws
+        .open("r")
+        .ota(&["targets", "sign", "--key-name", "k"])
+        .shown();
+    assert!(
+        shown.ends_with("ota-sign targets sign --repo r --key-name k"),
+        "{shown}"
+    );
+    let shown = ws.open("x").ota(&["targets", "pull"]).shown();
+    assert!(shown.ends_with("ota-sign targets pull --repo x"), "{shown}");
+}
