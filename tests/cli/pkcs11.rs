@@ -6,12 +6,11 @@
 //! installs softhsm2 and opensc): a missing module fails the test, it never skips.
 
 use crate::support::reposerver::{Options, TestServer};
-use crate::support::steps::publish_image;
+use crate::support::steps::{assert_moved_offline, publish_image};
 use crate::support::{tree_snapshot, zip_entry, zip_names, Cmd, Ran, Repo, Workspace};
 use ota_sign::keys::PublicKey;
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 
 const PIN: &str = "73915824";
@@ -222,20 +221,8 @@ fn procedure_on_token(key_type: &'static str) {
     // The seed procedure's commands, unchanged.
     r.pull().move_offline().sign_targets("mytargets").push();
 
-    let (myroot, mytargets) = (r.key_id("myroot"), r.key_id("mytargets"));
-    let (root_v2, _, _) = server.role("root.json");
-    assert_eq!(root_v2.signed["version"], 2);
-    assert_eq!(root_v2.signed["roles"]["root"]["keyids"], json!([myroot]));
-    assert_eq!(
-        root_v2.signed["roles"]["targets"]["keyids"],
-        json!([mytargets])
-    );
-    assert_eq!(
-        root_v2.signed["keys"][&myroot]["keytype"],
-        key_type.to_ascii_uppercase().as_str()
-    );
-    let v1 = TrustedRoot::from_signed(&root_v1.signed, "v1").unwrap();
-    ota_sign::verify::verify_root_update(&v1, &root_v2, "v2").unwrap();
+    let root_v2 = assert_moved_offline(&server, &r, &root_v1, key_type);
+    let mytargets = r.key_id("mytargets");
     let trusted = TrustedRoot::from_signed(&root_v2.signed, "v2").unwrap();
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 2);

@@ -4,6 +4,7 @@
 use super::reposerver::TestServer;
 use super::{Cmd, Repo, Workspace};
 use ota_sign::metadata::SignedPayload;
+use ota_sign::verify::TrustedRoot;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,32 @@ pub fn offline_repo<'w>(ws: &'w Workspace, server: &TestServer) -> Repo<'w> {
 /// offline-credentials.zip.
 pub fn move_offline(ws: &Workspace, server: &TestServer) -> PathBuf {
     offline_repo(ws, server).export_credentials("mytargets", "offline-credentials.zip")
+}
+
+/// Checks the server's root after `move-offline` in `r`: version 2, whose root and
+/// targets roles list only `r`'s new `myroot`/`mytargets` keys (of `key_type`), and a
+/// valid update of `root_v1`. Returns root v2.
+pub fn assert_moved_offline(
+    server: &TestServer,
+    r: &Repo,
+    root_v1: &SignedPayload,
+    key_type: &str,
+) -> SignedPayload {
+    let (myroot, mytargets) = (r.key_id("myroot"), r.key_id("mytargets"));
+    let (root_v2, _, _) = server.role("root.json");
+    assert_eq!(root_v2.signed["version"], 2);
+    assert_eq!(root_v2.signed["roles"]["root"]["keyids"], json!([myroot]));
+    assert_eq!(
+        root_v2.signed["roles"]["targets"]["keyids"],
+        json!([mytargets])
+    );
+    assert_eq!(
+        root_v2.signed["keys"][&myroot]["keytype"],
+        key_type.to_ascii_uppercase().as_str()
+    );
+    let v1 = TrustedRoot::from_signed(&root_v1.signed, "v1").unwrap();
+    ota_sign::verify::verify_root_update(&v1, &root_v2, "v2").unwrap();
+    root_v2
 }
 
 /// `targets sign --expires <expires> --force` and `targets push` in repository `r`.
