@@ -160,10 +160,15 @@ fn assert_keys_stay_on_token(hsm: &Hsm, labels: &[&str]) {
                 && access.contains("never extractable"),
             "{label}: {access}"
         );
-        assert!(
-            !access.contains(" extractable,") || access.contains("never extractable"),
-            "{label}: {access}"
-        );
+        // "never extractable" (CKA_NEVER_EXTRACTABLE) is not enough: the key must not
+        // be extractable now either (no attribute that is exactly "extractable").
+        let attributes: Vec<&str> = access
+            .trim_start()
+            .trim_start_matches("Access:")
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert!(!attributes.contains(&"extractable"), "{label}: {access}");
         let usage = block[0]
             .lines()
             .find(|l| l.trim_start().starts_with("Usage:"))
