@@ -109,25 +109,54 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         .map_err(|e| Error::invalid(path.display().to_string(), format!("invalid JSON: {e}")))
 }
 
-/// sha256 and length of a file in one streaming pass with a 1 MiB buffer (constant
-/// memory for images of any size), with a progress bar on a terminal.
+/// Size of each read buffer of [`hash_file`].
+const HASH_CHUNK: usize = 1 << 20;
+/// Buffers in flight between [`hash_file`]'s reader and hasher.
+const HASH_BUFFERS: usize = 3;
+
+/// sha256 and length of a file in one streaming pass, with a progress bar on a
+/// terminal. A reader thread fills a few 1 MiB buffers while this thread hashes the
+/// previous ones, so the copy out of the page cache overlaps the hashing (constant
+/// memory for images of any size).
 pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
+    use std::sync::mpsc::sync_channel;
     let file = fs::File::open(path).with_path(path)?;
     let len = file.metadata().with_path(path)?.len();
     let bar = crate::progress::bar(len, &format!("hashing {}", path.display()));
     let mut reader = bar.wrap_read(file);
-    let mut hasher = crate::crypto::Sha256Stream::default();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf).with_path(path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
+    let (full_tx, full) = sync_channel::<std::io::Result<(Vec<u8>, usize)>>(HASH_BUFFERS);
+    let (empty_tx, empty) = sync_channel::<Vec<u8>>(HASH_BUFFERS);
+    for _ in 0..HASH_BUFFERS {
+        let _ = empty_tx.send(vec![0u8; HASH_CHUNK]);
     }
+    let mut hasher = crate::crypto::Sha256Stream::default();
+    let mut total = 0u64;
+    std::thread::scope(|s| {
+        // Owned by this closure, so an early error return drops them and the reader,
+        // waiting for an empty buffer, stops instead of blocking the scope's join.
+        let (full, empty_tx) = (full, empty_tx);
+        s.spawn(move || {
+            // Ends when the file does, on a read error, or when the hasher stops.
+            while let Ok(mut buf) = empty.recv() {
+                let read = reader.read(&mut buf).map(|n| (buf, n));
+                let done = !matches!(read, Ok((_, n)) if n > 0);
+                if full_tx.send(read).is_err() || done {
+                    break;
+                }
+            }
+        });
+        while let Ok(read) = full.recv() {
+            let (buf, n) = read.with_path(path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+            let _ = empty_tx.send(buf);
+        }
+        Ok::<(), Error>(())
+    })?;
     bar.finish_and_clear();
     Ok((hasher.finish_hex(), total))
 }
@@ -183,5 +212,26 @@ mod tests {
         assert!(temp_seen);
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(names(dir.path()), ["targets.json"]);
+    }
+
+    #[test]
+    fn hash_file_matches_a_one_shot_hash_across_buffers() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, HASH_CHUNK, HASH_CHUNK * HASH_BUFFERS + 12_345] {
+            let path = dir.path().join(format!("img-{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            fs::write(&path, &data).unwrap();
+            let (hex, n) = hash_file(&path).unwrap();
+            assert_eq!(n, len as u64);
+            assert_eq!(hex, crate::crypto::sha256_hex(&data), "length {len}");
+        }
+    }
+
+    #[test]
+    fn hash_file_read_errors_name_the_file_and_do_not_hang() {
+        // Opening a directory works on Linux; reading it fails (EISDIR).
+        let dir = tempfile::tempdir().unwrap();
+        let err = hash_file(dir.path()).unwrap_err();
+        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
     }
 }
