@@ -232,6 +232,9 @@ mod tests {
         // Opening a directory works on Linux; reading it fails (EISDIR).
         let dir = tempfile::tempdir().unwrap();
         let err = hash_file(dir.path()).unwrap_err();
-        assert!(err.to_string().contains(&dir.path().display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
     }
 }

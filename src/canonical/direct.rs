@@ -12,6 +12,7 @@ use super::{compare_keys, CanonicalJson};
 use crate::error::{Error, Result};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Impossible, Serialize};
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -26,6 +27,9 @@ pub(super) struct Writer {
     pub(super) out: Vec<u8>,
     /// A string or key with a non-ASCII character, or a non-integer number, was written.
     pub(super) not_interop: bool,
+    /// The entries of the objects being written, innermost last: one stack shared by
+    /// all of them, so no object allocates.
+    entries: Vec<Entry>,
 }
 
 impl Writer {
@@ -119,10 +123,29 @@ fn write_string_fast(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// An object being written: where it starts and each entry's key and byte range.
+/// Where an object's entry sits in the output: its key (quoted, as written) and the
+/// end of its value.
+#[derive(Clone, Copy)]
+struct Entry {
+    key: (usize, usize),
+    end: usize,
+}
+
+/// The text of a key as written in the output (`quoted` includes the quotes).
+fn key_text(quoted: &[u8]) -> Cow<'_, str> {
+    let inner = &quoted[1..quoted.len() - 1];
+    match std::str::from_utf8(inner) {
+        Ok(text) if !inner.contains(&b'\\') => Cow::Borrowed(text),
+        _ => Cow::Owned(serde_json::from_slice(quoted).unwrap_or_default()),
+    }
+}
+
+/// An object being written: where its bytes start, where its entries start on the
+/// writer's stack, and whether the keys so far arrived in canonical order.
 struct Object {
     start: usize,
-    entries: Vec<(String, usize, usize)>,
+    first: usize,
+    in_order: bool,
 }
 
 impl Object {
@@ -130,48 +153,64 @@ impl Object {
         w.out.push(b'{');
         Object {
             start: w.out.len(),
-            entries: Vec::new(),
+            first: w.entries.len(),
+            in_order: true,
         }
     }
 
     /// Writes `"key":` (with a separating comma) and remembers where the entry began.
-    fn key(&mut self, w: &mut Writer, key: String) {
-        if !self.entries.is_empty() {
+    fn key(&mut self, w: &mut Writer, key: &str) {
+        let n = w.entries.len();
+        if n > self.first {
             w.out.push(b',');
         }
         let at = w.out.len();
-        w.string(&key);
+        w.string(key);
+        let key_end = w.out.len();
         w.out.push(b':');
-        self.entries.push((key, at, 0));
+        if self.in_order && n > self.first {
+            let (from, to) = w.entries[n - 1].key;
+            self.in_order = compare_keys(&key_text(&w.out[from..to]), key) == Ordering::Less;
+        }
+        w.entries.push(Entry {
+            key: (at, key_end),
+            end: 0,
+        });
     }
 
     /// Marks the end of the current entry's value.
-    fn value_done(&mut self, w: &Writer) {
-        if let Some(last) = self.entries.last_mut() {
-            last.2 = w.out.len();
+    fn value_done(&mut self, w: &mut Writer) {
+        if w.entries.len() > self.first {
+            if let Some(last) = w.entries.last_mut() {
+                last.end = w.out.len();
+            }
         }
     }
 
     fn close(self, w: &mut Writer) {
-        let in_order = self
-            .entries
-            .windows(2)
-            .all(|p| compare_keys(&p[0].0, &p[1].0) == Ordering::Less);
-        if !in_order {
+        if !self.in_order {
             self.reorder(w);
         }
+        w.entries.truncate(self.first);
         w.out.push(b'}');
     }
 
     /// Sorts the entries by key (a repeated key keeps its last value, as a parse into
     /// `Value` does) and rewrites the object's bytes.
-    fn reorder(mut self, w: &mut Writer) {
+    fn reorder(&self, w: &mut Writer) {
         let body = w.out.split_off(self.start);
         let base = self.start;
+        let mut entries: Vec<(Cow<str>, usize, usize)> = w.entries[self.first..]
+            .iter()
+            .map(|e| {
+                let key = key_text(&body[e.key.0 - base..e.key.1 - base]);
+                (key, e.key.0 - base, e.end - base)
+            })
+            .collect();
         // Stable: among equal keys, the last written stays last.
-        self.entries.sort_by(|a, b| compare_keys(&a.0, &b.0));
-        let mut kept: Vec<&(String, usize, usize)> = Vec::with_capacity(self.entries.len());
-        for e in &self.entries {
+        entries.sort_by(|a, b| compare_keys(&a.0, &b.0));
+        let mut kept: Vec<&(Cow<str>, usize, usize)> = Vec::with_capacity(entries.len());
+        for e in &entries {
             match kept.last_mut() {
                 Some(last) if last.0 == e.0 => *last = e,
                 _ => kept.push(e),
@@ -181,7 +220,7 @@ impl Object {
             if i > 0 {
                 w.out.push(b',');
             }
-            w.out.extend_from_slice(&body[from - base..to - base]);
+            w.out.extend_from_slice(&body[*from..*to]);
         }
     }
 }
@@ -190,7 +229,7 @@ impl Object {
 pub(super) fn of_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Writer> {
     let mut w = Writer {
         out: Vec::with_capacity(4096),
-        not_interop: false,
+        ..Writer::default()
     };
     value
         .serialize(&mut w)
@@ -202,7 +241,7 @@ pub(super) fn of_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Writer> {
 pub(super) fn of_slice(bytes: &[u8]) -> std::result::Result<Writer, serde_json::Error> {
     let mut w = Writer {
         out: Vec::with_capacity(bytes.len()),
-        not_interop: false,
+        ..Writer::default()
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Transcode(&mut w).deserialize(&mut de)?;
@@ -342,7 +381,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         value: &T,
     ) -> SerResult {
         let mut o = Object::open(self);
-        o.key(self, variant.to_string());
+        o.key(self, variant);
         value.serialize(&mut *self)?;
         o.value_done(self);
         o.close(self);
@@ -369,7 +408,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         _: usize,
     ) -> SerResult<Variant<Seq<'a>>> {
         let mut o = Object::open(self);
-        o.key(self, variant.to_string());
+        o.key(self, variant);
         self.out.push(b'[');
         Ok(Variant {
             outer: o,
@@ -401,7 +440,7 @@ impl<'a> ser::Serializer for &'a mut Writer {
         _: usize,
     ) -> SerResult<Variant<Struct<'a>>> {
         let mut outer = Object::open(self);
-        outer.key(self, variant.to_string());
+        outer.key(self, variant);
         let o = Object::open(self);
         Ok(Variant {
             outer,
@@ -468,7 +507,7 @@ pub(super) struct Map<'a> {
 }
 
 impl Map<'_> {
-    fn entry<T: Serialize + ?Sized>(&mut self, key: String, v: &T) -> SerResult {
+    fn entry<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> SerResult {
         self.o.key(self.w, key);
         v.serialize(&mut *self.w)?;
         self.o.value_done(self.w);
@@ -480,9 +519,11 @@ impl ser::SerializeMap for Map<'_> {
     type Ok = ();
     type Error = SerError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> SerResult {
-        let k = key.serialize(KeyString)?;
-        self.o.key(self.w, k);
-        Ok(())
+        let (o, w) = (&mut self.o, &mut *self.w);
+        key.serialize(KeyString(|k: &str| {
+            o.key(w, k);
+            Ok(())
+        }))
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> SerResult {
         v.serialize(&mut *self.w)?;
@@ -508,20 +549,18 @@ impl ser::SerializeStruct for Struct<'_> {
     type Error = SerError;
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> SerResult {
         match self {
-            Struct::Object(m) => m.entry(key.to_string(), v),
-            Struct::Number(w) => {
-                let spelled = v.serialize(KeyString)?;
-                w.raw_number(&spelled);
+            Struct::Object(m) => m.entry(key, v),
+            Struct::Number(w) => v.serialize(KeyString(|spelled: &str| {
+                w.raw_number(spelled);
                 Ok(())
-            }
-            Struct::Raw(w) => {
-                let text = v.serialize(KeyString)?;
-                let mut de = serde_json::Deserializer::from_str(&text);
+            })),
+            Struct::Raw(w) => v.serialize(KeyString(|text: &str| {
+                let mut de = serde_json::Deserializer::from_str(text);
                 Transcode(w)
                     .deserialize(&mut de)
                     .and_then(|()| de.end())
                     .map_err(|e| SerError(format!("invalid raw JSON: {e}")))
-            }
+            })),
         }
     }
     fn end(self) -> SerResult {
@@ -575,69 +614,70 @@ impl<'a> ser::SerializeStructVariant for Variant<Struct<'a>> {
 
 /// Map keys (and `arbitrary_precision` number spellings) as strings, like serde_json's
 /// key serializer: strings, chars, and integers (as their decimal text).
-struct KeyString;
+/// The string goes to the closure, which writes or checks it in place (no copy).
+struct KeyString<F>(F);
 
 macro_rules! key_int {
     ($($f:ident: $t:ty),*) => {$(
-        fn $f(self, v: $t) -> SerResult<String> {
-            Ok(itoa::Buffer::new().format(v).to_string())
+        fn $f(self, v: $t) -> SerResult<O> {
+            (self.0)(itoa::Buffer::new().format(v))
         }
     )*};
 }
 
-impl ser::Serializer for KeyString {
-    type Ok = String;
+impl<O, F: FnOnce(&str) -> SerResult<O>> ser::Serializer for KeyString<F> {
+    type Ok = O;
     type Error = SerError;
-    type SerializeSeq = Impossible<String, SerError>;
-    type SerializeTuple = Impossible<String, SerError>;
-    type SerializeTupleStruct = Impossible<String, SerError>;
-    type SerializeTupleVariant = Impossible<String, SerError>;
-    type SerializeMap = Impossible<String, SerError>;
-    type SerializeStruct = Impossible<String, SerError>;
-    type SerializeStructVariant = Impossible<String, SerError>;
+    type SerializeSeq = Impossible<O, SerError>;
+    type SerializeTuple = Impossible<O, SerError>;
+    type SerializeTupleStruct = Impossible<O, SerError>;
+    type SerializeTupleVariant = Impossible<O, SerError>;
+    type SerializeMap = Impossible<O, SerError>;
+    type SerializeStruct = Impossible<O, SerError>;
+    type SerializeStructVariant = Impossible<O, SerError>;
 
     key_int!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
         serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
         serialize_u64: u64, serialize_u128: u128);
 
-    fn serialize_str(self, v: &str) -> SerResult<String> {
-        Ok(v.to_string())
+    fn serialize_str(self, v: &str) -> SerResult<O> {
+        (self.0)(v)
     }
-    fn serialize_char(self, v: char) -> SerResult<String> {
-        Ok(v.to_string())
+    fn serialize_char(self, v: char) -> SerResult<O> {
+        (self.0)(v.encode_utf8(&mut [0; 4]))
     }
-    fn serialize_bool(self, _: bool) -> SerResult<String> {
+    fn serialize_bool(self, _: bool) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_f32(self, _: f32) -> SerResult<String> {
+    fn serialize_f32(self, _: f32) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_f64(self, _: f64) -> SerResult<String> {
+    fn serialize_f64(self, _: f64) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_bytes(self, _: &[u8]) -> SerResult<String> {
+    fn serialize_bytes(self, _: &[u8]) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_none(self) -> SerResult<String> {
+    fn serialize_none(self) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> SerResult<String> {
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_unit(self) -> SerResult<String> {
+    fn serialize_unit(self) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_unit_struct(self, _: &'static str) -> SerResult<String> {
+    fn serialize_unit_struct(self, _: &'static str) -> SerResult<O> {
         Err(key_error())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> SerResult<String> {
-        Ok(v.to_string())
+    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> SerResult<O> {
+        (self.0)(v)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         v: &T,
-    ) -> SerResult<String> {
+    ) -> SerResult<O> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -646,7 +686,7 @@ impl ser::Serializer for KeyString {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> SerResult<String> {
+    ) -> SerResult<O> {
         Err(key_error())
     }
     fn serialize_seq(self, _: Option<usize>) -> SerResult<Self::SerializeSeq> {
@@ -763,7 +803,7 @@ impl<'de> Visitor<'de> for Transcode<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         let w = self.0;
-        let Some(first) = map.next_key::<String>()? else {
+        let Some(first) = map.next_key_seed(KeyText)? else {
             w.out.extend_from_slice(b"{}");
             return Ok(());
         };
@@ -776,13 +816,42 @@ impl<'de> Visitor<'de> for Transcode<'_> {
         let mut o = Object::open(w);
         let mut key = Some(first);
         while let Some(k) = key {
-            o.key(w, k);
+            o.key(w, &k);
             map.next_value_seed(Transcode(&mut *w))?;
             o.value_done(w);
-            key = map.next_key::<String>()?;
+            key = map.next_key_seed(KeyText)?;
         }
         o.close(w);
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the input where it has no escapes.
+struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }
 
