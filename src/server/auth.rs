@@ -18,7 +18,7 @@ pub struct Tokens(Mutex<HashSet<String>>);
 
 /// Compares secrets through their hashes, so the comparison time says nothing about
 /// the secret.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     sha256_hex(a.as_bytes()) == sha256_hex(b.as_bytes())
 }
 

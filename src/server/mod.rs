@@ -117,7 +117,7 @@ async fn run(opts: ServeOptions) -> Result<()> {
         base_url: base_url.clone(),
         multipart: opts.multipart,
         part_size: opts.part_size,
-        upload_limit: opts.upload_limit,
+        upload_limit: uploads::SizeLimit(opts.upload_limit),
     });
     announce(&base_url)?;
     log::info!("serving {} on {base_url}", dir.display());
