@@ -10,6 +10,7 @@ use super::rules::TARGET_FORMATS;
 use super::state::{Store, Stored};
 use super::uploads::{file_body, unknown_upload, PartNumber, SizeLimit, Storage, UploadId};
 use crate::crypto::sha256_hex;
+use crate::http::ROLE_CHECKSUM;
 use crate::metadata::Expires;
 use crate::schema::{HardwareId, KeyId, RoleName, Sha256, TargetName};
 use http_body_util::combinators::BoxBody;
@@ -27,14 +28,14 @@ pub type Body = BoxBody<Bytes, std::io::Error>;
 pub type Resp = Response<Body>;
 
 /// Metadata bodies (targets, root, delegations) are capped at this size, before and
-/// after undoing a `Content-Encoding`.
-pub const MAX_METADATA_BODY: SizeLimit = SizeLimit(16 << 20);
+/// after undoing a `Content-Encoding`: the size clients accept from a server, so
+/// whatever we accept they can download again.
+pub const MAX_METADATA_BODY: SizeLimit = SizeLimit(crate::http::METADATA_CAP);
 /// The small JSON bodies: fault rules (`/_admin/faults`) and `multipart/complete`.
 const MAX_JSON_BODY: SizeLimit = SizeLimit(1 << 20);
 /// The `/token` form.
 const MAX_FORM_BODY: SizeLimit = SizeLimit(64 << 10);
 const PREFIX: &str = "/api/v1/user_repo";
-const CHECKSUM_HEADER: &str = "x-ats-role-checksum";
 const ADMIN_HEADER: &str = "x-ota-admin-token";
 
 /// Returned by the service to make hyper drop the connection without an answer.
@@ -135,7 +136,7 @@ fn set_header(r: &mut Resp, name: &'static str, value: &str) {
 
 fn role_resp(s: &Stored) -> Resp {
     let mut r = full(StatusCode::OK, Some("application/json"), s.bytes.clone());
-    set_header(&mut r, CHECKSUM_HEADER, &s.checksum);
+    set_header(&mut r, ROLE_CHECKSUM, &s.checksum);
     r
 }
 
@@ -701,11 +702,7 @@ async fn repo_route(app: &App, req: Request<Incoming>, rest: &str) -> Result<Res
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (RepoRoute::Delegation(_), _) => Err(method_not_allowed()),
-        (RepoRoute::Upload(name), Method::GET) => {
-            let target = valid_filename(&name)?;
-            require_upload(app, &target)?;
-            Ok(upload_redirect(app, target))
-        }
+        (RepoRoute::Upload(name), Method::GET) => get_upload(app, valid_filename(&name)?),
         (RepoRoute::Upload(name), Method::PUT) => {
             let target = valid_filename(&name)?;
             put_upload(app, req, target).await
@@ -736,16 +733,16 @@ fn private_key(app: &App, method: &Method, id: &KeyId) -> Result<Resp, ApiError>
 
 /// `PUT targets`: the checksum header in, the new checksum out.
 async fn put_targets(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
-    let checksum = header(&req, CHECKSUM_HEADER).map(str::to_string);
+    let checksum = header(&req, ROLE_CHECKSUM).map(str::to_string);
     let body = read_metadata_body(req).await?;
     let new_checksum = with_store(app, move |s| s.put_targets(checksum.as_deref(), &body)).await?;
     let mut r = empty(StatusCode::NO_CONTENT);
-    set_header(&mut r, CHECKSUM_HEADER, &new_checksum);
+    set_header(&mut r, ROLE_CHECKSUM, &new_checksum);
     Ok(r)
 }
 
 /// 302 to our "presigned" URL of `uploads/<file>`: where `PUT uploads/<file>` sends
-/// the body, and what `GET uploads/<file>` ([AT] `verify-uploaded`) downloads.
+/// the body, and what `GET uploads/<file>` downloads.
 fn upload_redirect(app: &App, filename: TargetName) -> Resp {
     let mut r = empty(StatusCode::FOUND);
     set_header(
@@ -754,6 +751,13 @@ fn upload_redirect(app: &App, filename: TargetName) -> Resp {
         &storage_url(app, &StorageRoute::Upload(filename)),
     );
     r
+}
+
+/// `GET uploads/<file>` ([AT] `verify-uploaded`): a redirect to the storage URL of the
+/// stored file.
+fn get_upload(app: &App, filename: TargetName) -> Result<Resp, ApiError> {
+    require_upload(app, &filename)?;
+    Ok(upload_redirect(app, filename))
 }
 
 /// `PUT uploads/<file>`: checks the size and that the target is new, drains whatever
@@ -1159,6 +1163,11 @@ mod tests {
         ] {
             assert_eq!(storage(hostile), None, "{hostile:?}");
         }
+    }
+
+    #[test]
+    fn storage_part_routes_take_our_ids_and_part_numbers_only() {
+        let id = "0123456789abcdef0123456789abcdef";
         // Upload ids are ours only: 32 lower-case hex; parts are 1..=10000 in digits.
         for bad in [
             "multipart/0123456789ABCDEF0123456789ABCDEF/1",

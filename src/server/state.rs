@@ -136,9 +136,14 @@ fn metadata_path(dir: &Path) -> PathBuf {
     dir.join("repo").join("metadata.json")
 }
 
+/// `repo/roots/<N>.root.json` of `dir`.
+pub(super) fn root_path(dir: &Path, version: u64) -> PathBuf {
+    roots_dir(dir).join(format!("{version}.root.json"))
+}
+
 /// Writes `repo/roots/<N>.root.json` atomically.
 pub(super) fn write_root(dir: &Path, root: &Stored) -> Result<()> {
-    let path = roots_dir(dir).join(format!("{}.root.json", root.version()));
+    let path = root_path(dir, root.version());
     fsutil::write_atomic(&path, &root.bytes, fsutil::PUBLIC_FILE)
 }
 
@@ -146,53 +151,64 @@ fn parse_doc(bytes: &[u8], what: &str) -> Result<Stored> {
     Ok(Stored::new(SignedPayload::parse(bytes, what)?))
 }
 
+/// Every root version, 1 up to the first one missing; a directory without root v1
+/// holds no repository (the error says how to make one).
+fn load_roots(dir: &Path) -> Result<Vec<Stored>> {
+    let mut roots = Vec::new();
+    loop {
+        let path = root_path(dir, roots.len() as u64 + 1);
+        if !path.exists() {
+            break;
+        }
+        roots.push(parse_doc(
+            &fsutil::read(&path)?,
+            &path.display().to_string(),
+        )?);
+    }
+    if roots.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} holds no repository; run `ota-reposerver init-account --data-dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(roots)
+}
+
+/// `repo/metadata.json` (empty before the first targets are generated); a document
+/// that does not decode is an error naming it.
+fn load_meta(path: &Path) -> Result<Meta> {
+    let mut meta = Meta::default();
+    if !path.exists() {
+        return Ok(meta);
+    }
+    let v: Value = fsutil::read_json(path)?;
+    let doc = |key: String, d: &Value| -> Result<Stored> {
+        let p: SignedPayload = serde_json::from_value(d.clone())
+            .map_err(|e| Error::invalid(format!("{}: {key}", path.display()), e.to_string()))?;
+        Ok(Stored::new(p))
+    };
+    let role = |key: &str| match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(d) => doc(key.to_string(), d).map(Some),
+    };
+    meta.targets = role("targets")?;
+    meta.snapshot = role("snapshot")?;
+    meta.timestamp = role("timestamp")?;
+    if let Some(Value::Object(d)) = v.get("delegations") {
+        for (name, d) in d {
+            meta.delegations
+                .insert(name.clone(), doc(format!("delegations.{name}"), d)?);
+        }
+    }
+    Ok(meta)
+}
+
 impl Store {
     /// Loads the repository of `dir` (created by [`create`]).
     pub fn open(dir: &Path) -> Result<Store> {
-        let mut roots = Vec::new();
-        loop {
-            let path = roots_dir(dir).join(format!("{}.root.json", roots.len() + 1));
-            if !path.exists() {
-                break;
-            }
-            roots.push(parse_doc(
-                &fsutil::read(&path)?,
-                &path.display().to_string(),
-            )?);
-        }
-        if roots.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} holds no repository; run `ota-reposerver init-account --data-dir {}` first",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        let mut meta = Meta::default();
-        let mpath = metadata_path(dir);
-        if mpath.exists() {
-            let v: Value = fsutil::read_json(&mpath)?;
-            let what = mpath.display().to_string();
-            let doc = |k: &str| -> Result<Option<Stored>> {
-                match v.get(k) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(d) => Ok(Some(Stored::new(
-                        serde_json::from_value(d.clone())
-                            .map_err(|e| Error::invalid(format!("{what}: {k}"), e.to_string()))?,
-                    ))),
-                }
-            };
-            meta.targets = doc("targets")?;
-            meta.snapshot = doc("snapshot")?;
-            meta.timestamp = doc("timestamp")?;
-            if let Some(Value::Object(d)) = v.get("delegations") {
-                for (name, doc) in d {
-                    let p: SignedPayload = serde_json::from_value(doc.clone()).map_err(|e| {
-                        Error::invalid(format!("{what}: delegations.{name}"), e.to_string())
-                    })?;
-                    meta.delegations.insert(name.clone(), Stored::new(p));
-                }
-            }
-        }
+        let roots = load_roots(dir)?;
+        let meta = load_meta(&metadata_path(dir))?;
         let keys = keyserver::load_keys(dir)?;
         let store = Store {
             dir: dir.to_path_buf(),

@@ -229,10 +229,7 @@ impl Storage {
     /// Moves a received file into place as target `filename`.
     pub fn commit(&self, received: Received, filename: &TargetName) -> Result<()> {
         let dest = self.path_for(filename);
-        received
-            .file
-            .persist(&dest)
-            .map_err(|e| Error::io(&dest, e.error))?;
+        persist(received.file, &dest)?;
         Ok(())
     }
 
@@ -290,10 +287,7 @@ impl Storage {
         }
         let etag = received.etag();
         let dest = dir.join(part.to_string());
-        received
-            .file
-            .persist(&dest)
-            .map_err(|e| Error::io(&dest, e.error))?;
+        persist(received.file, &dest)?;
         Ok(etag)
     }
 
@@ -321,10 +315,17 @@ impl Storage {
         }
         out.as_file().sync_all().with_path(out.path())?;
         let dest = self.path_for(filename);
-        out.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        persist(out, &dest)?;
         std::fs::remove_dir_all(&dir).with_path(&dir)?;
         Ok(())
     }
+}
+
+/// Renames a synced temporary file into place (same file system: `uploads/tmp/` and
+/// the destinations are all below the data directory).
+fn persist(file: NamedTempFile, dest: &Path) -> Result<()> {
+    file.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
 }
 
 /// The blocking half of [`Storage::receive`]: writes and hashes the chunks as they
