@@ -1239,7 +1239,7 @@ mod tests {
             ("name=a&version=1&targetFormat=docker", "docker"),
             (long_id.as_str(), "hardware id"),
         ] {
-            let e = query(&bad).unwrap_err();
+            let e = query(bad).unwrap_err();
             assert_eq!(
                 (e.status, e.code.as_str()),
                 (StatusCode::BAD_REQUEST, "invalid_entity")
