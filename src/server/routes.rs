@@ -8,11 +8,13 @@ use super::errors::ApiError;
 use super::faults::{FaultAction, FaultRule, Faults};
 use super::rules::TARGET_FORMATS;
 use super::state::{Store, Stored};
-use super::uploads::{file_body, unknown_upload, PartNumber, SizeLimit, Storage, UploadId};
+use super::uploads::{
+    file_body, unknown_upload, PartNumber, Received, SizeLimit, Storage, UploadId,
+};
 use crate::crypto::sha256_hex;
 use crate::http::ROLE_CHECKSUM;
 use crate::metadata::Expires;
-use crate::schema::{HardwareId, KeyId, RoleName, Sha256, TargetName};
+use crate::schema::{HardwareId, KeyId, RoleName, TargetName};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -469,49 +471,37 @@ async fn storage(app: &App, req: Request<Incoming>, raw: &str) -> Result<Resp, A
             require_upload(app, &name)?;
             Ok(file_resp(app, &name))
         }
-        (Method::PUT, StorageRoute::Upload(name)) => receive_upload(app, req, name).await,
-        (Method::PUT, StorageRoute::Part(id, part)) => receive_part(app, req, id, part).await,
+        (Method::PUT, route) => storage_put(app, req, route).await,
         _ => Err(method_not_allowed()),
     }
 }
 
-/// `PUT /_storage/uploads/<file>`: the body becomes target file `name` (the target
-/// itself is added by the client's later `PUT targets`).
-async fn receive_upload(
+/// `PUT` on a storage URL: the body becomes target file `name` (the target itself is
+/// added by the client's later `PUT targets`) or one part of a multipart upload.
+/// Answers the ETag, which multipart clients send back in `multipart/complete`.
+async fn storage_put(
     app: &App,
     req: Request<Incoming>,
-    name: TargetName,
+    route: StorageRoute,
 ) -> Result<Resp, ApiError> {
-    let received = app
-        .storage
-        .receive(req.into_body(), app.upload_limit)
-        .await?;
-    let etag = received.etag();
-    with_storage(app, move |s| Ok(s.commit(received, &name)?)).await?;
-    Ok(etag_resp(&etag))
-}
-
-/// `PUT /_storage/multipart/<id>/<part>`: stores one part, answers its ETag (which
-/// the client sends back in `multipart/complete`).
-async fn receive_part(
-    app: &App,
-    req: Request<Incoming>,
-    id: UploadId,
-    part: PartNumber,
-) -> Result<Resp, ApiError> {
-    let received = app
-        .storage
-        .receive(req.into_body(), app.upload_limit)
-        .await?;
-    let etag = with_storage(app, move |s| s.store_part(&id, part, received)).await?;
-    Ok(etag_resp(&etag))
-}
-
-/// `200` with an `ETag`, as S3 answers an upload.
-fn etag_resp(etag: &str) -> Resp {
+    let received = receive_body(app, req).await?;
+    let etag = with_storage(app, move |s| match route {
+        StorageRoute::Upload(name) => {
+            let etag = received.etag();
+            s.commit(received, &name)?;
+            Ok(etag)
+        }
+        StorageRoute::Part(id, part) => s.store_part(&id, part, received),
+    })
+    .await?;
     let mut r = empty(StatusCode::OK);
-    set_header(&mut r, "etag", etag);
-    r
+    set_header(&mut r, "etag", &etag);
+    Ok(r)
+}
+
+/// Streams a request body to a temporary file, capped at the upload limit.
+async fn receive_body(app: &App, req: Request<Incoming>) -> Result<Received, ApiError> {
+    app.storage.receive(req.into_body(), app.upload_limit).await
 }
 
 /// 404 `target_not_found` unless target file `name` has been uploaded.
@@ -907,16 +897,13 @@ async fn put_target(
     }
     let query = TargetQuery::parse(&parse_query(req.uri().query()))?;
     app.upload_limit.check(declared_length(&req))?;
-    let received = app
-        .storage
-        .receive(req.into_body(), app.upload_limit)
-        .await?;
+    let received = receive_body(app, req).await?;
     if received.length == 0 {
         return Err(ApiError::invalid_entity(
             "the request has no body: send the file as the raw body",
         ));
     }
-    let (sha256, length) = (Sha256::parse(&received.sha256)?, received.length);
+    let (sha256, length) = (received.sha256.clone(), received.length);
     let created = app
         .store
         .target_item(&target)

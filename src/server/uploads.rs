@@ -10,7 +10,7 @@ use super::errors::{random_hex, ApiError};
 use crate::crypto::{sha256_hex, Sha256Stream};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
-use crate::schema::TargetName;
+use crate::schema::{Sha256, TargetName};
 use http_body_util::BodyExt;
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper::StatusCode;
@@ -32,8 +32,8 @@ pub struct Storage {
 pub struct Received {
     /// The body, synced; dropped (and so removed) unless committed.
     pub file: NamedTempFile,
-    /// Lower-case hex SHA-256 of the body.
-    pub sha256: String,
+    /// The SHA-256 of the body.
+    pub sha256: Sha256,
     /// Its length in bytes.
     pub length: u64,
 }
@@ -113,8 +113,9 @@ impl std::fmt::Display for UploadId {
     }
 }
 
-/// A multipart part number: 1 to 10000, S3's range. Parsed from decimal digits only
-/// (no sign, no spaces), so a part has one spelling in URLs and one file name.
+/// A multipart part number: 1 to 10000, S3's range. Written as at most five decimal
+/// digits (no sign, no spaces); displayed without leading zeros, which is also the
+/// name of the part's file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PartNumber(u32);
 
@@ -130,7 +131,7 @@ impl PartNumber {
             .map(PartNumber)
     }
 
-    /// A part number written in decimal digits.
+    /// A part number written in at most five decimal digits.
     pub fn parse(s: &str) -> Option<PartNumber> {
         if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -344,7 +345,7 @@ fn write_received(
     file.as_file().sync_all().with_path(file.path())?;
     Ok(Received {
         file,
-        sha256: hash.finish_hex(),
+        sha256: Sha256::parse(&hash.finish_hex())?,
         length,
     })
 }
@@ -415,4 +416,65 @@ pub fn file_body(path: PathBuf) -> ChannelBody {
         }
     });
     ChannelBody(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_numbers_are_one_to_ten_thousand_in_digits() {
+        assert_eq!(PartNumber::parse("1"), PartNumber::new(1));
+        assert_eq!(
+            PartNumber::parse("0042").map(|p| p.to_string()),
+            Some("42".into())
+        );
+        assert!(PartNumber::new(10_000).is_some());
+        for n in [0, 10_001, u64::from(u32::MAX) + 1] {
+            assert_eq!(PartNumber::new(n), None, "{n}");
+        }
+        for s in [
+            "", "0", "10001", "+1", "-1", " 1", "1 ", "1.0", "0x10", "999999",
+        ] {
+            assert_eq!(PartNumber::parse(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn upload_ids_are_ours_only() {
+        let id = UploadId::random().unwrap();
+        assert_eq!(UploadId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(id.as_str().len(), 32);
+        for s in [
+            "",
+            "0123456789abcdef",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdeg",
+            "../../../../../../../../../../../",
+            "0123456789abcdef0123456789abcdef0",
+        ] {
+            assert_eq!(UploadId::parse(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn one_size_rule() {
+        let limit = SizeLimit(10);
+        assert!(limit.check(10).is_ok());
+        let e = limit.check(11).unwrap_err();
+        assert_eq!(
+            (e.status, e.code.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        );
+        assert!(e.description.contains("10 bytes"));
+        assert_eq!(SizeLimit(u64::MAX).as_usize(), usize::MAX);
+    }
+
+    #[test]
+    fn etags_are_quoted_digests() {
+        let digest = "ab".repeat(32);
+        assert!(etag_matches(&format!("\"{digest}\""), &digest));
+        assert!(etag_matches(&digest, &digest));
+        assert!(!etag_matches(&format!("\"{}\"", "cd".repeat(32)), &digest));
+    }
 }
