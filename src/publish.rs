@@ -23,29 +23,50 @@ use std::path::{Path, PathBuf};
 /// (canonical form; reference/reposerver.md `targetsFileSizeLimit`).
 pub const TARGETS_SIZE_LIMIT: usize = 8_286_208;
 
+/// Whether a targets.json of `len` bytes is close enough to `limit` (75 %, where
+/// garage-sign warns) to say so.
+fn is_near(len: u64, limit: u64) -> bool {
+    len * 4 >= limit * 3
+}
+
 /// Whether a targets.json of `len` canonical bytes is close enough to
 /// [`TARGETS_SIZE_LIMIT`] (75 %) to warn about.
 pub fn targets_size_is_near_limit(len: usize) -> bool {
-    len * 4 >= TARGETS_SIZE_LIMIT * 3
+    is_near(len as u64, TARGETS_SIZE_LIMIT as u64)
 }
 
-/// The one size rule for a signed targets.json of `len` canonical bytes: an
-/// [`Error::Explained`] at or over [`TARGETS_SIZE_LIMIT`], a warning from 75 % on.
-/// `remedy` says how to shrink it.
+/// The one size rule for a targets.json of `len` canonical bytes about to be sent: an
+/// [`Error::Explained`] at or over [`TARGETS_SIZE_LIMIT`] (the server would answer 400
+/// `large_targets_file_size`; refusing first means nothing is uploaded or pushed),
+/// a warning from 75 % on. `remedy` says how to shrink it.
 pub fn check_targets_size(len: usize, remedy: &str) -> Result<()> {
     if len >= TARGETS_SIZE_LIMIT {
         return Err(Error::Explained(format!(
             "targets.json would be {len} bytes, over the server's limit of {TARGETS_SIZE_LIMIT}: {remedy}"
         )));
     }
-    if targets_size_is_near_limit(len) {
-        log::warn!(
-            "targets.json is {len} bytes, {}% of the server's limit of {TARGETS_SIZE_LIMIT} bytes; {remedy}",
-            len * 100 / TARGETS_SIZE_LIMIT
-        );
-    }
+    warn_targets_size(len as u64, TARGETS_SIZE_LIMIT as u64, remedy);
     Ok(())
 }
+
+/// Warns when a targets.json of `len` bytes is near or over `limit`. `targets sign`
+/// only warns: signing is local, and the limit is the server's to enforce (its
+/// `x-ats-targets-role-size-limit`); `targets push` and `publish` refuse through
+/// [`check_targets_size`] before sending anything.
+pub fn warn_targets_size(len: u64, limit: u64, remedy: &str) {
+    if len >= limit {
+        log::warn!(
+            "targets.json is {len} bytes, over the server's limit of {limit} bytes: \
+             `targets push` and `publish` will refuse it; {remedy}"
+        );
+    } else if is_near(len, limit) {
+        log::warn!(
+            "targets.json is {len} bytes, {}% of the server's limit of {limit} bytes; {remedy}",
+            len * 100 / limit.max(1)
+        );
+    }
+}
+
 /// Metadata closer to expiry than this is refreshed even when the target is unchanged.
 const NEAR_EXPIRY: chrono::Duration = chrono::Duration::days(7);
 

@@ -174,10 +174,11 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
     let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
     drop(role);
     warn_if_not_trusted(repo, &signed);
-    crate::publish::check_targets_size(
-        signed.canonical_len(),
+    crate::publish::warn_targets_size(
+        signed.canonical_len() as u64,
+        crate::publish::TARGETS_SIZE_LIMIT as u64,
         "delete old targets (targets delete) and sign again",
-    )?;
+    );
     repo.write_signed_targets_encoded(&signed)?;
     log::info!(
         "signed targets.json version {version} ({} signature(s))",
@@ -249,13 +250,15 @@ fn push(ctx: &Context, repo: &TufRepo) -> Result<()> {
             repo.checksum_path().display()
         ))
     })?;
+    const REMEDY: &str = "delete old targets (targets delete), sign and push again";
+    // Measured on the bytes that are sent; refused before anything reaches the server.
+    let body = signed.canonical().into_bytes();
+    crate::publish::check_targets_size(body.len(), REMEDY)?;
+    let len = body.len() as u64;
     let client = ctx.client(repo)?;
-    let outcome = client.put_targets(&signed, Some(&checksum))?;
+    let outcome = client.put_targets_body(body, signed.version(), Some(&checksum))?;
     if let Some(limit) = outcome.size_limit {
-        let len = serde_json::to_vec(&signed).map(|v| v.len()).unwrap_or(0) as u64;
-        if len * 4 >= limit * 3 {
-            log::warn!("targets.json is {len} bytes, {}% of the server's limit of {limit} bytes; delete old targets", len * 100 / limit.max(1));
-        }
+        crate::publish::warn_targets_size(len, limit, REMEDY);
     }
     let role = TargetsRole::from_signed(&signed.signed, "roles/targets.json")?;
     repo.write_unsigned_targets(&role)?;

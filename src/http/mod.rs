@@ -442,7 +442,9 @@ impl ReposerverClient {
         self.put_targets_body(targets.canonical().into_bytes(), Some(version), checksum)
     }
 
-    fn put_targets_body(
+    /// As [`Self::put_targets`] for a body already encoded (`version` is the role's,
+    /// for reconciling an unclear outcome).
+    pub fn put_targets_body(
         &self,
         body: Vec<u8>,
         version: Option<u64>,

@@ -552,14 +552,22 @@ const CASES: &[Case] = &[
         }
     ),
     case!(
-        "unsigned targets.json over the size limit",
+        "signed targets.json over the size limit, pushed",
         1,
-        ["limit"],
+        ["8286208", "limit", "targets delete"],
         |w| {
+            // Signing is local and only warns; the push is refused before it is sent.
             let mut it = item(SHA, json!(1));
             it["custom"]["notes"] = json!("x".repeat(ota_sign::publish::TARGETS_SIZE_LIMIT));
             w.edit_unsigned_targets(|v| v["targets"]["fw-1"] = it);
-            sign_args()
+            let out = w.ws.cmd().args(sign_args()).output().unwrap();
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "sign: {said}");
+            assert!(
+                said.contains("`targets push` and `publish` will refuse"),
+                "{said}"
+            );
+            args(&["targets", "push", "--repo", "r"])
         }
     ),
     case!(
