@@ -278,10 +278,7 @@ impl Store {
         length: u64,
         custom: Value,
     ) -> Result<(), ApiError> {
-        let mut st = self.lock();
-        let now = Utc::now();
-        self.fresh_root(&mut st, now)?;
-        self.ensure_generated(&mut st, now)?;
+        let (mut st, now) = self.lock_current()?;
         let current = st
             .meta
             .targets

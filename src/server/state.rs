@@ -30,7 +30,7 @@ use crate::fsutil;
 use crate::keys::PrivateKey;
 use crate::metadata::{Expires, RootRole, Signature, Signed, SignedPayload, TargetsRole};
 use crate::schema::{DelegationName, RoleName};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hyper::body::Bytes;
 use hyper::StatusCode;
 use serde_json::value::RawValue;
@@ -107,6 +107,16 @@ pub(super) struct Meta {
     pub(super) timestamp: Option<Stored>,
     /// Uploaded delegated targets roles, by name.
     pub(super) delegations: BTreeMap<String, Stored>,
+}
+
+impl Meta {
+    /// `targets.json`'s `targets` object, once there is a targets role.
+    pub(super) fn target_items(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.targets
+            .as_ref()
+            .and_then(|t| t.doc.signed.get("targets"))
+            .and_then(Value::as_object)
+    }
 }
 
 /// Everything the mutex guards.
@@ -223,6 +233,17 @@ impl Store {
         Ok(store)
     }
 
+    /// The state locked, with the root refreshed if due and targets/snapshot/timestamp
+    /// generated if not yet there: what every read or online change of a role starts
+    /// from (§4.2, §4.4).
+    pub(super) fn lock_current(&self) -> Result<(MutexGuard<'_, State>, DateTime<Utc>), ApiError> {
+        let mut st = self.lock();
+        let now = Utc::now();
+        self.fresh_root(&mut st, now)?;
+        self.ensure_generated(&mut st, now)?;
+        Ok((st, now))
+    }
+
     /// The state, locked for one read-modify-write.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the last committed state intact.
@@ -282,10 +303,7 @@ impl Store {
     /// targets.json, snapshot.json or timestamp.json; generated on first use and
     /// refreshed when close to expiry (§4.2, §4.4).
     pub fn role(&self, name: RoleName) -> Result<Stored, ApiError> {
-        let mut st = self.lock();
-        let now = Utc::now();
-        self.fresh_root(&mut st, now)?;
-        self.ensure_generated(&mut st, now)?;
+        let (mut st, now) = self.lock_current()?;
         self.refresh(&mut st, now)?;
         let s = match name {
             RoleName::Targets => st.meta.targets.clone(),
@@ -313,10 +331,7 @@ impl Store {
         // 3.–5. signatures, delegations block, target items: all errors together.
         let existing: BTreeSet<String> = st
             .meta
-            .targets
-            .as_ref()
-            .and_then(|t| t.doc.signed.get("targets"))
-            .and_then(Value::as_object)
+            .target_items()
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
         let errors = targets_errors(
@@ -461,9 +476,7 @@ impl Store {
     pub fn target_item(&self, filename: &str) -> Option<Value> {
         self.lock()
             .meta
-            .targets
-            .as_ref()
-            .and_then(|t| t.doc.signed.get("targets"))
+            .target_items()
             .and_then(|t| t.get(filename))
             .cloned()
     }
