@@ -157,25 +157,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Conne
     result
 }
 
+/// The admin routes first (never faulted), then an injected fault if a rule matches,
+/// then the routes themselves; errors become their JSON answers here.
 async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionReset> {
     let path = req.uri().path().to_string();
     if path == "/_admin/faults" {
         return Ok(admin(app, req).await.unwrap_or_else(|e| err_resp(&e)));
     }
-    match app.faults.take(req.method().as_str(), &path) {
-        Some(FaultAction::Reset) => return Err(ConnectionReset),
-        Some(FaultAction::Status { status }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return Ok(err_resp(&ApiError::new(
-                status,
-                "fault_injected",
-                "fault injected by the test harness",
-            )));
-        }
-        Some(FaultAction::Delay { delay_ms }) => {
-            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await
-        }
-        None => {}
+    if let Some(fault) = injected_fault(app, req.method(), &path).await {
+        return fault;
     }
     let result = if path == "/health" {
         Ok(json_resp(StatusCode::OK, &json!({"status": "OK"})))
@@ -185,15 +175,8 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
         let rest = rest.to_string();
         storage(app, req, &rest).await
     } else if path.starts_with("/api/") {
-        if app.account.auth == AuthMode::Oauth2 && !app.tokens.check(header(&req, "authorization"))
-        {
-            let mut r = err_resp(&ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a valid bearer token is required (POST /token first)",
-            ));
-            set_header(&mut r, "www-authenticate", "Bearer");
-            return Ok(r);
+        if let Some(refused) = bearer_refusal(app, &req) {
+            return Ok(refused);
         }
         api(app, req, &path).await
     } else {
@@ -202,6 +185,46 @@ async fn route(app: &App, req: Request<Incoming>) -> Result<Resp, ConnectionRese
     Ok(result.unwrap_or_else(|e| err_resp(&e)))
 }
 
+/// What the first fault rule matching the request does instead of answering it: an
+/// error status or a reset. A delay is waited out here and the request goes on.
+async fn injected_fault(
+    app: &App,
+    method: &Method,
+    path: &str,
+) -> Option<Result<Resp, ConnectionReset>> {
+    match app.faults.take(method.as_str(), path)? {
+        FaultAction::Reset => Some(Err(ConnectionReset)),
+        FaultAction::Status { status } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some(Ok(err_resp(&ApiError::new(
+                status,
+                "fault_injected",
+                "fault injected by the test harness",
+            ))))
+        }
+        FaultAction::Delay { delay_ms } => {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            None
+        }
+    }
+}
+
+/// In OAuth2 mode, every `/api/` route needs a bearer token issued by `/token`: 401
+/// with `WWW-Authenticate: Bearer` otherwise.
+fn bearer_refusal(app: &App, req: &Request<Incoming>) -> Option<Resp> {
+    if app.account.auth != AuthMode::Oauth2 || app.tokens.check(header(req, "authorization")) {
+        return None;
+    }
+    let mut r = err_resp(&ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid bearer token is required (POST /token first)",
+    ));
+    set_header(&mut r, "www-authenticate", "Bearer");
+    Some(r)
+}
+
+/// A request header as text (`None` when absent or not visible ASCII).
 fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
