@@ -13,6 +13,7 @@ use std::sync::Mutex;
 /// Lifetime announced in `expires_in` (tokens are not actually expired).
 pub const TOKEN_LIFETIME_SECS: u64 = 3600;
 
+/// The bearer tokens issued, kept as their sha256 only.
 #[derive(Default)]
 pub struct Tokens(Mutex<HashSet<String>>);
 

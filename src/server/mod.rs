@@ -65,13 +65,19 @@ pub const DEFAULT_PART_SIZE: u64 = 100 << 20;
 /// Default upload limit (`outOfBandUploadLimit`, 3 GB).
 pub const DEFAULT_UPLOAD_LIMIT: u64 = 3_000_000_000;
 
+/// What `serve` is asked for (the `ota-reposerver serve` flags).
 pub struct ServeOptions {
+    /// The data directory made by `init-account`.
     pub data_dir: PathBuf,
+    /// A loopback address; port 0 picks a free port.
     pub listen: SocketAddr,
     /// (Re)write credentials.zip with the URL actually listened on.
     pub credentials: Option<PathBuf>,
+    /// `false`: the `multipart/*` routes answer `501 not_implemented`.
     pub multipart: bool,
+    /// Part size announced by `multipart/initiate`, in bytes (positive).
     pub part_size: u64,
+    /// Largest upload accepted, in bytes.
     pub upload_limit: u64,
 }
 
