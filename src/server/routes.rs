@@ -434,6 +434,7 @@ async fn admin(app: &App, req: Request<Incoming>) -> Result<Resp, ApiError> {
     }
 }
 
+/// `405 method_not_allowed`: a known route, another method.
 fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -548,6 +549,8 @@ fn file_resp(app: &App, name: &TargetName) -> Resp {
     r
 }
 
+/// `/api/v1/user_repo/…` and `/api/v1/repo/<our id>/…`: the same routes, answered
+/// with `x-ats-tuf-repo-id`.
 async fn api(app: &App, req: Request<Incoming>, path: &str) -> Result<Resp, ApiError> {
     let rest = if let Some(r) = path.strip_prefix(PREFIX) {
         r.to_string()
