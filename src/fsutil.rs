@@ -28,6 +28,18 @@ pub fn write_atomic_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_atomic_gated(path, mode, write, || Ok(()))
+}
+
+/// As [`write_atomic_with`]; `gate` runs once the new content is durable and before
+/// it replaces `path`: if it fails, the temporary file is removed and `path` is left
+/// as it was. (`targets sign` checks its signatures there, beside the write.)
+pub fn write_atomic_gated(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    gate: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -47,6 +59,7 @@ pub fn write_atomic_with(
         w.flush().with_path(path)?;
     }
     tmp.as_file().sync_all().with_path(path)?;
+    gate()?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     sync_dir(dir)
 }
@@ -117,4 +130,58 @@ pub fn hash_file(path: &Path) -> Result<(String, u64)> {
     }
     bar.finish_and_clear();
     Ok((hasher.finish_hex(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn a_failing_gate_keeps_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.json");
+        write_atomic(&path, b"old", PUBLIC_FILE).unwrap();
+        let err = write_atomic_gated(
+            &path,
+            PUBLIC_FILE,
+            |w| w.write_all(b"new"),
+            || Err(Error::Other("check failed".into())),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("check failed"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(names(dir.path()), ["targets.json"]);
+    }
+
+    #[test]
+    fn a_passing_gate_runs_after_the_content_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.json");
+        write_atomic(&path, b"old", PUBLIC_FILE).unwrap();
+        let mut temp_seen = false;
+        write_atomic_gated(
+            &path,
+            PUBLIC_FILE,
+            |w| w.write_all(b"new"),
+            || {
+                // The new content sits in a temporary beside the old file.
+                temp_seen = names(dir.path()).len() == 2;
+                assert_eq!(fs::read(&path).unwrap(), b"old");
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(temp_seen);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["targets.json"]);
+    }
 }

@@ -79,20 +79,19 @@ impl KeyHandle {
 
     /// Signs `message` and returns the base64 signature, checked against the public key.
     pub fn sign_base64(&self, message: &[u8]) -> Result<String> {
-        let sig = base64::engine::general_purpose::STANDARD.encode(self.signer.sign(message)?);
-        if !self
-            .public
-            .verify(self.keytype().signature_method(), message, &sig)
-        {
-            return Err(Error::key(
-                self.origin.clone(),
-                format!(
-                    "the signature made with this key does not verify with its public key {}; nothing was written",
-                    self.key_id()
-                ),
-            ));
-        }
-        Ok(sig)
+        let unchecked = self.sign_unchecked(message)?;
+        unchecked.check(message)?;
+        Ok(unchecked.sig)
+    }
+
+    /// Signs `message`; the check against the public key is left to the caller
+    /// ([`UncheckedSignature::check`]), who must run it before anything signed is kept.
+    pub fn sign_unchecked(&self, message: &[u8]) -> Result<UncheckedSignature> {
+        Ok(UncheckedSignature {
+            public: self.public.clone(),
+            origin: self.origin.clone(),
+            sig: base64::engine::general_purpose::STANDARD.encode(self.signer.sign(message)?),
+        })
     }
 
     /// Fails unless this key's public half is `expected` (e.g. `keys/<name>.pub`).
@@ -109,6 +108,62 @@ impl KeyHandle {
             ));
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+impl KeyHandle {
+    /// A key whose signer answers with another key's signatures (a faulty token).
+    pub(crate) fn faulty_for_tests() -> Self {
+        let key = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+        let other = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+        KeyHandle {
+            public: key.public().clone(),
+            signer: Box::new(other.signing_key().unwrap()),
+            origin: "faulty".into(),
+        }
+    }
+}
+
+/// A signature made by a [`KeyHandle`] and not yet checked against its public key.
+/// Holding no handle, the check can run on another thread: `targets sign` runs it on
+/// the second core while the file is written, and renames the file only once it passed.
+#[derive(Clone, Debug)]
+pub struct UncheckedSignature {
+    public: PublicKey,
+    origin: String,
+    sig: String,
+}
+
+impl UncheckedSignature {
+    /// The id of the key that signed.
+    pub fn key_id(&self) -> KeyId {
+        self.public.key_id()
+    }
+
+    /// The signature method, from the key type.
+    pub fn method(&self) -> &'static str {
+        self.public.keytype().signature_method()
+    }
+
+    /// The base64 signature, to be written before the check has run.
+    pub fn sig(&self) -> &str {
+        &self.sig
+    }
+
+    /// Fails unless the signature verifies with the public key: a faulty key or token
+    /// must never produce metadata that devices reject.
+    pub fn check(&self, message: &[u8]) -> Result<()> {
+        if self.public.verify(self.method(), message, &self.sig) {
+            return Ok(());
+        }
+        Err(Error::key(
+            self.origin.clone(),
+            format!(
+                "the signature made with this key does not verify with its public key {}; nothing was written",
+                self.key_id()
+            ),
+        ))
     }
 }
 
@@ -240,4 +295,28 @@ pub fn write_token_alias(
     )?;
     let text = format!("{}\n", uri.without_pin());
     fsutil::write_atomic(&alias_path(keys_dir, name), text.as_bytes(), PUBLIC_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_that_does_not_verify_is_refused() {
+        let key = KeyHandle::faulty_for_tests();
+        let err = key.sign_base64(b"{}").unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let unchecked = key.sign_unchecked(b"{}").unwrap();
+        assert!(unchecked.check(b"{}").is_err());
+    }
+
+    #[test]
+    fn a_good_signature_passes_its_check_only_for_its_message() {
+        let key = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+        let handle = KeyHandle::software(&key, "good").unwrap();
+        let unchecked = handle.sign_unchecked(b"{\"a\":1}").unwrap();
+        unchecked.check(b"{\"a\":1}").unwrap();
+        assert!(unchecked.check(b"{\"a\":2}").is_err());
+        assert_eq!(unchecked.key_id(), key.key_id());
+    }
 }

@@ -27,11 +27,18 @@ pub struct Signature {
 impl Signature {
     /// `key`'s signature over `message` (canonical JSON), checked before it is returned.
     pub fn by(key: &crate::keyref::KeyHandle, message: &[u8]) -> Result<Self> {
-        Ok(Signature {
-            keyid: key.key_id(),
-            method: key.keytype().signature_method().to_string(),
-            sig: key.sign_base64(message)?,
-        })
+        let unchecked = key.sign_unchecked(message)?;
+        unchecked.check(message)?;
+        Ok(Signature::unchecked(&unchecked))
+    }
+
+    /// The signature object of a signature whose check is still to run.
+    pub fn unchecked(s: &crate::keyref::UncheckedSignature) -> Self {
+        Signature {
+            keyid: s.key_id(),
+            method: s.method().to_string(),
+            sig: s.sig().to_string(),
+        }
     }
 }
 

@@ -196,13 +196,18 @@ impl TufRepo {
         )
     }
 
-    /// As [`Self::write_signed_targets`] for a document already encoded (no `Value`).
-    pub fn write_signed_targets_encoded(&self, targets: &Signed) -> Result<()> {
+    /// As [`Self::write_signed_targets`] for a document already encoded (no `Value`);
+    /// the file is only replaced if `gate` passes ([`fsutil::write_atomic_gated`]).
+    pub fn write_signed_targets_encoded(
+        &self,
+        targets: &Signed,
+        gate: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let path = self.signed_targets_path();
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        fsutil::write_atomic_with(&path, PUBLIC_FILE, |w| targets.write_pretty(w))
+        fsutil::write_atomic_gated(&path, PUBLIC_FILE, |w| targets.write_pretty(w), gate)
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.

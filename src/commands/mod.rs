@@ -20,7 +20,7 @@ use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::http::{ClientOptions, ReposerverClient};
-use crate::keyref::{self, KeyHandle};
+use crate::keyref::{self, KeyHandle, UncheckedSignature};
 use crate::keys::{KeyType, PublicKey};
 use crate::metadata::{Signature, Signed};
 use crate::repo::TufRepo;
@@ -154,10 +154,25 @@ pub fn sign_role(
     keys: &[KeyHandle],
     external: Option<&str>,
 ) -> Result<Signed> {
-    let mut signatures = keys
+    let (signed, unchecked) = sign_role_unchecked(repo, message, keys, external)?;
+    check_signatures(&unchecked, &signed)?;
+    Ok(signed)
+}
+
+/// As [`sign_role`], with the keys' own signatures still to be checked: the caller
+/// must pass them to [`check_signatures`] before it keeps `Signed` anywhere.
+/// External signatures are checked here.
+pub fn sign_role_unchecked(
+    repo: &TufRepo,
+    message: CanonicalJson,
+    keys: &[KeyHandle],
+    external: Option<&str>,
+) -> Result<(Signed, Vec<UncheckedSignature>)> {
+    let unchecked = keys
         .iter()
-        .map(|k| Signature::by(k, message.as_bytes()))
+        .map(|k| k.sign_unchecked(message.as_bytes()))
         .collect::<Result<Vec<_>>>()?;
+    let mut signatures: Vec<Signature> = unchecked.iter().map(Signature::unchecked).collect();
     if let Some(spec) = external {
         signatures.extend(external_signatures(repo, message.as_bytes(), spec)?);
     }
@@ -166,7 +181,14 @@ pub fn sign_role(
             "give at least one --key-name (or --signatures)".into(),
         ));
     }
-    Ok(Signed::new(message, signatures))
+    Ok((Signed::new(message, signatures), unchecked))
+}
+
+/// Checks each signature against its key's public half.
+pub fn check_signatures(unchecked: &[UncheckedSignature], signed: &Signed) -> Result<()> {
+    unchecked
+        .iter()
+        .try_for_each(|u| u.check(signed.signed_bytes().as_bytes()))
 }
 
 /// Resolves each key name (`keys/<name>.sec`, a `keys/<name>.pkcs11` alias or a

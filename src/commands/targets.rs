@@ -9,6 +9,7 @@ use crate::cli::{
 use crate::error::{Error, Result};
 use crate::expiry::{ExpiryChoice, TARGETS_DAYS};
 use crate::http::ReposerverClient;
+use crate::keyref::KeyHandle;
 use crate::metadata::{Expires, NewTarget, Signed, TargetFormat, TargetsRole};
 use crate::repo::TufRepo;
 use crate::schema::{DelegationName, HardwareId, Sha256};
@@ -171,20 +172,47 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
         role
     };
     let version = role.version;
-    let signed = super::sign_role(repo, role.canonical()?, &keys, a.signatures.as_deref())?;
-    drop(role);
-    warn_if_not_trusted(repo, &signed);
+    let count = sign_and_write(repo, role, &keys, a.signatures.as_deref())?;
+    log::info!("signed targets.json version {version} ({count} signature(s))");
+    Ok(())
+}
+
+/// Encodes `role` once, signs it and writes roles/targets.json, using both cores:
+/// the role is freed while the keys sign, and the signature checks (and root's view of
+/// the keys) run while the file is written; the file replaces roles/targets.json only
+/// once the checks passed. Returns the number of signatures.
+fn sign_and_write(
+    repo: &TufRepo,
+    role: TargetsRole,
+    keys: &[KeyHandle],
+    external: Option<&str>,
+) -> Result<usize> {
+    let message = role.canonical()?;
+    let (signed, unchecked) = std::thread::scope(|s| {
+        // Freeing 100,000 targets costs about a SHA-512 pass over them.
+        s.spawn(move || drop(role));
+        super::sign_role_unchecked(repo, message, keys, external)
+    })?;
     crate::publish::warn_targets_size(
         signed.canonical_len() as u64,
         crate::publish::TARGETS_SIZE_LIMIT as u64,
         "delete old targets (targets delete) and sign again",
     );
-    repo.write_signed_targets_encoded(&signed)?;
-    log::info!(
-        "signed targets.json version {version} ({} signature(s))",
-        signed.signatures.len()
-    );
-    Ok(())
+    std::thread::scope(|s| {
+        let checks = s.spawn(|| {
+            super::check_signatures(&unchecked, &signed)?;
+            warn_if_not_trusted(repo, &signed);
+            Ok(())
+        });
+        repo.write_signed_targets_encoded(&signed, || {
+            checks.join().unwrap_or_else(|_| {
+                Err(Error::Other(
+                    "the signature check stopped unexpectedly".into(),
+                ))
+            })
+        })
+    })?;
+    Ok(signed.signatures.len())
 }
 
 /// The reposerver will refuse a targets.json its current root does not trust; say so now.
@@ -336,4 +364,40 @@ fn add_delegation(
         ids.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_that_fails_its_check_leaves_targets_json_as_it_was() {
+        let home = tempfile::tempdir().unwrap();
+        let repo = TufRepo::new(home.path(), "r").unwrap();
+        repo.create_dirs().unwrap();
+        let role: TargetsRole = serde_json::from_value(serde_json::json!({
+            "_type": "Targets", "expires": "2030-01-01T00:00:00Z", "targets": {}, "version": 2
+        }))
+        .unwrap();
+        let good = KeyHandle::software(
+            &crate::keys::PrivateKey::generate(crate::keys::KeyType::Ed25519, None).unwrap(),
+            "good",
+        )
+        .unwrap();
+        assert_eq!(
+            sign_and_write(&repo, role.clone(), &[good], None).unwrap(),
+            1
+        );
+        let before = std::fs::read(repo.signed_targets_path()).unwrap();
+
+        let err = sign_and_write(&repo, role, &[KeyHandle::faulty_for_tests()], None).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        assert_eq!(std::fs::read(repo.signed_targets_path()).unwrap(), before);
+        let left: Vec<_> = std::fs::read_dir(repo.signed_targets_path().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".ota-sign-"))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
 }

@@ -26,6 +26,12 @@ fn client(server: &FakeServer) -> ReposerverClient {
     ReposerverClient::new(&server.url(), ClientAuth::None, &opts()).unwrap()
 }
 
+/// A client of `server` authenticating with OAuth2 at `<server>/<token_path>`.
+fn oauth_client(server: &FakeServer, token_path: &str) -> ReposerverClient {
+    let token_url = format!("{}{token_path}", server.url());
+    ReposerverClient::new(&server.url(), oauth(&token_url), &opts()).unwrap()
+}
+
 fn doc(type_: &str, version: u64) -> serde_json::Value {
     json!({"signatures": [{"keyid": KEYID, "method": "ed25519", "sig": "c2ln"}], "signed": {"_type": type_, "version": version}})
 }
@@ -65,12 +71,7 @@ fn basic(id: &str, secret: &str) -> String {
 #[test]
 fn oauth2_cognito_style_posts_to_the_token_url_with_scope() {
     let server = FakeServer::start(auth_handler);
-    let c = ReposerverClient::new(
-        &server.url(),
-        oauth(&format!("{}/oauth2/token", server.url())),
-        &opts(),
-    )
-    .unwrap();
+    let c = oauth_client(&server, "/oauth2/token");
     c.get_root().unwrap();
     c.get_root().unwrap();
     let reqs = server.requests();
@@ -99,12 +100,7 @@ fn oauth2_cognito_style_posts_to_the_token_url_with_scope() {
 #[test]
 fn oauth2_legacy_auth_plus_appends_token_without_scope() {
     let server = FakeServer::start(auth_handler);
-    let c = ReposerverClient::new(
-        &server.url(),
-        oauth(&format!("{}/auth", server.url())),
-        &opts(),
-    )
-    .unwrap();
+    let c = oauth_client(&server, "/auth");
     c.get_root().unwrap();
     let reqs = server.requests();
     assert_eq!(
@@ -131,12 +127,7 @@ fn refused_credentials_exit_3_and_do_not_leak_the_secret() {
             Reply::json(200, &doc("Root", 1))
         }
     });
-    let c = ReposerverClient::new(
-        &server.url(),
-        oauth(&format!("{}/oauth2/token", server.url())),
-        &opts(),
-    )
-    .unwrap();
+    let c = oauth_client(&server, "/oauth2/token");
     let e = c.get_root().unwrap_err();
     assert_eq!(e.exit_code(), 3);
     let msg = e.to_string();
@@ -818,12 +809,7 @@ fn get_follows_redirects_but_the_token_stays_home() {
         }
         _ => Reply::status(404),
     });
-    let c = ReposerverClient::new(
-        &server.url(),
-        oauth(&format!("{}/oauth2/token", server.url())),
-        &opts(),
-    )
-    .unwrap();
+    let c = oauth_client(&server, "/oauth2/token");
     assert_eq!(c.get_root().unwrap().payload.version(), Some(9));
     let home = server.requests();
     assert_eq!(home.len(), 3);
@@ -859,12 +845,7 @@ fn multipart_part_urls_on_another_origin_get_no_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fw.bin");
     std::fs::write(&file, b"firmware").unwrap();
-    let c = ReposerverClient::new(
-        &server.url(),
-        oauth(&format!("{}/oauth2/token", server.url())),
-        &opts(),
-    )
-    .unwrap();
+    let c = oauth_client(&server, "/oauth2/token");
     let pb = indicatif::ProgressBar::hidden();
     c.upload_target("fw-1.0", &file, &pb).unwrap();
     let parts = store.requests();

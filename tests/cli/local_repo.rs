@@ -1,7 +1,8 @@
 //! CLI tests of the offline commands against a local repository (issue 2), checked by
 //! reading the files back independently (serde_json, the `rsa` crate, openssl).
 
-use crate::support::{fixture, mode, read_json, tree_snapshot, zip_entry, zip_names, Workspace};
+use crate::support::steps::{add_delegated_target, sign_delegation, sign_json};
+use crate::support::{fixture, mode, read_json, zip_entry, zip_names, Cmd, Repo, Workspace};
 use serde_json::{json, Value};
 
 const SHA: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
@@ -19,29 +20,24 @@ fn canonical(v: &Value) -> String {
 }
 
 /// A repository with an Ed25519 key `k` and an unsigned targets role.
-fn targets_repo(ws: &Workspace) {
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "k", "--type", "ed25519",
-    ]);
-    ws.ok(&[
+fn targets_repo(ws: &Workspace) -> Repo<'_> {
+    let r = ws.init_from_fixture("r", "credentials_ed25519.zip");
+    r.key_generate("k", "ed25519");
+    r.ok(&[
         "targets",
         "init",
-        "--repo",
-        "r",
         "--version",
         "1",
         "--expires",
         "2030-01-01T00:00:00Z",
     ]);
+    r
 }
 
-fn add_target(ws: &Workspace, name: &str, version: &str) {
-    ws.ok(&[
+fn add_target(r: &Repo, name: &str, version: &str) {
+    r.ok(&[
         "targets",
         "add",
-        "--repo",
-        "r",
         "--name",
         name,
         "--version",
@@ -58,8 +54,7 @@ fn add_target(ws: &Workspace, name: &str, version: &str) {
 #[test]
 fn init_imports_keys_root_and_config_with_private_modes() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    let repo = ws.repo("r");
+    let repo = ws.init_from_fixture("r", "credentials_ed25519.zip").path();
     for d in ["", "keys", "roles", "roles/unsigned"] {
         assert_eq!(mode(&repo.join(d)), 0o700, "{d}");
     }
@@ -93,53 +88,39 @@ fn init_imports_keys_root_and_config_with_private_modes() {
 #[test]
 fn init_handles_every_credentials_shape() {
     let ws = Workspace::new();
-    ws.init_from_fixture("legacy", "credentials_auth_plus_legacy.zip");
-    let c = read_json(&ws.repo("legacy").join("config.json"));
+    let legacy = ws.init_from_fixture("legacy", "credentials_auth_plus_legacy.zip");
+    let c = legacy.json("config.json");
     assert_eq!(c["auth"]["scope"], "none", "missing scope defaults to none");
     assert_eq!(
         c["auth"]["server"],
         "https://ota-test.auth.eu-west-1.amazoncognito.com"
     );
-    assert!(
-        read_json(&ws.repo("legacy").join("keys/targets.pub"))["keyval"]["public"]
-            .as_str()
-            .unwrap()
-            .starts_with("-----BEGIN PUBLIC KEY-----")
-    );
-    assert!(!ws.repo("legacy").join("roles/root.json").exists());
+    assert!(legacy.json("keys/targets.pub")["keyval"]["public"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(!legacy.file("roles/root.json").exists());
 
     // 2017 legacy targets keys ("ED25519" that is really ECDSA) are present but
     // unusable: an error naming the entry, and nothing written.
-    let err = ws.fails(
-        3,
-        &[
-            "init",
-            "--repo",
-            "noauth",
-            "--credentials",
-            ws.fixture_zip("credentials_no_auth_ed25519.zip")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    let noauth = ws.fixture_zip("credentials_no_auth_ed25519.zip");
+    let err = ws
+        .open("noauth")
+        .fails(3, &["init", "--credentials", noauth.to_str().unwrap()]);
     assert!(err.contains("targets.pub"), "{err}");
     assert!(!ws.repo("noauth").exists());
 
-    ws.init_from_fixture("notargets", "credentials_no_targets.zip");
-    assert!(!ws
-        .repo("notargets")
-        .join("keys")
-        .join("targets.pub")
-        .exists());
+    let notargets = ws.init_from_fixture("notargets", "credentials_no_targets.zip");
+    assert!(!notargets.file("keys/targets.pub").exists());
 
-    ws.init_from_fixture("tls", "credentials_tls-auth_ed25519.zip");
-    let c = read_json(&ws.repo("tls").join("config.json"));
+    let tls = ws.init_from_fixture("tls", "credentials_tls-auth_ed25519.zip");
+    let c = tls.json("config.json");
     assert_eq!(
         c["auth"],
         json!({"certPath": "client_auth.p12", "serverCertPath": "server.p12"})
     );
-    assert_eq!(mode(&ws.repo("tls").join("client_auth.p12")), 0o600);
-    assert!(ws.repo("tls").join("server.p12").exists());
+    assert_eq!(mode(&tls.file("client_auth.p12")), 0o600);
+    assert!(tls.file("server.p12").exists());
     assert_eq!(c["reposerver"], "https://localhost:8181");
 
     ws.ok(&[
@@ -178,42 +159,23 @@ fn init_refuses_corrupt_zip_and_existing_repo_without_changes() {
     let ws = Workspace::new();
     let bad = ws.path().join("bad.zip");
     std::fs::write(&bad, b"PK\x03\x04 definitely not a zip").unwrap();
-    let err = ws.fails(
-        3,
-        &[
-            "init",
-            "--repo",
-            "r",
-            "--credentials",
-            bad.to_str().unwrap(),
-        ],
-    );
+    let r = ws.open("r");
+    let err = r.fails(3, &["init", "--credentials", bad.to_str().unwrap()]);
     assert!(err.contains("bad.zip") && err.contains("zip"), "{err}");
     assert!(!ws.repo("r").exists());
 
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(
-        3,
-        &[
-            "init",
-            "--repo",
-            "r",
-            "--credentials",
-            &creds("credentials_rsa.zip"),
-        ],
-    );
+    let r = ws.init_from_fixture("r", "credentials_ed25519.zip");
+    let before = r.snapshot();
+    let err = r.fails(3, &["init", "--credentials", &creds("credentials_rsa.zip")]);
     assert!(err.contains("RepoAlreadyInitialized"), "{err}");
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+    assert_eq!(before, r.snapshot());
 }
 
 #[test]
 fn key_generate_writes_garage_sign_key_files() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_no_targets.zip");
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "ed", "--type", "Ed25519",
-    ]);
+    let r = ws.init_from_fixture("r", "credentials_no_targets.zip");
+    r.key_generate("ed", "Ed25519");
     ws.ok(&[
         "key",
         "generate",
@@ -227,7 +189,7 @@ fn key_generate_writes_garage_sign_key_files() {
         "3072",
     ]);
     ws.ok(&["key", "generate", "--repo=r", "--name=default"]);
-    let keys = ws.repo("r").join("keys");
+    let keys = r.file("keys");
     assert_eq!(mode(&keys), 0o700);
     for name in ["ed", "rsa3072", "default"] {
         assert_eq!(mode(&keys.join(format!("{name}.sec"))), 0o600, "{name}");
@@ -264,63 +226,22 @@ fn key_generate_writes_garage_sign_key_files() {
         rsa::RsaPrivateKey::from_pkcs1_pem(sec["keyval"]["private"].as_str().unwrap()).unwrap();
     assert_eq!(private.n().bits(), 3072);
 
-    let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(
-        255,
-        &[
-            "key", "generate", "--repo", "r", "--name", "x", "--type", "dsa",
-        ],
-    );
+    let before = r.snapshot();
+    let err = r.fails(255, &["key", "generate", "--name", "x", "--type", "dsa"]);
     assert!(err.contains("Invalid keytype"), "{err}");
-    ws.fails(
-        255,
-        &[
-            "key",
-            "generate",
-            "--repo",
-            "r",
-            "--name",
-            "x",
-            "--type",
-            "ed25519",
-            "--keysize",
-            "2048",
-        ],
-    );
-    ws.fails(
-        255,
-        &[
-            "key",
-            "generate",
-            "--repo",
-            "r",
-            "--name",
-            "x",
-            "--type",
-            "rsa",
-            "--keysize",
-            "1024",
-        ],
-    );
-    ws.fails(
-        255,
-        &["key", "generate", "--repo", "r", "--name", "../escape"],
-    );
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+    // A key size for Ed25519, an RSA key below 2048 bits.
+    for (key_type, size) in [("ed25519", "2048"), ("rsa", "1024")] {
+        let args = ["key", "generate", "--name", "x", "--type", key_type];
+        r.fails(255, &[&args[..], &["--keysize", size]].concat());
+    }
+    r.fails(255, &["key", "generate", "--name", "../escape"]);
+    assert_eq!(before, r.snapshot());
 }
 
 #[test]
 fn user_keys_gen_id_and_importpub() {
     let ws = Workspace::new();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--key-name",
-        "supplier",
-        "--type",
-        "ed25519",
-    ]);
-    let dir = ws.home().join("user-keys");
+    let dir = ws.user_keys_gen("supplier", "ed25519");
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("supplier.sec")), 0o600);
     let id = ws.ok(&[
@@ -344,27 +265,22 @@ fn user_keys_gen_id_and_importpub() {
         "no trailing newline either"
     );
 
-    ws.init_from_fixture("r", "credentials_no_targets.zip");
+    let r = ws.init_from_fixture("r", "credentials_no_targets.zip");
     let pems = fixture("ota-tuf/cli/src/test/resources/pem-files");
     for (file, keytype) in [
         ("valid-public-RSA.pem", "RSA"),
         ("valid-public-Ed25519.pem", "ED25519"),
         ("valid-public-EcPrime256.pem", "ECPRIME256V1"),
     ] {
-        ws.ok(&[
+        r.ok(&[
             "user-keys",
             "importpub",
-            "--repo",
-            "r",
             "--key-name",
             keytype,
             "--input",
             pems.join(file).to_str().unwrap(),
         ]);
-        assert_eq!(
-            read_json(&ws.repo("r").join(format!("keys/{keytype}.pub")))["keytype"],
-            keytype
-        );
+        assert_eq!(r.json(&format!("keys/{keytype}.pub"))["keytype"], keytype);
     }
     let err = ws.fails(
         3,
@@ -380,15 +296,15 @@ fn user_keys_gen_id_and_importpub() {
         ],
     );
     assert!(err.contains("Cannot parse public key"), "{err}");
-    assert!(!ws.repo("r").join("keys/bad.pub").exists());
+    assert!(!r.file("keys/bad.pub").exists());
 }
 
 #[test]
 fn targets_add_delete_get_unsigned_and_increment() {
     let ws = Workspace::new();
-    targets_repo(&ws);
-    add_target(&ws, "app", "1.0");
-    let unsigned = read_json(&ws.repo("r").join("roles/unsigned/targets.json"));
+    let r = targets_repo(&ws);
+    add_target(&r, "app", "1.0");
+    let unsigned = r.json("roles/unsigned/targets.json");
     let custom = &unsigned["targets"]["app-1.0"]["custom"];
     assert_eq!(custom["hardwareIds"], json!(["hw1", "hw2"]));
     assert_eq!(custom["uri"], Value::Null);
@@ -403,11 +319,9 @@ fn targets_add_delete_get_unsigned_and_increment() {
 
     // Re-adding keeps createdAt (garage-sign 0.7.7) and the OSTree format is upper-cased.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    ws.ok(&[
+    r.ok(&[
         "targets",
         "add",
-        "--repo",
-        "r",
         "--name",
         "app",
         "--version",
@@ -423,43 +337,32 @@ fn targets_add_delete_get_unsigned_and_increment() {
         "--url",
         "https://cdn.example.com/app",
     ]);
-    let unsigned = read_json(&ws.repo("r").join("roles/unsigned/targets.json"));
+    let unsigned = r.json("roles/unsigned/targets.json");
     let custom = &unsigned["targets"]["app-1.0"]["custom"];
     assert_eq!(custom["createdAt"], created);
     assert_ne!(custom["updatedAt"], created);
     assert_eq!(custom["targetFormat"], "OSTREE");
     assert_eq!(custom["uri"], "https://cdn.example.com/app");
 
-    let printed = ws.ok(&["targets", "get-unsigned", "--repo", "r"]);
+    let printed = r.ok(&["targets", "get-unsigned"]);
     assert_eq!(
         printed,
         canonical(&unsigned),
         "get-unsigned prints canonical JSON, no newline"
     );
 
-    ws.ok(&["targets", "increment-version", "--repo", "r"]);
-    assert_eq!(
-        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"],
-        2
-    );
+    r.ok(&["targets", "increment-version"]);
+    assert_eq!(r.json("roles/unsigned/targets.json")["version"], 2);
 
-    ws.ok(&["targets", "delete", "--repo", "r", "--filename", "app-1.0"]);
-    assert_eq!(
-        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["targets"],
-        json!({})
-    );
-    let before = tree_snapshot(&ws.repo("r"));
-    ws.fails(
-        3,
-        &["targets", "delete", "--repo", "r", "--filename", "app-1.0"],
-    );
-    let err = ws.fails(
+    r.ok(&["targets", "delete", "--filename", "app-1.0"]);
+    assert_eq!(r.json("roles/unsigned/targets.json")["targets"], json!({}));
+    let before = r.snapshot();
+    r.fails(3, &["targets", "delete", "--filename", "app-1.0"]);
+    let err = r.fails(
         3,
         &[
             "targets",
             "add",
-            "--repo",
-            "r",
             "--name",
             "caf\u{e9}",
             "--version",
@@ -473,13 +376,11 @@ fn targets_add_delete_get_unsigned_and_increment() {
         ],
     );
     assert!(err.contains("non-ASCII"), "{err}");
-    ws.fails(
+    r.fails(
         3,
         &[
             "targets",
             "add",
-            "--repo",
-            "r",
             "--name",
             "a",
             "--version",
@@ -492,28 +393,23 @@ fn targets_add_delete_get_unsigned_and_increment() {
             "hw",
         ],
     );
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+    assert_eq!(before, r.snapshot());
 }
 
 #[test]
 fn targets_sign_bumps_version_and_signs_verifiably() {
     let ws = Workspace::new();
-    targets_repo(&ws);
-    add_target(&ws, "app", "1.0");
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k"]);
-    let signed = read_json(&ws.repo("r").join("roles/targets.json"));
+    let r = targets_repo(&ws);
+    add_target(&r, "app", "1.0");
+    r.sign_targets("k");
+    let signed = r.json("roles/targets.json");
     assert_eq!(signed["signed"]["version"], 2);
     assert_eq!(
         signed["signed"]["expires"], "2030-01-01T00:00:00Z",
         "a later previous expiry is kept"
     );
     // Independent check: Ed25519 over canonical(signed) with the key from the .pub file.
-    let public = hex::decode(
-        read_json(&ws.repo("r").join("keys/k.pub"))["keyval"]["public"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let public = hex::decode(r.json("keys/k.pub")["keyval"]["public"].as_str().unwrap()).unwrap();
     let sig = &signed["signatures"][0];
     assert_eq!(sig["method"], "ed25519");
     use base64::Engine;
@@ -524,33 +420,18 @@ fn targets_sign_bumps_version_and_signs_verifiably() {
         .verify(canonical(&signed["signed"]).as_bytes(), &sig_bytes)
         .expect("signature verifies");
     // The unsigned file is not bumped: signing again produces the same version.
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "k",
-        "--version",
-        "9",
-    ]);
-    assert_eq!(
-        read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["version"],
-        9
-    );
-    assert_eq!(
-        read_json(&ws.repo("r").join("roles/unsigned/targets.json"))["version"],
-        1
-    );
+    r.ok(&["targets", "sign", "--key-name", "k", "--version", "9"]);
+    assert_eq!(r.json("roles/targets.json")["signed"]["version"], 9);
+    assert_eq!(r.json("roles/unsigned/targets.json")["version"], 1);
 }
 
 #[test]
 fn expiry_rules() {
     let ws = Workspace::new();
-    targets_repo(&ws);
+    let r = targets_repo(&ws);
     let now = chrono::Utc::now();
-    let expires = |ws: &Workspace| {
-        let s = read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"]
+    let expires = |role: &str| {
+        let s = r.json(&format!("roles/{role}.json"))["signed"]["expires"]
             .as_str()
             .unwrap()
             .to_string();
@@ -559,62 +440,40 @@ fn expiry_rules() {
             .with_timezone(&chrono::Utc)
     };
     // --expire-after uses calendar arithmetic.
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "k",
-        "--expire-after",
-        "1Y",
-    ]);
-    let e = expires(&ws);
+    r.ok(&["targets", "sign", "--key-name", "k", "--expire-after", "1Y"]);
+    let e = expires("targets");
     assert!(
         e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(367),
         "{e}"
     );
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "k",
-        "--expire-after",
-        "2W",
-    ]);
-    let e = expires(&ws);
+    r.ok(&["targets", "sign", "--key-name", "k", "--expire-after", "2W"]);
+    let e = expires("targets");
     assert!(
         e > now + chrono::Duration::days(13) && e < now + chrono::Duration::days(15),
         "{e}"
     );
     // Default: max(previous, now + 31 days). An old previous expiry gives now + 31 d.
-    ws.ok(&[
+    r.ok(&[
         "targets",
         "init",
-        "--repo",
-        "r",
         "--version",
         "1",
         "--expires",
         "2020-01-01T00:00:00Z",
     ]);
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "k"]);
-    let e = expires(&ws);
+    r.sign_targets("k");
+    let e = expires("targets");
     assert!(
         e > now + chrono::Duration::days(30) && e < now + chrono::Duration::days(32),
         "{e}"
     );
     // A date in the past: exit 1, nothing written; --force accepts it.
-    let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(
+    let before = r.snapshot();
+    let err = r.fails(
         1,
         &[
             "targets",
             "sign",
-            "--repo",
-            "r",
             "--key-name",
             "k",
             "--expires",
@@ -622,27 +481,23 @@ fn expiry_rules() {
         ],
     );
     assert!(err.contains("--force"), "{err}");
-    ws.fails(
+    r.fails(
         1,
         &[
             "targets",
             "sign",
-            "--repo",
-            "r",
             "--key-name",
             "k",
             "--expire-after",
             "-1D",
         ],
     );
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
-    ws.fails(
+    assert_eq!(before, r.snapshot());
+    r.fails(
         255,
         &[
             "targets",
             "sign",
-            "--repo",
-            "r",
             "--key-name",
             "k",
             "--expires",
@@ -651,11 +506,9 @@ fn expiry_rules() {
             "1M",
         ],
     );
-    ws.ok(&[
+    r.ok(&[
         "targets",
         "sign",
-        "--repo",
-        "r",
         "--key-name",
         "k",
         "--expires",
@@ -663,22 +516,14 @@ fn expiry_rules() {
         "--force",
     ]);
     assert_eq!(
-        read_json(&ws.repo("r").join("roles/targets.json"))["signed"]["expires"],
+        r.json("roles/targets.json")["signed"]["expires"],
         "2021-01-01T00:00:00Z"
     );
     // Root: default now + 365 days.
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "root2", "--type", "ed25519",
-    ]);
-    ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "root2"]);
-    ws.ok(&["root", "sign", "--repo", "r", "--key-name", "root2"]);
-    let s = read_json(&ws.repo("r").join("roles/root.json"))["signed"]["expires"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let e = chrono::DateTime::parse_from_rfc3339(&s)
-        .unwrap()
-        .with_timezone(&chrono::Utc);
+    r.key_generate("root2", "ed25519");
+    r.ok(&["root", "key", "add", "--key-name", "root2"]);
+    r.ok(&["root", "sign", "--key-name", "root2"]);
+    let e = expires("root");
     assert!(
         e > now + chrono::Duration::days(364) && e < now + chrono::Duration::days(366),
         "{e}"
@@ -689,31 +534,30 @@ fn expiry_rules() {
 #[test]
 fn external_signature_flow_with_openssl() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_rsa.zip");
-    ws.ok(&[
+    let r = ws.init_from_fixture("r", "credentials_rsa.zip");
+    r.ok(&[
         "targets",
         "init",
-        "--repo",
-        "r",
         "--version",
         "4",
         "--expires",
         "2030-01-01T00:00:00Z",
     ]);
-    add_target(&ws, "app", "1.0");
-    ws.ok(&["targets", "increment-version", "--repo", "r"]);
-    let unsigned = ws.ok(&["targets", "get-unsigned", "--repo", "r"]);
+    add_target(&r, "app", "1.0");
+    r.ok(&["targets", "increment-version"]);
+    let unsigned = r.ok(&["targets", "get-unsigned"]);
     let msg = ws.path().join("msg.json");
     std::fs::write(&msg, &unsigned).unwrap();
     let key_pem = ws.path().join("key.pem");
     std::fs::write(
         &key_pem,
-        read_json(&ws.repo("r").join("keys/targets.sec"))["keyval"]["private"]
+        r.json("keys/targets.sec")["keyval"]["private"]
             .as_str()
             .unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new("openssl")
+    let sig_bytes = Cmd::program("openssl")
+        .hint("(apt-get install openssl)")
         .args([
             "dgst",
             "-sha256",
@@ -725,55 +569,41 @@ fn external_signature_flow_with_openssl() {
         ])
         .arg(&key_pem)
         .arg(&msg)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .run()
+        .success()
+        .out
+        .stdout;
     use base64::Engine;
-    let sig = base64::engine::general_purpose::STANDARD.encode(&out.stdout);
+    let sig = base64::engine::general_purpose::STANDARD.encode(&sig_bytes);
 
     // A wrong signature is refused and nothing is written.
-    let before = tree_snapshot(&ws.repo("r"));
-    let wrong = base64::engine::general_purpose::STANDARD.encode(vec![7u8; out.stdout.len()]);
-    let err = ws.fails(
+    let before = r.snapshot();
+    let wrong = base64::engine::general_purpose::STANDARD.encode(vec![7u8; sig_bytes.len()]);
+    let err = r.fails(
         3,
         &[
             "targets",
             "sign",
-            "--repo",
-            "r",
             "--signatures",
             &format!("targets={wrong}"),
         ],
     );
     assert!(err.contains("Wrong signature"), "{err}");
-    ws.fails(
+    r.fails(
         255,
         &[
             "targets",
             "sign",
-            "--repo",
-            "r",
             "--signatures",
             &format!("targets={sig}"),
             "--version",
             "8",
         ],
     );
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+    assert_eq!(before, r.snapshot());
 
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--signatures",
-        &format!("targets={sig}"),
-    ]);
-    let signed = read_json(&ws.repo("r").join("roles/targets.json"));
+    r.ok(&["targets", "sign", "--signatures", &format!("targets={sig}")]);
+    let signed = r.json("roles/targets.json");
     assert_eq!(
         signed["signed"]["version"], 5,
         "external signatures change neither version nor expiry"
@@ -786,7 +616,7 @@ fn external_signature_flow_with_openssl() {
         "2a65c0523fd844e15d58cee221891ab51618f18f8110add928c6e4c09d446e39"
     );
     // ota-sign's own verifier agrees.
-    let sec = read_json(&ws.repo("r").join("keys/targets.pub"));
+    let sec = r.json("keys/targets.pub");
     let public = ota_sign::keys::PublicKey::from_json(&sec, false).unwrap();
     assert!(public.verify("rsassa-pss-sha256", unsigned.as_bytes(), &sig));
 }
@@ -794,43 +624,18 @@ fn external_signature_flow_with_openssl() {
 #[test]
 fn root_key_edits_threshold_and_sign() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    let original = read_json(&ws.repo("r").join("roles/root.json"));
+    let r = ws.init_from_fixture("r", "credentials_ed25519.zip");
+    let original = r.json("roles/root.json");
     // get-unsigned falls back to the signed root and re-encodes it.
-    let printed = ws.ok(&["root", "get-unsigned", "--repo", "r"]);
+    let printed = r.ok(&["root", "get-unsigned"]);
     assert_eq!(printed, canonical(&original["signed"]));
 
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "newroot", "--type", "ed25519",
-    ]);
-    ws.ok(&[
-        "key",
-        "generate",
-        "--repo",
-        "r",
-        "--name",
-        "newtargets",
-        "--type",
-        "rsa",
-    ]);
-    ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "newroot"]);
-    ws.ok(&[
-        "root",
-        "targets-key",
-        "add",
-        "--repo",
-        "r",
-        "--key-name",
-        "newtargets",
-    ]);
-    let unsigned = read_json(&ws.repo("r").join("roles/unsigned/root.json"));
-    let newroot_id = ota_sign::keys::PublicKey::from_json(
-        &read_json(&ws.repo("r").join("keys/newroot.pub")),
-        false,
-    )
-    .unwrap()
-    .key_id()
-    .to_string();
+    r.key_generate("newroot", "ed25519");
+    r.key_generate("newtargets", "rsa");
+    r.ok(&["root", "key", "add", "--key-name", "newroot"]);
+    r.ok(&["root", "targets-key", "add", "--key-name", "newtargets"]);
+    let unsigned = r.json("roles/unsigned/root.json");
+    let newroot_id = r.key_id("newroot");
     assert_eq!(
         unsigned["roles"]["root"]["keyids"]
             .as_array()
@@ -847,81 +652,46 @@ fn root_key_edits_threshold_and_sign() {
         2
     );
 
-    ws.ok(&["root", "set-threshold", "--repo", "r", "--threshold", "2"]);
-    let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(
-        3,
-        &[
-            "root",
-            "key",
-            "remove",
-            "--repo",
-            "r",
-            "--key-name",
-            "newroot",
-        ],
-    );
+    r.ok(&["root", "set-threshold", "--threshold", "2"]);
+    let before = r.snapshot();
+    let err = r.fails(3, &["root", "key", "remove", "--key-name", "newroot"]);
     assert!(err.contains("threshold"), "{err}");
-    ws.fails(
-        255,
-        &["root", "set-threshold", "--repo", "r", "--threshold", "3"],
-    );
-    ws.fails(255, &["root", "key", "remove", "--repo", "r"]);
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
-    ws.ok(&["root", "set-threshold", "--repo", "r", "--threshold", "1"]);
+    r.fails(255, &["root", "set-threshold", "--threshold", "3"]);
+    r.fails(255, &["root", "key", "remove"]);
+    assert_eq!(before, r.snapshot());
+    r.ok(&["root", "set-threshold", "--threshold", "1"]);
 
     // Remove the old root key by id and the old targets key by name.
     let old_root_id = original["signed"]["roles"]["root"]["keyids"][0]
         .as_str()
         .unwrap()
         .to_string();
-    ws.ok(&[
-        "root",
-        "key",
-        "remove",
-        "--repo",
-        "r",
-        "--key-id",
-        &old_root_id,
-    ]);
-    ws.ok(&[
-        "root",
-        "targets-key",
-        "remove",
-        "--repo",
-        "r",
-        "--key-name",
-        "targets",
-    ]);
-    let unsigned = read_json(&ws.repo("r").join("roles/unsigned/root.json"));
+    r.ok(&["root", "key", "remove", "--key-id", &old_root_id]);
+    r.ok(&["root", "targets-key", "remove", "--key-name", "targets"]);
+    let unsigned = r.json("roles/unsigned/root.json");
     assert_eq!(unsigned["roles"]["root"]["keyids"], json!([newroot_id]));
     assert!(
         unsigned["keys"].get(&old_root_id).is_none(),
         "unreferenced keys are pruned"
     );
 
-    ws.ok(&["root", "increment-version", "--repo", "r"]);
-    assert_eq!(
-        read_json(&ws.repo("r").join("roles/unsigned/root.json"))["version"],
-        4
-    );
-    ws.ok(&["root", "sign", "--repo", "r", "--key-name", "newroot"]);
-    let signed = read_json(&ws.repo("r").join("roles/root.json"));
+    r.ok(&["root", "increment-version"]);
+    assert_eq!(r.json("roles/unsigned/root.json")["version"], 4);
+    r.ok(&["root", "sign", "--key-name", "newroot"]);
+    let signed = r.json("roles/root.json");
     assert_eq!(signed["signed"]["version"], 5);
     assert_eq!(signed["signed"]["consistent_snapshot"], false);
     let out = ws.ok(&[
         "verify-root",
         "--input",
-        ws.repo("r").join("roles/root.json").to_str().unwrap(),
+        r.file("roles/root.json").to_str().unwrap(),
     ]);
     assert!(out.contains("version 5"), "{out}");
-    ws.fails(
+    r.fails(
         255,
         &[
             "root",
             "sign",
-            "--repo",
-            "r",
             "--key-name",
             "newroot",
             "--old-root-alias",
@@ -933,22 +703,11 @@ fn root_key_edits_threshold_and_sign() {
 #[test]
 fn export_credentials_with_both_spellings() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    ws.ok(&[
-        "key",
-        "generate",
-        "--repo",
-        "r",
-        "--name",
-        "mytargets",
-        "--type",
-        "ed25519",
-    ]);
+    let r = ws.init_from_fixture("r", "credentials_ed25519.zip");
+    r.key_generate("mytargets", "ed25519");
     let out = ws.path().join("offline.zip");
-    ws.ok(&[
+    r.ok(&[
         "export-credentials",
-        "--repo",
-        "r",
         "--target-key-name",
         "mytargets",
         "--to",
@@ -972,7 +731,7 @@ fn export_credentials_with_both_spellings() {
     assert_eq!(mode(&out), 0o600);
     assert_eq!(
         zip_entry(&out, "targets.sec").unwrap(),
-        std::fs::read(ws.repo("r").join("keys/mytargets.sec")).unwrap()
+        std::fs::read(r.file("keys/mytargets.sec")).unwrap()
     );
     assert_eq!(
         zip_entry(&out, "tufrepo.url").unwrap(),
@@ -980,7 +739,7 @@ fn export_credentials_with_both_spellings() {
     );
     assert_eq!(
         zip_entry(&out, "root.json").unwrap(),
-        std::fs::read(ws.repo("r").join("roles/root.json")).unwrap()
+        std::fs::read(r.file("roles/root.json")).unwrap()
     );
     let treehub: Value = serde_json::from_slice(&zip_entry(&out, "treehub.json").unwrap()).unwrap();
     assert_eq!(
@@ -1004,25 +763,14 @@ fn export_credentials_with_both_spellings() {
         zip_entry(&out2, "targets.sec"),
         zip_entry(&out, "targets.sec")
     );
-    ws.ok(&[
-        "init",
-        "--repo",
-        "again",
-        "--credentials",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        read_json(&ws.repo("again").join("keys/targets.pub")),
-        read_json(&ws.repo("r").join("keys/mytargets.pub"))
-    );
+    let again = ws.init_from("again", &out);
+    assert_eq!(again.json("keys/targets.pub"), r.json("keys/mytargets.pub"));
 
     let missing = ws.path().join("missing.zip");
-    ws.fails(
+    r.fails(
         3,
         &[
             "export-credentials",
-            "--repo",
-            "r",
             "--key-name",
             "nokey",
             "--output",
@@ -1035,91 +783,49 @@ fn export_credentials_with_both_spellings() {
 #[test]
 fn mismatched_key_pair_is_refused_everywhere() {
     let ws = Workspace::new();
-    targets_repo(&ws);
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "other", "--type", "ed25519",
-    ]);
-    let keys = ws.repo("r").join("keys");
+    let r = targets_repo(&ws);
+    r.key_generate("other", "ed25519");
+    let keys = r.file("keys");
     std::fs::copy(keys.join("other.pub"), keys.join("k.pub")).unwrap();
-    let before = tree_snapshot(&ws.repo("r"));
-    let err = ws.fails(3, &["targets", "sign", "--repo", "r", "--key-name", "k"]);
+    let before = r.snapshot();
+    let err = r.fails(3, &["targets", "sign", "--key-name", "k"]);
     assert!(
         err.contains("not a pair") || err.contains("does not belong"),
         "{err}"
     );
-    ws.fails(
+    r.fails(
         3,
-        &[
-            "export-credentials",
-            "--repo",
-            "r",
-            "--key-name",
-            "k",
-            "--output",
-            "x.zip",
-        ],
+        &["export-credentials", "--key-name", "k", "--output", "x.zip"],
     );
-    assert_eq!(before, tree_snapshot(&ws.repo("r")));
+    assert_eq!(before, r.snapshot());
     // A key of the wrong type: an ECPRIME256V1 public key cannot sign.
     let ec = fixture("ota-tuf/cli/src/test/resources/pem-files/valid-public-EcPrime256.pem");
-    ws.ok(&[
+    r.ok(&[
         "user-keys",
         "importpub",
-        "--repo",
-        "r",
         "--key-name",
         "ec",
         "--input",
         ec.to_str().unwrap(),
     ]);
-    let err = ws.fails(3, &["targets", "sign", "--repo", "r", "--key-name", "ec"]);
+    let err = r.fails(3, &["targets", "sign", "--key-name", "ec"]);
     assert!(err.contains("ec"), "{err}");
 }
 
 #[test]
 fn delegations_and_sign_json() {
     let ws = Workspace::new();
-    ws.ok(&[
-        "user-keys",
-        "gen",
-        "--key-name",
-        "supplier",
-        "--type",
-        "rsa",
-    ]);
+    ws.user_keys_gen("supplier", "rsa");
     let init = ws.ok(&["delegations", "init"]);
     let role: Value = serde_json::from_str(&init).unwrap();
     assert_eq!(role["_type"], "Targets");
     assert_eq!(role["version"], 1);
     let file = ws.path().join("deleg.json");
     std::fs::write(&file, &init).unwrap();
-    ws.ok(&[
-        "delegations",
-        "add-target",
-        "--input",
-        file.to_str().unwrap(),
-        "--inplace",
-        "--name",
-        "supplier01-fw",
-        "--version",
-        "2",
-        "--length",
-        "3",
-        "--sha256",
-        SHA,
-        "--hardwareids",
-        "ecu1",
-    ]);
+    add_delegated_target(&ws, &file, "2", SHA, "ecu1");
     let unsigned = read_json(&file);
     assert_eq!(unsigned["targets"]["supplier01-fw-2"]["length"], 3);
-    let signed_text = ws.ok(&[
-        "delegations",
-        "sign",
-        "--input",
-        file.to_str().unwrap(),
-        "--key-name",
-        "supplier",
-    ]);
+    let signed_text = sign_delegation(&ws, &file, "supplier");
     let signed: Value = serde_json::from_str(&signed_text).unwrap();
     assert_eq!(
         signed["signed"], unsigned,
@@ -1143,15 +849,7 @@ fn delegations_and_sign_json() {
     let raw = ws.path().join("raw.json");
     std::fs::write(&raw, br#"{"b": 1.0, "a": "x"}"#).unwrap();
     let keys = ws.home().join("user-keys");
-    let out = ws.ok(&[
-        "sign-json",
-        "--priv-key",
-        keys.join("supplier.sec").to_str().unwrap(),
-        "--pub-key",
-        keys.join("supplier.pub").to_str().unwrap(),
-        "--input",
-        raw.to_str().unwrap(),
-    ]);
+    let out = sign_json(&ws, &keys, "supplier", &raw);
     assert!(out.contains(r#""signed":{"a":"x","b":1.0}"#), "{out}");
     let sj = ws.path().join("sj.json");
     std::fs::write(&sj, &out).unwrap();
@@ -1165,19 +863,18 @@ fn delegations_and_sign_json() {
     assert!(verdict.starts_with("Valid signatures"), "{verdict}");
     let tampered = out.replace(r#""a":"x""#, r#""a":"y""#);
     std::fs::write(&sj, tampered).unwrap();
-    let o = ws
-        .cmd()
-        .args([
+    let stdout = ws
+        .ota(&[
             "verify-json",
             "--pub-key",
             keys.join("supplier.pub").to_str().unwrap(),
             "--input",
             sj.to_str().unwrap(),
         ])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).contains("Invalid signatures"));
+        .run()
+        .failure()
+        .stdout();
+    assert!(stdout.contains("Invalid signatures"), "{stdout}");
 }
 
 #[test]
@@ -1201,7 +898,7 @@ fn help_and_exit_codes() {
     ws.fails(255, &["no-such-command"]);
     ws.fails(255, &["init", "--repo", "x"]);
     // Running without a command prints help and exits 0.
-    ws.ok(&[]);
+    ws.ok::<&str>(&[]);
 }
 
 /// Root external signatures: increment-version → get-unsigned → sign elsewhere
@@ -1209,43 +906,29 @@ fn help_and_exit_codes() {
 #[test]
 fn root_external_signatures_with_old_root_alias() {
     let ws = Workspace::new();
-    ws.init_from_fixture("r", "credentials_ed25519.zip");
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "newroot", "--type", "ed25519",
-    ]);
-    ws.ok(&[
-        "key", "generate", "--repo", "r", "--name", "oldroot", "--type", "rsa",
-    ]);
-    ws.ok(&["root", "key", "add", "--repo", "r", "--key-name", "newroot"]);
-    ws.ok(&["root", "increment-version", "--repo", "r"]);
-    let unsigned = ws.ok(&["root", "get-unsigned", "--repo", "r"]);
+    let r = ws.init_from_fixture("r", "credentials_ed25519.zip");
+    r.key_generate("newroot", "ed25519");
+    r.key_generate("oldroot", "rsa");
+    r.ok(&["root", "key", "add", "--key-name", "newroot"]);
+    r.ok(&["root", "increment-version"]);
+    let unsigned = r.ok(&["root", "get-unsigned"]);
     let msg = ws.path().join("unsigned-root.json");
     std::fs::write(&msg, &unsigned).unwrap();
-    let keys = ws.repo("r").join("keys");
-    let signed = ws.ok(&[
-        "sign-json",
-        "--priv-key",
-        keys.join("newroot.sec").to_str().unwrap(),
-        "--pub-key",
-        keys.join("newroot.pub").to_str().unwrap(),
-        "--input",
-        msg.to_str().unwrap(),
-    ]);
+    let keys = r.file("keys");
+    let signed = sign_json(&ws, &keys, "newroot", &msg);
     let sig = serde_json::from_str::<Value>(&signed).unwrap()["signatures"][0]["sig"]
         .as_str()
         .unwrap()
         .to_string();
-    ws.ok(&[
+    r.ok(&[
         "root",
         "sign",
-        "--repo",
-        "r",
         "--old-root-alias",
         "oldroot",
         "--signatures",
         &format!("newroot={sig}"),
     ]);
-    let root = read_json(&ws.repo("r").join("roles/root.json"));
+    let root = r.json("roles/root.json");
     assert_eq!(
         canonical(&root["signed"]),
         unsigned,
@@ -1261,38 +944,13 @@ fn root_external_signatures_with_old_root_alias() {
         "Ed25519 external signatures get their own method"
     );
     // targets set-threshold edits the targets role of the unsigned root.
-    ws.ok(&[
-        "root",
-        "targets-key",
-        "add",
-        "--repo",
-        "r",
-        "--key-name",
-        "newroot",
-    ]);
-    ws.ok(&[
-        "targets",
-        "set-threshold",
-        "--repo",
-        "r",
-        "--threshold",
-        "2",
-    ]);
+    r.ok(&["root", "targets-key", "add", "--key-name", "newroot"]);
+    r.ok(&["targets", "set-threshold", "--threshold", "2"]);
     assert_eq!(
-        read_json(&ws.repo("r").join("roles/unsigned/root.json"))["roles"]["targets"]["threshold"],
+        r.json("roles/unsigned/root.json")["roles"]["targets"]["threshold"],
         2
     );
-    ws.fails(
-        255,
-        &[
-            "targets",
-            "set-threshold",
-            "--repo",
-            "r",
-            "--threshold",
-            "3",
-        ],
-    );
+    r.fails(255, &["targets", "set-threshold", "--threshold", "3"]);
 }
 
 #[test]
@@ -1311,16 +969,8 @@ fn init_refuses_a_mismatched_targets_pair_in_the_zip() {
     entries.push(("targets.pub", other_pub.as_bytes()));
     let zip = ws.path().join("mismatched.zip");
     ota_sign::credentials::write_zip(&zip, &entries).unwrap();
-    let err = ws.fails(
-        3,
-        &[
-            "init",
-            "--repo",
-            "r",
-            "--credentials",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let r = ws.open("r");
+    let err = r.fails(3, &["init", "--credentials", zip.to_str().unwrap()]);
     assert!(
         err.contains("targets.sec") && err.contains("does not belong"),
         "{err}"

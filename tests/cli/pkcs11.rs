@@ -6,19 +6,17 @@
 //! installs softhsm2 and opensc): a missing module fails the test, it never skips.
 
 use crate::support::reposerver::{Options, TestServer};
-use crate::support::{read_json, tree_snapshot, zip_entry, zip_names, Workspace};
+use crate::support::steps::{assert_moved_offline, publish_image};
+use crate::support::{tree_snapshot, zip_entry, zip_names, Cmd, Ran, Repo, Workspace};
 use ota_sign::keys::PublicKey;
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
-use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const PIN: &str = "73915824";
 const SO_PIN: &str = "11223344";
 const LABEL: &str = "ota";
-// The procedure's move-offline step, naming the token keys' aliases.
-use crate::support::MOVE_OFFLINE;
+const PIN_VAR: &str = "OTA_SIGN_PKCS11_PIN";
 
 /// Where Debian, Fedora and source builds put the SoftHSM2 module.
 const MODULE_CANDIDATES: [&str; 4] = [
@@ -56,8 +54,8 @@ impl Hsm {
         )
         .unwrap();
         let hsm = Hsm { dir, module };
-        let out = hsm
-            .tool("softhsm2-util")
+        hsm.tool("softhsm2-util")
+            .hint("(apt-get install softhsm2)")
             .args([
                 "--init-token",
                 "--free",
@@ -68,13 +66,8 @@ impl Hsm {
                 "--pin",
                 PIN,
             ])
-            .output();
-        let out = out.expect("softhsm2-util not found: apt-get install softhsm2");
-        assert!(
-            out.status.success(),
-            "softhsm2-util --init-token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .run()
+            .success();
         hsm
     }
 
@@ -82,82 +75,65 @@ impl Hsm {
         self.dir.path().join("softhsm2.conf")
     }
 
-    fn tool(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("SOFTHSM2_CONF", self.conf());
-        c
+    fn tool(&self, program: &str) -> Cmd {
+        Cmd::program(program).env("SOFTHSM2_CONF", self.conf())
     }
 
     /// `pkcs11-tool --module <softhsm> --login --pin <PIN> <args>`.
-    fn pkcs11_tool(&self, args: &[&str]) -> Output {
+    fn pkcs11_tool(&self, args: &[&str]) -> Ran {
         self.tool("pkcs11-tool")
+            .hint("(apt-get install opensc)")
             .arg("--module")
             .arg(&self.module)
             .args(["--login", "--pin", PIN])
             .args(args)
-            .output()
-            .expect("pkcs11-tool not found: apt-get install opensc")
+            .run()
     }
 
-    /// `ota-sign` in `ws` with this token: module and PIN from the environment.
-    fn cmd(&self, ws: &Workspace, pin: Option<&str>) -> assert_cmd::Command {
-        let mut c = ws.cmd();
-        c.env("SOFTHSM2_CONF", self.conf())
-            .env("OTA_SIGN_PKCS11_MODULE", &self.module)
-            .env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
-            .env_remove("OTA_SIGN_PKCS11_PIN");
-        if let Some(p) = pin {
-            c.env("OTA_SIGN_PKCS11_PIN", p);
-        }
-        c
-    }
-
-    fn ok(&self, ws: &Workspace, args: &[&str]) -> String {
-        let out = self.cmd(ws, Some(PIN)).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ota-sign {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs with `pin`; must fail with `code`; returns stderr.
-    fn fails(&self, ws: &Workspace, pin: Option<&str>, code: i32, args: &[&str]) -> String {
-        let out = self.cmd(ws, pin).args(args).output().unwrap();
-        let stderr = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "ota-sign {args:?}: expected exit {code}; stderr: {stderr}"
-        );
-        stderr
+    /// A workspace whose `ota-sign` uses this token: module and PIN from the
+    /// environment (see [`wrong_pin`], [`no_pin`]).
+    fn workspace(&self) -> Workspace {
+        Workspace::new()
+            .with_env("SOFTHSM2_CONF", self.conf())
+            .with_env("OTA_SIGN_PKCS11_MODULE", &self.module)
+            .with_env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
+            .with_env(PIN_VAR, PIN)
     }
 
     /// The private key objects, as pkcs11-tool lists them.
     fn private_objects(&self) -> String {
-        let out = self.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.pkcs11_tool(&["--list-objects", "--type", "privkey"])
+            .success()
+            .stdout()
     }
+}
+
+/// `cmd` with a PIN the token refuses.
+fn wrong_pin(cmd: Cmd) -> Cmd {
+    cmd.env(PIN_VAR, "00000000")
+}
+
+/// `cmd` without a PIN in its environment.
+fn no_pin(cmd: Cmd) -> Cmd {
+    cmd.env_remove(PIN_VAR)
 }
 
 fn uri(object: &str) -> String {
     format!("pkcs11:token={LABEL};object={object}")
 }
 
-fn key_id(ws: &Workspace, repo: &str, name: &str) -> String {
-    let v = read_json(&ws.repo(repo).join(format!("keys/{name}.pub")));
-    PublicKey::from_json(&v, false)
-        .unwrap()
-        .key_id()
-        .to_string()
+/// `key generate --name <name> --type <key_type> --pkcs11 <uri(name)>` in `r`.
+fn token_key(r: &Repo, name: &str, key_type: &str) {
+    r.ok(&[
+        "key",
+        "generate",
+        "--name",
+        name,
+        "--type",
+        key_type,
+        "--pkcs11",
+        &uri(name),
+    ]);
 }
 
 /// Checks pkcs11-tool's view of the token: every private key is sensitive, never
@@ -195,7 +171,7 @@ fn assert_keys_stay_on_token(hsm: &Hsm, labels: &[&str]) {
         assert_eq!(usage.trim(), "Usage:      sign", "{label}");
         let read = hsm.pkcs11_tool(&["--read-object", "--type", "privkey", "--label", label]);
         assert!(
-            !read.status.success() || read.stdout.is_empty(),
+            !read.out.status.success() || read.out.stdout.is_empty(),
             "{label}: the private key could be read out"
         );
     }
@@ -228,31 +204,13 @@ fn procedure_on_token(key_type: &'static str) {
         key_type,
         ..Options::default()
     });
-    let ws = Workspace::new();
+    let ws = hsm.workspace();
     let zip = server.credentials_zip();
     let (root_v1, _, _) = server.role("root.json");
-    let r = "r";
-    hsm.ok(
-        &ws,
-        &["init", "--repo", r, "--credentials", zip.to_str().unwrap()],
-    );
+    let r = ws.init_from("r", &zip);
     for name in ["myroot", "mytargets"] {
-        hsm.ok(
-            &ws,
-            &[
-                "key",
-                "generate",
-                "--repo",
-                r,
-                "--name",
-                name,
-                "--type",
-                key_type,
-                "--pkcs11",
-                &uri(name),
-            ],
-        );
-        let keys = ws.repo(r).join("keys");
+        token_key(&r, name, key_type);
+        let keys = r.file("keys");
         assert!(!keys.join(format!("{name}.sec")).exists());
         let alias = std::fs::read_to_string(keys.join(format!("{name}.pkcs11"))).unwrap();
         assert!(alias.starts_with(&format!("{};id=%", uri(name))), "{alias}");
@@ -261,81 +219,42 @@ fn procedure_on_token(key_type: &'static str) {
     assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
 
     // The seed procedure's commands, unchanged.
-    hsm.ok(&ws, &["targets", "pull", "--repo", r]);
-    hsm.ok(&ws, &MOVE_OFFLINE);
-    hsm.ok(
-        &ws,
-        &["targets", "sign", "--repo", r, "--key-name", "mytargets"],
-    );
-    hsm.ok(&ws, &["targets", "push", "--repo", r]);
+    r.pull().move_offline().sign_targets("mytargets").push();
 
-    let (myroot, mytargets) = (key_id(&ws, r, "myroot"), key_id(&ws, r, "mytargets"));
-    let (root_v2, _, _) = server.role("root.json");
-    assert_eq!(root_v2.signed["version"], 2);
-    assert_eq!(root_v2.signed["roles"]["root"]["keyids"], json!([myroot]));
-    assert_eq!(
-        root_v2.signed["roles"]["targets"]["keyids"],
-        json!([mytargets])
-    );
-    assert_eq!(
-        root_v2.signed["keys"][&myroot]["keytype"],
-        key_type.to_ascii_uppercase().as_str()
-    );
-    let v1 = TrustedRoot::from_signed(&root_v1.signed, "v1").unwrap();
-    ota_sign::verify::verify_root_update(&v1, &root_v2, "v2").unwrap();
+    let root_v2 = assert_moved_offline(&server, &r, &root_v1, key_type);
+    let mytargets = r.key_id("mytargets");
     let trusted = TrustedRoot::from_signed(&root_v2.signed, "v2").unwrap();
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 2);
     trusted.verify("targets", &targets, "targets.json").unwrap();
 
     // A token-backed credentials zip: targets.pub and the reference, no targets.sec.
-    hsm.ok(
-        &ws,
-        &[
-            "export-credentials",
-            "--repo",
-            r,
-            "--key-name",
-            "mytargets",
-            "--to",
-            "offline.zip",
-        ],
-    );
-    let offline = ws.path().join("offline.zip");
+    let offline = export_token_zip(&r);
     let names = zip_names(&offline);
     assert!(!names.iter().any(|n| n == "targets.sec"), "{names:?}");
     assert_eq!(
         zip_entry(&offline, "targets.pkcs11").unwrap(),
-        std::fs::read(ws.repo(r).join("keys/mytargets.pkcs11")).unwrap()
+        std::fs::read(r.file("keys/mytargets.pkcs11")).unwrap()
     );
     assert_eq!(
         zip_entry(&offline, "targets.pub").unwrap(),
-        std::fs::read(ws.repo(r).join("keys/mytargets.pub")).unwrap()
+        std::fs::read(r.file("keys/mytargets.pub")).unwrap()
     );
 
     // publish signs on the token (PIN from the environment), then from a pin-source file.
     std::fs::write(ws.path().join("image.bin"), b"token-signed image").unwrap();
-    let publish = |version: &str| -> Vec<String> {
-        [
-            "publish",
-            "--credentials",
-            "offline.zip",
-            "--name",
+    let publish = |zip: &str, version: &str| {
+        publish_image(
+            &ws,
+            Path::new(zip),
             "img",
-            "--version",
             version,
-            "--hardwareids",
             "hw",
-            "--image",
-            "image.bin",
-            "--upload",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+            Path::new("image.bin"),
+        )
+        .arg("--upload")
     };
-    let args = publish("1");
-    hsm.ok(&ws, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    publish("offline.zip", "1").ok();
     let pin_file = ws.path().join("pin");
     std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
     let with_pin_source = format!(
@@ -351,14 +270,7 @@ fn procedure_on_token(key_type: &'static str) {
         "targets.pkcs11",
         with_pin_source.as_bytes(),
     );
-    let mut args = publish("2");
-    args[2] = "offline-pinfile.zip".into();
-    let out = hsm.cmd(&ws, None).args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "publish with pin-source: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    no_pin(publish("offline-pinfile.zip", "2")).ok();
 
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 4);
@@ -372,41 +284,26 @@ fn procedure_on_token(key_type: &'static str) {
 
     // init from the token-backed zip keeps the reference as keys/targets.pkcs11, and
     // the usual sign → push works with it.
-    hsm.ok(
-        &ws,
-        &["init", "--repo", "again", "--credentials", "offline.zip"],
-    );
-    let keys = ws.repo("again").join("keys");
+    let again = ws.init_from("again", "offline.zip");
+    let keys = again.file("keys");
     assert!(!keys.join("targets.sec").exists());
     assert_eq!(
         std::fs::read(keys.join("targets.pkcs11")).unwrap(),
         zip_entry(&offline, "targets.pkcs11").unwrap()
     );
-    hsm.ok(&ws, &["targets", "pull", "--repo", "again"]);
-    hsm.ok(
-        &ws,
-        &[
-            "targets",
-            "sign",
-            "--repo",
-            "again",
-            "--key-name",
-            "targets",
-        ],
-    );
-    hsm.ok(&ws, &["targets", "push", "--repo", "again"]);
+    again.pull().sign_targets("targets").push();
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 5);
     trusted.verify("targets", &targets, "targets.json").unwrap();
     // refresh re-signs on the token, from the zip and from the repository.
-    hsm.ok(&ws, &["refresh", "--credentials", "offline.zip"]);
-    hsm.ok(&ws, &["refresh", "--repo", r, "--key-name", "mytargets"]);
+    ws.ok(&["refresh", "--credentials", "offline.zip"]);
+    r.ok(&["refresh", "--key-name", "mytargets"]);
     let (targets, _, _) = server.role("targets.json");
     assert_eq!(targets.signed["version"], 7);
     assert_eq!(targets.signatures[0].keyid, mytargets);
     trusted.verify("targets", &targets, "targets.json").unwrap();
     // ota-sign's device-rules check accepts the whole repository.
-    hsm.ok(&ws, &["verify", "--credentials", "offline.zip"]);
+    ws.ok(&["verify", "--credentials", "offline.zip"]);
 
     // The token's keys never reached the disk: only the online keys init and
     // move-offline wrote are private key files.
@@ -415,6 +312,35 @@ fn procedure_on_token(key_type: &'static str) {
         &["targets.sec", "origroot.sec", "credentials.zip", "pin"],
     );
     assert_keys_stay_on_token(&hsm, &["myroot", "mytargets"]);
+}
+
+/// `user-keys gen --keys-path uk -k <name> --type <key_type> --pkcs11 <uri(name)>`.
+fn token_user_key(ws: &Workspace, name: &str, key_type: &str) {
+    ws.ok(&[
+        "user-keys",
+        "gen",
+        "--keys-path",
+        "uk",
+        "-k",
+        name,
+        "--type",
+        key_type,
+        "--pkcs11",
+        &uri(name),
+    ]);
+}
+
+/// `export-credentials --key-name mytargets --to offline.zip` in `r`: a zip whose
+/// targets key is on the token; returns its path.
+fn export_token_zip(r: &Repo) -> PathBuf {
+    r.ok(&[
+        "export-credentials",
+        "--key-name",
+        "mytargets",
+        "--to",
+        "offline.zip",
+    ]);
+    r.workspace().path().join("offline.zip")
 }
 
 /// Copies `src` to `dst` with entry `name` replaced.
@@ -449,36 +375,12 @@ fn procedure_with_ed25519_keys_on_the_token() {
 
 /// A repository with token root/targets keys, ready for move-offline.
 fn token_repo(hsm: &Hsm, server: &TestServer) -> Workspace {
-    let ws = Workspace::new();
-    let zip = server.credentials_zip();
-    hsm.ok(
-        &ws,
-        &[
-            "init",
-            "--repo",
-            "r",
-            "--credentials",
-            zip.to_str().unwrap(),
-        ],
-    );
+    let ws = hsm.workspace();
+    let r = ws.init_from("r", server.credentials_zip());
     for name in ["myroot", "mytargets"] {
-        hsm.ok(
-            &ws,
-            &[
-                "key",
-                "generate",
-                "--repo",
-                "r",
-                "--name",
-                name,
-                "--type",
-                "ed25519",
-                "--pkcs11",
-                &uri(name),
-            ],
-        );
+        token_key(&r, name, "ed25519");
     }
-    hsm.ok(&ws, &["targets", "pull", "--repo", "r"]);
+    r.pull();
     ws
 }
 
@@ -490,15 +392,11 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
     let before = tree_snapshot(ws.path());
     let (root_before, _, _) = server.role("root.json");
 
-    let err = hsm.fails(&ws, Some("00000000"), 3, &MOVE_OFFLINE);
+    let r = ws.open("r");
+    let err = wrong_pin(r.move_offline_cmd()).fails(3);
     assert!(err.contains("wrong PIN"), "{err}");
     assert!(!err.contains("00000000"), "the PIN was printed: {err}");
-    let err = hsm.fails(
-        &ws,
-        Some("00000000"),
-        3,
-        &["targets", "sign", "--repo", "r", "--key-name", "mytargets"],
-    );
+    let err = wrong_pin(r.ota(&["targets", "sign", "--key-name", "mytargets"])).fails(3);
     assert!(err.contains("wrong PIN"), "{err}");
     assert_eq!(
         tree_snapshot(ws.path()),
@@ -525,82 +423,32 @@ fn a_wrong_pin_fails_clearly_and_changes_nothing() {
     );
 
     // A token-backed zip with a wrong PIN: publish pushes nothing.
-    hsm.ok(&ws, &MOVE_OFFLINE);
-    hsm.ok(
-        &ws,
-        &[
-            "export-credentials",
-            "--repo",
-            "r",
-            "--key-name",
-            "mytargets",
-            "--to",
-            "offline.zip",
-        ],
-    );
+    r.move_offline();
+    export_token_zip(&r);
     std::fs::write(ws.path().join("image.bin"), b"x").unwrap();
     let (targets_before, _, _) = server.role("targets.json");
-    let err = hsm.fails(
-        &ws,
-        Some("00000000"),
-        3,
-        &[
-            "publish",
-            "--credentials",
-            "offline.zip",
-            "--name",
-            "img",
-            "--version",
-            "1",
-            "--hardwareids",
-            "hw",
-            "--image",
-            "image.bin",
-        ],
-    );
+    let image = Path::new("image.bin");
+    let publish = publish_image(&ws, Path::new("offline.zip"), "img", "1", "hw", image);
+    let err = wrong_pin(publish).fails(3);
     assert!(err.contains("wrong PIN"), "{err}");
     assert_eq!(server.role("targets.json").0, targets_before);
     // No PIN at all says where to give one.
-    let err = hsm.fails(
-        &ws,
-        None,
-        3,
-        &["targets", "sign", "--repo", "r", "--key-name", "mytargets"],
-    );
+    let err = no_pin(r.ota(&["targets", "sign", "--key-name", "mytargets"])).fails(3);
     assert!(err.contains("OTA_SIGN_PKCS11_PIN"), "{err}");
 }
 
 #[test]
 fn missing_objects_modules_and_stored_pins_are_clear_errors() {
     let hsm = Hsm::new();
-    let ws = Workspace::new();
+    let ws = hsm.workspace();
     std::fs::write(ws.path().join("doc.json"), br#"{"a":1}"#).unwrap();
-    hsm.ok(
-        &ws,
-        &[
-            "user-keys",
-            "gen",
-            "--keys-path",
-            "uk",
-            "-k",
-            "k1",
-            "--type",
-            "rsa",
-            "--pkcs11",
-            &uri("k1"),
-        ],
-    );
+    token_user_key(&ws, "k1", "rsa");
     let sign = |key: &str| {
         ["sign-json", "-k", key, "-p", "uk/k1.pub", "-i", "doc.json"].map(str::to_string)
     };
     let run = |key: &str| {
         let args = sign(key);
-        hsm.fails(
-            &ws,
-            Some(PIN),
-            3,
-            &args.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
+        ws.fails(3, &args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let err = run(&uri("nope"));
     assert!(err.contains("no private key"), "{err}");
@@ -619,9 +467,7 @@ fn missing_objects_modules_and_stored_pins_are_clear_errors() {
     let alias = ws.path().join("uk/k1.pkcs11");
     let original = std::fs::read_to_string(&alias).unwrap();
     std::fs::write(&alias, format!("{}?pin-value={PIN}\n", original.trim())).unwrap();
-    let err = hsm.fails(
-        &ws,
-        Some(PIN),
+    let err = ws.fails(
         3,
         &[
             "delegations",
@@ -637,87 +483,40 @@ fn missing_objects_modules_and_stored_pins_are_clear_errors() {
     assert!(err.contains("PINs are never stored"), "{err}");
     assert!(!err.contains(PIN), "{err}");
     std::fs::write(&alias, &original).unwrap();
-    let out = hsm
-        .cmd(&ws, None)
+    let ran = no_pin(ws.ota(&sign(&format!("{}?pin-value={PIN}", uri("k1")))))
         .env("OTA_SIGN_LOG", "trace")
-        .args(sign(&format!("{}?pin-value={PIN}", uri("k1"))))
-        .output()
-        .unwrap();
+        .run()
+        .success();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains(PIN)
-            && !String::from_utf8_lossy(&out.stdout).contains(PIN)
+        !String::from_utf8_lossy(&ran.out.stderr).contains(PIN)
+            && !String::from_utf8_lossy(&ran.out.stdout).contains(PIN)
     );
 }
 
 #[test]
 fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
     let hsm = Hsm::new();
-    let ws = Workspace::new();
+    let ws = hsm.workspace();
     std::fs::write(
         ws.path().join("doc.json"),
         br#"{"_type":"Targets","version":1}"#,
     )
     .unwrap();
-    hsm.ok(
-        &ws,
-        &[
-            "user-keys",
-            "gen",
-            "--keys-path",
-            "uk",
-            "-k",
-            "supplier",
-            "--type",
-            "ed25519",
-            "--pkcs11",
-            &uri("supplier"),
-        ],
-    );
+    token_user_key(&ws, "supplier", "ed25519");
     assert!(!ws.path().join("uk/supplier.sec").exists());
-    let signed = hsm.ok(
-        &ws,
-        &[
-            "delegations",
-            "sign",
-            "-k",
-            "supplier",
-            "--keys-path",
-            "uk",
-            "-i",
-            "doc.json",
-        ],
-    );
-    std::fs::write(ws.path().join("signed.json"), &signed).unwrap();
-    hsm.ok(
-        &ws,
-        &["verify-json", "-p", "uk/supplier.pub", "-i", "signed.json"],
-    );
-    let signed = hsm.ok(
-        &ws,
-        &[
-            "sign-json",
-            "-k",
-            &uri("supplier"),
-            "-p",
-            "uk/supplier.pub",
-            "-i",
-            "doc.json",
-        ],
-    );
-    std::fs::write(ws.path().join("signed2.json"), &signed).unwrap();
-    hsm.ok(
-        &ws,
-        &["verify-json", "-p", "uk/supplier.pub", "-i", "signed2.json"],
-    );
+    // By key name (delegations sign) and by URI (sign-json); each verifies.
+    let by_name = ["delegations", "sign", "-k", "supplier", "--keys-path", "uk"];
+    let supplier = uri("supplier");
+    let by_uri = ["sign-json", "-k", &supplier, "-p", "uk/supplier.pub"];
+    for (signed, args) in [("signed.json", &by_name[..]), ("signed2.json", &by_uri[..])] {
+        let doc = ws.ok(&[args, &["-i", "doc.json"]].concat());
+        std::fs::write(ws.path().join(signed), doc).unwrap();
+        ws.ok(&["verify-json", "-p", "uk/supplier.pub", "-i", signed]);
+    }
     assert_keys_stay_on_token(&hsm, &["supplier"]);
 
     // An RSA key made by another tool, imported by URI, signs a root locally.
-    let gen = hsm.pkcs11_tool(&[
+    hsm.pkcs11_tool(&[
         "--keypairgen",
         "--key-type",
         "rsa:2048",
@@ -727,53 +526,28 @@ fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
         "a1b2",
         "--usage-sign",
         "--sensitive",
-    ]);
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    ])
+    .success();
     let server = TestServer::start();
-    hsm.ok(
-        &ws,
-        &[
-            "init",
-            "--repo",
-            "r",
-            "--credentials",
-            server.credentials_zip().to_str().unwrap(),
-        ],
-    );
-    hsm.ok(
-        &ws,
-        &[
-            "key",
-            "import",
-            "--repo",
-            "r",
-            "--name",
-            "ext",
-            "--pkcs11",
-            &format!("pkcs11:token={LABEL};id=%A1%B2"),
-        ],
-    );
-    hsm.ok(&ws, &["root", "pull", "--repo", "r"]);
-    hsm.ok(
-        &ws,
-        &["root", "key", "add", "--repo", "r", "--key-name", "ext"],
-    );
-    hsm.ok(&ws, &["root", "sign", "--repo", "r", "--key-name", "ext"]);
-    let root = SignedPayload::parse(
-        &std::fs::read(ws.repo("r").join("roles/root.json")).unwrap(),
-        "root",
-    )
-    .unwrap();
-    let ext = key_id(&ws, "r", "ext");
+    let r = ws.init_from("r", server.credentials_zip());
+    r.ok(&[
+        "key",
+        "import",
+        "--name",
+        "ext",
+        "--pkcs11",
+        &format!("pkcs11:token={LABEL};id=%A1%B2"),
+    ]);
+    r.ok(&["root", "pull"]);
+    r.ok(&["root", "key", "add", "--key-name", "ext"]);
+    r.ok(&["root", "sign", "--key-name", "ext"]);
+    let root =
+        SignedPayload::parse(&std::fs::read(r.file("roles/root.json")).unwrap(), "root").unwrap();
+    let ext = r.key_id("ext");
     assert_eq!(root.signatures.len(), 1);
     assert_eq!(root.signatures[0].keyid, ext);
     assert_eq!(root.signatures[0].method, "rsassa-pss-sha256");
-    let public =
-        PublicKey::from_json(&read_json(&ws.repo("r").join("keys/ext.pub")), false).unwrap();
+    let public = PublicKey::from_json(&r.json("keys/ext.pub"), false).unwrap();
     let message = ota_sign::canonical::CanonicalJson::of(&root.signed);
     assert!(public.verify(
         "rsassa-pss-sha256",
@@ -781,15 +555,11 @@ fn sign_json_delegations_root_sign_and_key_import_use_token_keys() {
         &root.signatures[0].sig
     ));
     // Generating over an existing token key is refused.
-    let err = hsm.fails(
-        &ws,
-        Some(PIN),
+    let err = r.fails(
         3,
         &[
             "key",
             "generate",
-            "--repo",
-            "r",
             "--name",
             "again",
             "--type",

@@ -1,29 +1,16 @@
 //! `ota-sign publish` against ota-reposerver (issue 5).
 
 use crate::support::reposerver::TestServer;
-use crate::support::{ota_sign, Workspace};
+use crate::support::steps::publish_image;
+use crate::support::{Cmd, Ran, Workspace};
 use ota_sign::metadata::SignedPayload;
 use ota_sign::verify::TrustedRoot;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn publish_cmd(zip: &Path, name: &str, version: &str, image: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ota-sign"));
-    c.env_remove("OTA_SIGN_LOG");
-    c.env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20").args([
-        "publish",
-        "--credentials",
-        zip.to_str().unwrap(),
-        "--name",
-        name,
-        "--version",
-        version,
-        "--hardwareids",
-        "hw-a,hw-b",
-        "--image",
-        image.to_str().unwrap(),
-    ]);
-    c
+/// `publish` of `name`-`version` (hardware ids `hw-a,hw-b`) from `image`, in `ws`.
+fn publish_cmd(ws: &Workspace, zip: &Path, name: &str, version: &str, image: &Path) -> Cmd {
+    publish_image(ws, zip, name, version, "hw-a,hw-b", image).fast_retries()
 }
 
 fn write_image(dir: &Path, name: &str, seed: u8, len: usize) -> PathBuf {
@@ -61,22 +48,15 @@ fn sixteen_concurrent_publishers_all_land() {
         .iter()
         .enumerate()
         .map(|(i, img)| {
-            let mut c = publish_cmd(&server.credentials_zip(), &format!("app{i}"), "1.0", img);
-            c.args(["--retries", "60", "--json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
+            let app = format!("app{i}");
+            publish_cmd(&ws, &server.credentials_zip(), &app, "1.0", img)
+                .args(["--retries", "60", "--json"])
+                .spawn()
         })
         .collect();
     let mut attempts = 0;
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let summary = Ran::of_child(child).success().json();
         assert_eq!(summary["pushed"], true);
         attempts += summary["attempts"].as_u64().unwrap();
     }
@@ -104,35 +84,18 @@ fn publishing_the_same_image_twice_pushes_once() {
     let server = TestServer::start();
     let ws = Workspace::new();
     let img = write_image(ws.path(), "img.bin", 1, 4096);
-    let first = publish_cmd(&server.credentials_zip(), "app", "2.0", &img)
-        .output()
-        .unwrap();
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(String::from_utf8_lossy(&first.stdout).starts_with("published app-2.0"));
+    let publish = |img: &Path| publish_cmd(&ws, &server.credentials_zip(), "app", "2.0", img);
+    let first = publish(&img).ok();
+    assert!(first.starts_with("published app-2.0"), "{first}");
     let (t1, v1) = server_targets(&server);
-    let second = publish_cmd(&server.credentials_zip(), "app", "2.0", &img)
-        .output()
-        .unwrap();
-    assert!(second.status.success());
-    assert!(
-        String::from_utf8_lossy(&second.stdout).contains("already published"),
-        "{}",
-        String::from_utf8_lossy(&second.stdout)
-    );
+    let second = publish(&img).ok();
+    assert!(second.contains("already published"), "{second}");
     let (t2, v2) = server_targets(&server);
     assert_eq!(v1, v2);
     assert_eq!(t1, t2);
     // A changed image under the same name and version is republished.
     let img2 = write_image(ws.path(), "img2.bin", 2, 4096);
-    assert!(publish_cmd(&server.credentials_zip(), "app", "2.0", &img2)
-        .output()
-        .unwrap()
-        .status
-        .success());
+    publish(&img2).ok();
     assert_eq!(server_targets(&server).1, v2 + 1);
 }
 
@@ -158,9 +121,7 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
     let other = ws.path().join("other.zip");
     zip_with_other_key(&server.credentials_zip(), &other);
     let (_, v0) = server_targets(&server);
-    let out = publish_cmd(&other, "app", "1", &img).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = publish_cmd(&ws, &other, "app", "1", &img).fails(1);
     let expected_id = server.role("root.json").0.signed["roles"]["targets"]["keyids"][0]
         .as_str()
         .unwrap()
@@ -180,14 +141,8 @@ fn wrong_targets_key_and_forged_root_fail_before_any_push() {
     let issued = ws.path().join("issued.zip");
     std::fs::copy(server.credentials_zip(), &issued).unwrap();
     crate::support::reposerver::inject_forged_root(&mut server);
-    let out = publish_cmd(&issued, "app", "1", &img).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2.root.json"));
+    let err = publish_cmd(&ws, &issued, "app", "1", &img).fails(3);
+    assert!(err.contains("2.root.json"), "{err}");
     assert_eq!(server_targets(&server).1, v0);
 }
 
@@ -221,15 +176,11 @@ fn the_private_key_never_touches_the_disk() {
         .to_string();
     let seed_hex = secret[..64].to_string();
     let img = write_image(&watched_cwd, "img.bin", 4, 3 << 20);
-    let mut c = publish_cmd(&server.credentials_zip(), "app", "9", &img);
-    let mut child = c
+    let mut child = publish_cmd(&ws, &server.credentials_zip(), "app", "9", &img)
         .args(["--upload"])
         .env("TMPDIR", &watched_tmp)
         .current_dir(&watched_cwd)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     // Watch while it runs, then once more after it exits.
     let mut scans = 0;
     loop {
@@ -240,16 +191,11 @@ fn the_private_key_never_touches_the_disk() {
             );
         }
         scans += 1;
-        if child.try_wait().unwrap().is_some() {
+        if child.0.try_wait().unwrap().is_some() {
             break;
         }
     }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Ran::of_child(child).success();
     for dir in [&watched_tmp, &watched_cwd] {
         assert_eq!(
             files_containing(dir, seed_hex.as_bytes()),
@@ -272,26 +218,13 @@ fn dry_run_keep_versions_ostree_and_refusals() {
     let zip = server.credentials_zip();
     for v in 1..=3 {
         let img = write_image(ws.path(), &format!("v{v}.bin"), v as u8, 64);
-        let out = publish_cmd(&zip, "app", &v.to_string(), &img)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        publish_cmd(&ws, &zip, "app", &v.to_string(), &img).ok();
         std::thread::sleep(std::time::Duration::from_millis(1100)); // distinct createdAt
     }
     let img = write_image(ws.path(), "v4.bin", 4, 64);
-    let out = publish_cmd(&zip, "app", "4", &img)
+    publish_cmd(&ws, &zip, "app", "4", &img)
         .args(["--keep-versions", "2"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .ok();
     let (targets, v) = server_targets(&server);
     let names: Vec<&String> = targets.signed["targets"]
         .as_object()
@@ -302,34 +235,27 @@ fn dry_run_keep_versions_ostree_and_refusals() {
 
     // Dry run: nothing pushed, the signed document is written where asked.
     let dry = ws.path().join("dry.json");
-    let out = ota_sign()
-        .args([
-            "publish",
-            "--credentials",
-            zip.to_str().unwrap(),
-            "--name",
-            "os",
-            "--version",
-            "abc",
-            "--hardwareids",
-            "m",
-        ])
-        .args([
-            "--format",
-            "ostree",
-            "--sha256",
-            &"ab".repeat(32),
-            "--dry-run",
-            "--output",
-            dry.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.ota(&[
+        "publish",
+        "--credentials",
+        zip.to_str().unwrap(),
+        "--name",
+        "os",
+        "--version",
+        "abc",
+        "--hardwareids",
+        "m",
+    ])
+    .args([
+        "--format",
+        "ostree",
+        "--sha256",
+        &"ab".repeat(32),
+        "--dry-run",
+        "--output",
+        dry.to_str().unwrap(),
+    ])
+    .ok();
     assert_eq!(server_targets(&server).1, v);
     let doc = SignedPayload::parse(&std::fs::read(&dry).unwrap(), "dry").unwrap();
     assert_eq!(doc.signed["version"].as_u64(), Some(v + 1));
@@ -341,14 +267,15 @@ fn dry_run_keep_versions_ostree_and_refusals() {
     verify_with_server_root(&server, &doc);
 
     // Non-ASCII names and custom values are refused before anything is pushed.
-    let out = publish_cmd(&zip, "caf\u{e9}", "1", &img).output().unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    let out = publish_cmd(&zip, "app", "5", &img)
+    publish_cmd(&ws, &zip, "caf\u{e9}", "1", &img)
+        .run()
+        .failure();
+    let err = publish_cmd(&ws, &zip, "app", "5", &img)
         .args(["--custom", r#"{"note":"\u00e9"}"#])
-        .output()
-        .unwrap();
-    assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("non-ASCII"));
+        .run()
+        .failure()
+        .stderr();
+    assert!(err.contains("non-ASCII"), "{err}");
     assert_eq!(server_targets(&server).1, v);
 
     // A zip without the offline entries says what is missing.
@@ -359,9 +286,8 @@ fn dry_run_keep_versions_ostree_and_refusals() {
         .filter(|(n, _)| *n != "targets.sec")
         .collect();
     ota_sign::credentials::write_zip(&bare, &entries).unwrap();
-    let out = publish_cmd(&bare, "app", "6", &img).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("targets.sec"));
+    let err = publish_cmd(&ws, &bare, "app", "6", &img).fails(1);
+    assert!(err.contains("targets.sec"), "{err}");
 }
 
 /// A targets.json the server would refuse for its size is not pushed; the error says
@@ -403,16 +329,6 @@ fn oversized_targets_json_fails_with_a_hint() {
     assert_eq!(server_targets(&server).1, v0, "nothing was pushed");
 }
 
-fn json_of(out: &std::process::Output) -> Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// `GET targets/<file>`: what a device downloads.
 fn download(server: &TestServer, file: &str) -> Vec<u8> {
     let r = server.get(&format!("targets/{file}")).send().unwrap();
@@ -440,11 +356,11 @@ fn upload_idempotency(server: TestServer) {
     let zip = server.credentials_zip();
     let img = write_image(ws.path(), "img.bin", 3, 5000);
     let upload = |version: &str, img: &Path| {
-        let mut c = publish_cmd(&zip, "app", version, img);
-        c.args(["--upload", "--json", "--retries", "0"]);
-        c.output().unwrap()
+        publish_cmd(&ws, &zip, "app", version, img)
+            .args(["--upload", "--json", "--retries", "0"])
+            .run()
     };
-    let first = json_of(&upload("1.0", &img));
+    let first = upload("1.0", &img).success().json();
     assert_eq!(
         (first["pushed"].clone(), first["uploaded"].clone()),
         (true.into(), true.into())
@@ -454,7 +370,7 @@ fn upload_idempotency(server: TestServer) {
     let (t1, v1) = server_targets(&server);
 
     // Again: the file is stored with this hash and length, so nothing happens.
-    let again = json_of(&upload("1.0", &img));
+    let again = upload("1.0", &img).success().json();
     assert_eq!(
         (again["pushed"].clone(), again["uploaded"].clone()),
         (false.into(), false.into())
@@ -467,8 +383,7 @@ fn upload_idempotency(server: TestServer) {
     server.add_fault(
         serde_json::json!({"method": "PUT", "path": "/api/v1/user_repo/targets", "kind": "reset", "count": 20}),
     );
-    let broken = upload("2.0", &img2);
-    assert_ne!(broken.status.code(), Some(0));
+    upload("2.0", &img2).failure();
     assert_eq!(server_targets(&server).1, v1, "nothing was pushed");
     server.clear_faults();
     // Interrupted in the middle of the upload (the body PUT fails for good).
@@ -481,11 +396,11 @@ fn upload_idempotency(server: TestServer) {
     server.add_fault(
         serde_json::json!({"method": "PUT", "path": body, "count": 50, "kind": "reset"}),
     );
-    assert_ne!(upload("3.0", &img3).status.code(), Some(0));
+    upload("3.0", &img3).failure();
     server.clear_faults();
 
     for (version, img) in [("2.0", &img2), ("3.0", &img3)] {
-        let done = json_of(&upload(version, img));
+        let done = upload(version, img).success().json();
         assert_eq!(
             (done["pushed"].clone(), done["uploaded"].clone()),
             (true.into(), true.into())
@@ -505,11 +420,11 @@ fn json_reports_expiries_warnings_and_the_target() {
     let ws = Workspace::new();
     let zip = server.credentials_zip();
     let img = write_image(ws.path(), "img.bin", 6, 100);
-    let out = publish_cmd(&zip, "app", "1", &img)
+    let ran = publish_cmd(&ws, &zip, "app", "1", &img)
         .arg("--json")
-        .output()
-        .unwrap();
-    let j = json_of(&out);
+        .run()
+        .success();
+    let j = ran.json();
     let (targets, _) = server_targets(&server);
     let (root, _, _) = server.role("root.json");
     assert_eq!(j["targets_expires"], targets.signed["expires"]);
@@ -525,13 +440,14 @@ fn json_reports_expiries_warnings_and_the_target() {
                 .contains("devices cannot download app-1"),
         "{w:?}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no_uri_for_unmanaged_target"));
+    assert!(ran.stderr().contains("no_uri_for_unmanaged_target"));
 
-    let with_url = publish_cmd(&zip, "app", "2", &img)
+    let with_url = publish_cmd(&ws, &zip, "app", "2", &img)
         .args(["--json", "--url", "https://example.com/app-2"])
-        .output()
-        .unwrap();
-    assert_eq!(json_of(&with_url)["warnings"], serde_json::json!([]));
+        .run()
+        .success()
+        .json();
+    assert_eq!(with_url["warnings"], serde_json::json!([]));
 }
 
 #[test]
@@ -548,20 +464,21 @@ fn skip_unless_offline_skips_a_zip_that_cannot_sign() {
     ota_sign::credentials::write_zip(&bare, &entries).unwrap();
     let (_, v0) = server_targets(&server);
 
-    let out = publish_cmd(&bare, "app", "1", &img)
+    let ran = publish_cmd(&ws, &bare, "app", "1", &img)
         .args(["--skip-unless-offline", "--json"])
-        .output()
-        .unwrap();
-    let j = json_of(&out);
+        .run()
+        .success();
+    let j = ran.json();
     assert_eq!(j["skipped"], true);
     assert!(j["reason"].as_str().unwrap().contains("targets.sec"), "{j}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("skipping"));
+    assert!(ran.stderr().contains("skipping"));
     assert_eq!(server_targets(&server).1, v0);
 
     // A usable zip is published as usual with the flag.
-    let ok = publish_cmd(&server.credentials_zip(), "app", "1", &img)
+    let ok = publish_cmd(&ws, &server.credentials_zip(), "app", "1", &img)
         .args(["--skip-unless-offline", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(json_of(&ok)["pushed"], true);
+        .run()
+        .success()
+        .json();
+    assert_eq!(ok["pushed"], true);
 }

@@ -2,29 +2,24 @@
 //! targets.json unchanged, no-op outside the window, concurrent pushes, foreign keys.
 
 use crate::support::reposerver::TestServer;
-use crate::support::Workspace;
-use crate::verify::{
-    in_days, move_offline, publish_uploaded, push_edited_targets, push_targets_expiring, verify,
+use crate::support::steps::{
+    in_days, move_offline, publish_uploaded, push_edited_targets, push_targets_expiring,
 };
+use crate::support::{Cmd, Ran, Workspace};
+use crate::verify::verify;
 use chrono::{Duration, Utc};
 use ota_sign::canonical::CanonicalJson;
 use serde_json::{json, Value};
 use std::path::Path;
 
 fn refresh(ws: &Workspace, zip: &Path, extra: &[&str]) -> (i32, Value, String) {
-    let out = ws
-        .cmd()
-        .env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
-        .args(["refresh", "--credentials", zip.to_str().unwrap(), "--json"])
+    let ran = ws
+        .ota(&["refresh", "--credentials", zip.to_str().unwrap(), "--json"])
         .args(extra)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap(),
-        report,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .fast_retries()
+        .run();
+    let stderr = String::from_utf8_lossy(&ran.out.stderr).into_owned();
+    (ran.exit_code().unwrap(), ran.json_or_null(), stderr)
 }
 
 fn expires(doc: &Value) -> chrono::DateTime<Utc> {
@@ -90,14 +85,11 @@ fn survives_a_concurrent_push() {
     let zip = server.credentials_zip();
     // Hold refresh's push long enough for another push to land first.
     server.add_fault(json!({"method": "PUT", "path": "/api/v1/user_repo/targets", "kind": "delay", "delay_ms": 1500}));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ota-sign"))
+    let child = Cmd::ota_sign()
         .current_dir(ws.path())
         .args(["refresh", "--credentials", zip.to_str().unwrap(), "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let handle = std::thread::spawn(move || child.wait_with_output().unwrap());
+        .spawn();
+    let handle = std::thread::spawn(move || Ran::of_child(child));
     let faults = || -> Vec<Value> {
         server
             .client()
@@ -119,13 +111,7 @@ fn survives_a_concurrent_push() {
         |s| s["targets"]["app-1.0"]["custom"]["note"] = json!("concurrent"),
         vec![],
     );
-    let out = handle.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = handle.join().unwrap().success().json();
     assert_eq!(report["refreshed"], true);
     assert_eq!(report["attempts"], 2, "{report}");
     // Both changes are on the server: the other push's edit, refresh's version.
@@ -160,30 +146,16 @@ fn warns_when_root_expires_within_30_days() {
     let server = TestServer::start();
     let ws = Workspace::new();
     move_offline(&ws, &server);
+    let r = ws.open("r");
     let soon = in_days(10);
-    ws.ok(&["root", "pull", "--repo", "r"]);
-    ws.ok(&[
-        "root",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "myroot",
-        "--expires",
-        &soon,
-    ]);
-    ws.ok(&["root", "push", "--repo", "r"]);
-    let out = ws
-        .cmd()
-        .args(["refresh", "--repo", "r", "--key-name", "mytargets"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    r.ok(&["root", "pull"]);
+    r.ok(&["root", "sign", "--key-name", "myroot", "--expires", &soon]);
+    r.ok(&["root", "push"]);
+    let stderr = r
+        .ota(&["refresh", "--key-name", "mytargets"])
+        .run()
+        .success()
+        .stderr();
     assert!(
         stderr.contains(&format!("root.json v3 expires at {soon}")),
         "{stderr}"
@@ -193,7 +165,7 @@ fn warns_when_root_expires_within_30_days() {
     let pushed = server.role("targets.json").0;
     assert_eq!(
         ota_sign::metadata::SignedPayload::parse(
-            &std::fs::read(ws.repo("r").join("roles/targets.json")).unwrap(),
+            &std::fs::read(r.file("roles/targets.json")).unwrap(),
             "roles/targets.json"
         )
         .unwrap(),

@@ -2,24 +2,17 @@
 //! that can be copied and run.
 
 use crate::support::reposerver::TestServer;
-use crate::support::Workspace;
-use crate::verify::{in_days, move_offline, publish_uploaded, push_targets_expiring};
+use crate::support::steps::{in_days, move_offline, publish_uploaded, push_targets_expiring};
+use crate::support::{role_row, Workspace};
 use serde_json::Value;
 
 fn status_json(ws: &Workspace, args: &[&str]) -> Value {
-    let mut all = vec!["status"];
-    all.extend(args);
-    all.push("--json");
-    serde_json::from_str(&ws.ok(&all)).unwrap()
-}
-
-fn row<'a>(status: &'a Value, role: &str) -> &'a Value {
-    status["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == role)
-        .unwrap_or_else(|| panic!("no {role} row: {status:#}"))
+    ws.ota(&["status"])
+        .args(args)
+        .arg("--json")
+        .run()
+        .success()
+        .json()
 }
 
 #[test]
@@ -31,7 +24,7 @@ fn fresh_server_from_its_credentials() {
     let s = status_json(&ws, &["--credentials", zip.to_str().unwrap()]);
     let (root, _, _) = server.role("root.json");
     for role in ["root", "timestamp", "snapshot", "targets"] {
-        let r = row(&s, role);
+        let r = role_row(&s, role);
         assert_eq!(r["valid_signatures"], 1, "{role}");
         assert_eq!(r["threshold"], 1, "{role}");
         let ids: Vec<String> =
@@ -45,7 +38,7 @@ fn fresh_server_from_its_credentials() {
         assert_eq!(shown, ids, "{role}");
         assert!(r["seconds_left"].as_i64().unwrap() > 29 * 86400, "{role}");
     }
-    let targets = row(&s, "targets");
+    let targets = role_row(&s, "targets");
     assert_eq!(targets["targets"], 1);
     assert_eq!(targets["size_limit"], 8_286_208);
     assert_eq!(
@@ -56,7 +49,10 @@ fn fresh_server_from_its_credentials() {
         .as_str()
         .unwrap()
         .contains("targets.sec in"));
-    assert_eq!(row(&s, "snapshot")["keys"][0]["place"], "online (server)");
+    assert_eq!(
+        role_row(&s, "snapshot")["keys"][0]["place"],
+        "online (server)"
+    );
     assert_eq!(s["next"], serde_json::json!([]), "{s:#}");
 }
 
@@ -68,13 +64,13 @@ fn offline_repository_suggests_the_refresh_command_that_fixes_it() {
     push_targets_expiring(&ws, &in_days(5));
 
     let s = status_json(&ws, &["--repo", "r"]);
-    assert_eq!(row(&s, "root")["version"], 2);
+    assert_eq!(role_row(&s, "root")["version"], 2);
     assert_eq!(
-        row(&s, "root")["keys"][0]["place"],
+        role_row(&s, "root")["keys"][0]["place"],
         "offline here (keys/myroot)"
     );
     assert_eq!(
-        row(&s, "targets")["keys"][0]["place"],
+        role_row(&s, "targets")["keys"][0]["place"],
         "offline here (keys/mytargets)"
     );
     let next = s["next"].as_array().unwrap();

@@ -2,25 +2,24 @@
 //! break one device rule each. Every finding must name the role and the rule.
 
 use crate::support::reposerver::{inject_forged_root, TestServer};
-use crate::support::{fixture, Workspace};
+use crate::support::steps::{
+    move_offline, publish_uploaded, push_edited_targets, push_targets_expiring,
+};
+use crate::support::{edit_json, fixture, read_json, role_row, Workspace};
 use ota_sign::keys::PrivateKey;
 use ota_sign::metadata::SignedPayload;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `ota-sign verify <args> --json`: exit code and the report.
 pub fn verify(ws: &Workspace, args: &[&str]) -> (i32, Value) {
-    let out = ws
-        .cmd()
-        .env("OTA_SIGN_HTTP_RETRY_DELAY_MS", "20")
-        .arg("verify")
+    let ran = ws
+        .ota(&["verify"])
         .args(args)
         .arg("--json")
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (code, report)
+        .fast_retries()
+        .run();
+    (ran.exit_code().unwrap(), ran.json_or_null())
 }
 
 /// `(role, rule)` of every finding.
@@ -66,77 +65,6 @@ fn zip_arg(server: &TestServer) -> String {
     server.credentials_zip().to_str().unwrap().to_string()
 }
 
-/// Publishes `name` 1.0 from a small image, uploaded to the server.
-pub fn publish_uploaded(ws: &Workspace, server: &TestServer, name: &str) {
-    let image = ws.path().join(format!("{name}.bin"));
-    std::fs::write(&image, format!("image {name}")).unwrap();
-    let zip = zip_arg(server);
-    ws.ok(&[
-        "publish",
-        "--credentials",
-        &zip,
-        "--name",
-        name,
-        "--version",
-        "1.0",
-        "--hardwareids",
-        "hw-a",
-        "--image",
-        image.to_str().unwrap(),
-        "--upload",
-    ]);
-}
-
-/// The OTA Connect procedure: repository `r` with offline keys `myroot`/`mytargets`;
-/// returns offline-credentials.zip.
-pub fn move_offline(ws: &Workspace, server: &TestServer) -> PathBuf {
-    let zip = zip_arg(server);
-    ws.ok(&["init", "--repo", "r", "--credentials", &zip]);
-    for k in ["myroot", "mytargets"] {
-        ws.ok(&[
-            "key", "generate", "--repo", "r", "--name", k, "--type", "ed25519",
-        ]);
-    }
-    ws.ok(&["targets", "pull", "--repo", "r"]);
-    ws.ok(&crate::support::MOVE_OFFLINE);
-    ws.ok(&["targets", "sign", "--repo", "r", "--key-name", "mytargets"]);
-    ws.ok(&["targets", "push", "--repo", "r"]);
-    let out = ws.path().join("offline-credentials.zip");
-    ws.ok(&[
-        "export-credentials",
-        "--repo",
-        "r",
-        "--target-key-name",
-        "mytargets",
-        "--to",
-        out.to_str().unwrap(),
-    ]);
-    out
-}
-
-/// `targets sign --expires <expires> [--force]` and `targets push` in repository `r`.
-pub fn push_targets_expiring(ws: &Workspace, expires: &str) {
-    ws.ok(&[
-        "targets",
-        "sign",
-        "--repo",
-        "r",
-        "--key-name",
-        "mytargets",
-        "--expires",
-        expires,
-        "--force",
-    ]);
-    ws.ok(&["targets", "push", "--repo", "r"]);
-}
-
-/// Now + `days`, as `expires` is written.
-pub fn in_days(days: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::days(days))
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 /// A server with target `a-1.0` whose targets.json was pushed again with `edit` and
 /// `extra` signatures: verify must reject it with `rule` for targets.
 fn edited_targets_rejected(edit: impl FnOnce(&mut Value), extra: Vec<Value>, rule: &str) -> Value {
@@ -147,45 +75,19 @@ fn edited_targets_rejected(edit: impl FnOnce(&mut Value), extra: Vec<Value>, rul
     assert_rejected(&ws, &["--credentials", &zip_arg(&server)], "targets", rule)
 }
 
-/// Pushes the server's targets.json with `edit` applied to `signed` (version + 1),
-/// signed by the online targets key; `extra` signatures are appended.
-pub fn push_edited_targets(server: &TestServer, edit: impl FnOnce(&mut Value), extra: Vec<Value>) {
-    let (doc, checksum, _) = server.role("targets.json");
-    let mut signed = doc.signed.clone();
-    signed["version"] = json!(doc.version().unwrap() + 1);
-    edit(&mut signed);
-    let key = server.targets_key();
-    let mut body = serde_json::to_value(SignedPayload::sign(signed, &[&key]).unwrap()).unwrap();
-    body["signatures"].as_array_mut().unwrap().extend(extra);
-    let r = server
-        .put("targets")
-        .header("x-ats-role-checksum", checksum)
-        .json(&body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().unwrap_or_default());
-}
-
 /// Rewrites the server's `repo/metadata.json` while it is stopped.
 fn tamper(server: &mut TestServer, edit: impl FnOnce(&mut Value, &Path)) {
     server.stop();
     let data = server.data_dir();
-    let path = data.join("repo/metadata.json");
-    let mut meta: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    edit(&mut meta, &data);
-    std::fs::write(&path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    edit_json(&data.join("repo/metadata.json"), |meta| edit(meta, &data));
     server.restart();
 }
 
 /// Re-signs `doc` (a signed document as JSON) with the server's online key for `role`.
 fn resign(data: &Path, role: &str, doc: &mut Value) {
-    let root: Value =
-        serde_json::from_slice(&std::fs::read(data.join("repo/roots/1.root.json")).unwrap())
-            .unwrap();
+    let root = read_json(&data.join("repo/roots/1.root.json"));
     let id = root["signed"]["roles"][role]["keyids"][0].as_str().unwrap();
-    let pair: Value =
-        serde_json::from_slice(&std::fs::read(data.join(format!("keys/{id}.json"))).unwrap())
-            .unwrap();
+    let pair = read_json(&data.join(format!("keys/{id}.json")));
     let key = PrivateKey::from_json(&pair, None).unwrap();
     let signed = SignedPayload::sign(doc["signed"].clone(), &[&key]).unwrap();
     *doc = serde_json::to_value(signed).unwrap();
@@ -220,12 +122,7 @@ fn sample1_fixture_signatures_verify_with_aktualizr_key_ids_but_hashes_are_over_
     // Its key ids are aktualizr-style, not SPKI: every signature still verifies.
     for role in ["root", "timestamp", "snapshot", "targets"] {
         assert!(!has(&report, role, "signatures"), "{role}: {report:#}");
-        let row = report["roles"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["role"] == role)
-            .unwrap();
+        let row = role_row(&report, role);
         assert_eq!(row["valid_signatures"], 1, "{role}");
     }
     // targets/file.txt carries no custom.hardwareIds; nothing expires before 2038.
@@ -291,12 +188,7 @@ fn clean_repository_passes_before_and_after_move_offline() {
     // From the old zip's root v1 the chain reaches v2.
     let (code, report) = verify(&ws, &["--credentials", &zip]);
     assert_eq!(code, 0, "{report:#}");
-    let root = report["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == "root")
-        .unwrap();
+    let root = role_row(&report, "root");
     assert_eq!(root["version"], 2);
 }
 

@@ -1,26 +1,19 @@
-//! Shared test setup: binaries, temporary homes, fixtures.
+//! Shared test setup: binaries ([`Cmd`]), temporary homes and repositories
+//! ([`Workspace`], [`Repo`]), a loopback ota-reposerver ([`reposerver::TestServer`]),
+//! fixtures and small file readers.
 #![allow(dead_code)]
 
+pub mod cmd;
 pub mod fake_http;
+pub mod reposerver;
+pub mod steps;
+pub mod workspace;
+
+pub use cmd::{Cmd, Ran};
+pub use workspace::{Repo, Workspace};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-pub mod reposerver;
-
-/// The procedure's move-offline step in repository `r`: old root key kept as
-/// `origroot`, new keys `myroot` and `mytargets`.
-pub const MOVE_OFFLINE: [&str; 9] = [
-    "move-offline",
-    "--repo",
-    "r",
-    "--old-root-alias",
-    "origroot",
-    "--new-root",
-    "myroot",
-    "--new-targets",
-    "mytargets",
-];
 
 /// A sha256 for targets whose content does not matter.
 pub const SHA: &str = "4a2e8c7b7b6a4f6c2e3a6c4f1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
@@ -102,6 +95,24 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Reads the JSON file at `path`, applies `edit` and writes it back.
+pub fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v = read_json(path);
+    edit(&mut v);
+    std::fs::write(path, serde_json::to_vec(&v).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// The row of `role` in the `roles` of a `verify --json` or `status --json` report.
+pub fn role_row<'a>(report: &'a serde_json::Value, role: &str) -> &'a serde_json::Value {
+    report["roles"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no roles in {report:#}"))
+        .iter()
+        .find(|r| r["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} row: {report:#}"))
+}
+
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -177,88 +188,4 @@ pub fn fixture_with_valid_root(zip: &str, dir: &Path) -> PathBuf {
     }
     w.finish().unwrap();
     out
-}
-
-/// A temporary working directory with `tuf/` as the default home.
-pub struct Workspace {
-    pub dir: tempfile::TempDir,
-}
-
-impl Workspace {
-    pub fn new() -> Self {
-        Workspace {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn home(&self) -> PathBuf {
-        self.path().join("tuf")
-    }
-
-    pub fn repo(&self, name: &str) -> PathBuf {
-        self.home().join(name)
-    }
-
-    /// [`fixture_with_valid_root`] of fixture `zip`, written into this workspace.
-    pub fn fixture_zip(&self, zip: &str) -> PathBuf {
-        fixture_with_valid_root(zip, self.path())
-    }
-
-    /// `ota-sign` run inside this workspace.
-    pub fn cmd(&self) -> assert_cmd::Command {
-        let mut c = ota_sign();
-        c.current_dir(self.path());
-        c
-    }
-
-    /// `ota-sign <args>` that must succeed; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "ota-sign {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `ota-sign <args>` that must fail with `code`; returns stderr.
-    pub fn fails(&self, code: i32, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "ota-sign {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// Rewrites `config.json` of repository `name` (e.g. to break the auth settings).
-    pub fn edit_config(&self, name: &str, edit: impl FnOnce(&mut serde_json::Value)) {
-        let path = self.repo(name).join("config.json");
-        let mut config = read_json(&path);
-        edit(&mut config);
-        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
-    }
-
-    /// `init --repo name` from an upstream credentials fixture (its root.json re-signed
-    /// by [`Workspace::fixture_zip`], since init refuses the upstream roots).
-    pub fn init_from_fixture(&self, name: &str, zip: &str) {
-        let zip = self.fixture_zip(zip);
-        self.ok(&[
-            "init",
-            "--repo",
-            name,
-            "--credentials",
-            zip.to_str().unwrap(),
-        ]);
-    }
 }
