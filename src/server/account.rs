@@ -44,9 +44,13 @@ impl std::str::FromStr for AuthMode {
 
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
+/// The one OAuth2 client of an `oauth2` account (its secret is zeroized on drop).
 pub struct OAuth2Account {
+    /// `client_id` of HTTP Basic at `POST /token`.
     pub client_id: String,
+    /// `client_secret` of HTTP Basic at `POST /token`.
     pub client_secret: String,
+    /// The scope announced in treehub.json and token answers.
     pub scope: String,
 }
 
@@ -58,11 +62,17 @@ impl Drop for OAuth2Account {
 
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
+/// `account.json`: what `serve` needs besides the repository (see the module docs).
 pub struct Account {
+    /// File format version, 1.
     pub format: u32,
+    /// The repository id (a UUID), for `x-ats-tuf-repo-id` and `/api/v1/repo/<id>/`.
     pub repo_id: String,
+    /// Key type of the online keys (`ed25519` or `rsa`).
     pub key_type: String,
+    /// How clients authenticate.
     pub auth: AuthMode,
+    /// The OAuth2 client, in `oauth2` mode.
     pub oauth2: Option<OAuth2Account>,
     /// Guards the `/_admin/` routes (header `x-ota-admin-token`).
     pub admin_token: String,
@@ -77,6 +87,7 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// `account.json` of data directory `dir`.
 pub fn account_path(dir: &Path) -> PathBuf {
     dir.join("account.json")
 }
@@ -87,6 +98,7 @@ pub fn admin_token_path(dir: &Path) -> PathBuf {
 }
 
 impl Account {
+    /// Reads `account.json`; a directory without one was not made by `init-account`.
     pub fn load(dir: &Path) -> Result<Account> {
         let p = account_path(dir);
         if !p.exists() {
@@ -120,12 +132,17 @@ impl Account {
     }
 }
 
+/// What `init-account` is asked for.
 pub struct InitOptions {
+    /// The new data directory (must not hold an account).
     pub data_dir: PathBuf,
+    /// Key type of the four online keys (Ed25519 or RSA).
     pub key_type: KeyType,
+    /// How clients will authenticate.
     pub auth: AuthMode,
     /// Base URL written to `tufrepo.url` (needed with `credentials`).
     pub url: Option<String>,
+    /// Where to write credentials.zip, if anywhere.
     pub credentials: Option<PathBuf>,
 }
 

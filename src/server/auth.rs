@@ -13,13 +13,21 @@ use std::sync::Mutex;
 /// Lifetime announced in `expires_in` (tokens are not actually expired).
 pub const TOKEN_LIFETIME_SECS: u64 = 3600;
 
+/// The bearer tokens issued, kept as their sha256 only.
 #[derive(Default)]
 pub struct Tokens(Mutex<HashSet<String>>);
 
 /// Compares secrets through their hashes, so the comparison time says nothing about
 /// the secret.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     sha256_hex(a.as_bytes()) == sha256_hex(b.as_bytes())
+}
+
+/// The credentials of an `Authorization` header of `scheme` (`Basic`, `Bearer`),
+/// the scheme written as given or in lower case.
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = header.split_once(' ')?;
+    (given == scheme || given == scheme.to_ascii_lowercase()).then_some(rest)
 }
 
 impl Tokens {
@@ -35,10 +43,7 @@ impl Tokens {
         form: &[(String, String)],
         client: &OAuth2Account,
     ) -> Result<String, &'static str> {
-        let Some(basic) = authorization.and_then(|h| {
-            h.strip_prefix("Basic ")
-                .or_else(|| h.strip_prefix("basic "))
-        }) else {
+        let Some(basic) = authorization.and_then(|h| credentials(h, "Basic")) else {
             return Err("invalid_client");
         };
         let decoded = base64::engine::general_purpose::STANDARD
@@ -64,10 +69,22 @@ impl Tokens {
     /// Whether `Authorization: Bearer <token>` carries an issued token.
     pub fn check(&self, authorization: Option<&str>) -> bool {
         authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| credentials(h, "Bearer"))
             .is_some_and(|t| self.set().contains(&sha256_hex(t.trim().as_bytes())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_schemes() {
+        assert_eq!(credentials("Basic YTpi", "Basic"), Some("YTpi"));
+        assert_eq!(credentials("basic YTpi", "Basic"), Some("YTpi"));
+        assert_eq!(credentials("Bearer t ", "Bearer"), Some("t "));
+        assert_eq!(credentials("BEARER t", "Bearer"), None);
+        assert_eq!(credentials("Bearer", "Bearer"), None);
+        assert_eq!(credentials("Basic t", "Bearer"), None);
     }
 }

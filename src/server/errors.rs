@@ -7,13 +7,18 @@ use serde_json::{json, Value};
 /// An HTTP error answered with the upstream error body.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The machine-readable `code` (upstream's `ErrorCode`).
     pub code: String,
+    /// The human-readable `description`.
     pub description: String,
+    /// `cause`: details (a list of errors, a remote error), or null.
     pub cause: Value,
 }
 
 impl ApiError {
+    /// An error without a cause.
     pub fn new(status: StatusCode, code: &str, description: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -23,6 +28,7 @@ impl ApiError {
         }
     }
 
+    /// The same error with `cause`.
     pub fn with_cause(mut self, cause: Value) -> Self {
         self.cause = cause;
         self
@@ -33,10 +39,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_entity", description)
     }
 
+    /// `404 code`.
     pub fn not_found(code: &str, description: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, description)
     }
 
+    /// `500 internal_server_error`: a failure of ours (I/O, signing), never the client's.
     pub fn internal(description: impl Into<String>) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +86,8 @@ pub fn error_id() -> String {
     uuid_v4()
 }
 
+/// A random UUID, version 4 (repo ids, client ids, error ids); the nil-like
+/// `00000000-0000-4000-8000-000000000000` if the system has no randomness.
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     if crate::crypto::fill_random(&mut b).is_err() {

@@ -11,24 +11,36 @@
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
+/// What a matching rule does to the request (`"kind"` in JSON).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultAction {
     /// Answer with this status and an error body `{"code":"fault_injected",…}`.
-    Status { status: u16 },
+    Status {
+        /// The HTTP status (an invalid one answers 503).
+        status: u16,
+    },
     /// Close the connection without an answer.
     Reset,
     /// Wait, then handle the request normally.
-    Delay { delay_ms: u64 },
+    Delay {
+        /// How long, in milliseconds.
+        delay_ms: u64,
+    },
 }
 
+/// One fault-injection rule (see the module docs for its JSON).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FaultRule {
+    /// The HTTP method matched (any case); any method when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// The path matched exactly, or as a prefix when it ends with `*`.
     pub path: String,
+    /// How many more requests it applies to (default 1).
     #[serde(default = "one")]
     pub count: u32,
+    /// What it does to them.
     #[serde(flatten)]
     pub action: FaultAction,
 }
@@ -51,6 +63,7 @@ impl FaultRule {
     }
 }
 
+/// The rules in force, first to last.
 #[derive(Default)]
 pub struct Faults(Mutex<Vec<FaultRule>>);
 
@@ -59,14 +72,17 @@ impl Faults {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends `rules` after those in force.
     pub fn add(&self, rules: Vec<FaultRule>) {
         self.rules().extend(rules);
     }
 
+    /// Removes every rule.
     pub fn clear(&self) {
         self.rules().clear();
     }
 
+    /// The rules in force, with their remaining counts.
     pub fn list(&self) -> Vec<FaultRule> {
         self.rules().clone()
     }

@@ -8,7 +8,7 @@
 
 use super::errors::ApiError;
 use super::state::{
-    latest_root, latest_root_role, roots_dir, write_root, Meta, State, Store, Stored,
+    latest_root, latest_root_role, root_path, roots_dir, write_root, Meta, State, Store, Stored,
 };
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -68,7 +68,7 @@ pub fn create(dir: &Path, key_type: KeyType) -> Result<()> {
     fsutil::create_private_dir(dir)?;
     std::fs::create_dir_all(roots_dir(dir)).with_path(roots_dir(dir))?;
     fsutil::create_private_dir(&keys_dir(dir))?;
-    if roots_dir(dir).join("1.root.json").exists() {
+    if root_path(dir, 1).exists() {
         return Err(Error::Usage(format!(
             "{} already holds a repository",
             dir.display()
@@ -151,15 +151,11 @@ impl Store {
     /// Re-signs the latest root online (version+1, 365 days) when it expires within the
     /// hour and its keys are online (§4.4); otherwise leaves it as it is.
     pub(super) fn fresh_root(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let latest = latest_root(st);
-        let soon = latest
-            .expires()
-            .map(|e| e.datetime() <= now + Duration::seconds(REFRESH_WINDOW_SECS))
-            .unwrap_or(false);
-        if !soon {
+        // A root whose expiry does not parse is not ours to fix: served as it is.
+        if !refresh_due(latest_root(st), now).unwrap_or(false) {
             return Ok(());
         }
-        let Ok(mut role) = RootRole::from_signed(&latest.doc.signed, "root.json") else {
+        let Ok(mut role) = latest_root_role(st) else {
             return Ok(());
         };
         role.version += 1;
@@ -200,11 +196,10 @@ impl Store {
     /// Re-signs targets/snapshot/timestamp online when close to expiry, and the roles
     /// that depend on a re-signed one (§4.4); a role whose key is offline stays as it is.
     pub(super) fn refresh(&self, st: &mut State, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let limit = now + Duration::seconds(REFRESH_WINDOW_SECS);
+        // A role whose expiry does not parse is re-signed with a valid one.
         let soon = |s: &Option<Stored>| {
             s.as_ref()
-                .map(|s| s.expires().map(|e| e.datetime() <= limit).unwrap_or(true))
-                .unwrap_or(false)
+                .is_some_and(|s| refresh_due(s, now).unwrap_or(true))
         };
         let refreshed = expires_at(now + days(REFRESH_EXPIRY_DAYS));
         let mut m = st.meta.clone();
@@ -283,10 +278,7 @@ impl Store {
         length: u64,
         custom: Value,
     ) -> Result<(), ApiError> {
-        let mut st = self.lock();
-        let now = Utc::now();
-        self.fresh_root(&mut st, now)?;
-        self.ensure_generated(&mut st, now)?;
+        let (mut st, now) = self.lock_current()?;
         let current = st
             .meta
             .targets
@@ -329,17 +321,19 @@ fn keypair_not_found() -> ApiError {
     ApiError::not_found("keypair_not_found", "key pair not found in keyserver")
 }
 
+/// Whether `s` expires within [`REFRESH_WINDOW_SECS`] of `now` (§4.4); `None` when its
+/// `expires` does not parse.
+fn refresh_due(s: &Stored, now: DateTime<Utc>) -> Option<bool> {
+    s.expires()
+        .map(|e| e.datetime() <= now + Duration::seconds(REFRESH_WINDOW_SECS))
+}
+
 /// Signs `signed` with every key of `role` in the latest root, as the keyserver does;
 /// 412 `role_key_not_found` if one of them is offline.
 pub(super) fn sign_role(st: &State, role: &str, signed: Value) -> Result<SignedPayload, ApiError> {
+    let no_keys = || ApiError::not_found("role_keys_not_found", format!("no keys for role {role}"));
     let root = latest_root_role(st)?;
-    let ids = &root
-        .roles
-        .get(role)
-        .ok_or_else(|| {
-            ApiError::not_found("role_keys_not_found", format!("no keys for role {role}"))
-        })?
-        .keyids;
+    let ids = &root.roles.get(role).ok_or_else(no_keys)?.keyids;
     let mut keys = Vec::new();
     for id in ids {
         // Look up by the computed id: that is what the key files are named after.
@@ -360,10 +354,7 @@ pub(super) fn sign_role(st: &State, role: &str, signed: Value) -> Result<SignedP
         }
     }
     if keys.is_empty() {
-        return Err(ApiError::not_found(
-            "role_keys_not_found",
-            format!("no keys for role {role}"),
-        ));
+        return Err(no_keys());
     }
     SignedPayload::sign(signed, &keys).map_err(ApiError::from)
 }
@@ -445,11 +436,11 @@ mod tests {
         assert!(fresh.expires().unwrap().datetime() > Utc::now() + days(364));
         let old = crate::verify::TrustedRoot::from_signed(&soon.doc.signed, "v1").unwrap();
         crate::verify::verify_root_update(&old, &fresh.doc, "v2").unwrap();
-        assert!(roots_dir(&d).join("2.root.json").exists());
+        assert!(root_path(&d, 2).exists());
         // With the root key offline, the expiring root is served unchanged.
         store.delete_private_key(&root_id).unwrap();
         drop(store);
-        std::fs::remove_file(roots_dir(&d).join("2.root.json")).unwrap();
+        std::fs::remove_file(root_path(&d, 2)).unwrap();
         let store = Store::open(&d).unwrap();
         assert_eq!(store.root().unwrap().checksum, soon.checksum);
     }

@@ -65,13 +65,19 @@ pub const DEFAULT_PART_SIZE: u64 = 100 << 20;
 /// Default upload limit (`outOfBandUploadLimit`, 3 GB).
 pub const DEFAULT_UPLOAD_LIMIT: u64 = 3_000_000_000;
 
+/// What `serve` is asked for (the `ota-reposerver serve` flags).
 pub struct ServeOptions {
+    /// The data directory made by `init-account`.
     pub data_dir: PathBuf,
+    /// A loopback address; port 0 picks a free port.
     pub listen: SocketAddr,
     /// (Re)write credentials.zip with the URL actually listened on.
     pub credentials: Option<PathBuf>,
+    /// `false`: the `multipart/*` routes answer `501 not_implemented`.
     pub multipart: bool,
+    /// Part size announced by `multipart/initiate`, in bytes (positive).
     pub part_size: u64,
+    /// Largest upload accepted, in bytes.
     pub upload_limit: u64,
 }
 
@@ -86,16 +92,10 @@ pub fn serve(opts: ServeOptions) -> Result<()> {
     rt.block_on(run(opts))
 }
 
+/// Opens the data directory, binds the socket, (re)writes credentials.zip for the
+/// URL actually bound (port 0 picks one), announces it and serves until a signal.
 async fn run(opts: ServeOptions) -> Result<()> {
-    if !opts.listen.ip().is_loopback() {
-        return Err(Error::Usage(format!(
-            "--listen {}: ota-reposerver is a test server and only listens on loopback addresses (127.0.0.1, ::1)",
-            opts.listen
-        )));
-    }
-    if opts.part_size == 0 {
-        return Err(Error::Usage("--part-size must be positive".into()));
-    }
+    check_options(&opts)?;
     let dir = opts.data_dir.clone();
     let account = account::Account::load(&dir)?;
     let store = state::Store::open(&dir)?;
@@ -123,50 +123,91 @@ async fn run(opts: ServeOptions) -> Result<()> {
         base_url: base_url.clone(),
         multipart: opts.multipart,
         part_size: opts.part_size,
-        upload_limit: opts.upload_limit,
+        upload_limit: uploads::SizeLimit(opts.upload_limit),
     });
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {base_url}").with_path("stdout")?;
-        out.flush().with_path("stdout")?;
-    }
+    announce(&base_url)?;
     log::info!("serving {} on {base_url}", dir.display());
+    accept_until_shutdown(listener, app, tls).await;
+    Ok(())
+}
+
+/// Refuses options the server must not run with, before anything is opened: a test
+/// server listens on loopback only, and a zero part size would hand out no parts.
+fn check_options(opts: &ServeOptions) -> Result<()> {
+    if !opts.listen.ip().is_loopback() {
+        return Err(Error::Usage(format!(
+            "--listen {}: ota-reposerver is a test server and only listens on loopback addresses (127.0.0.1, ::1)",
+            opts.listen
+        )));
+    }
+    if opts.part_size == 0 {
+        return Err(Error::Usage("--part-size must be positive".into()));
+    }
+    Ok(())
+}
+
+/// Prints `listening on <url>` as the first stdout line and flushes it: scripts and
+/// tests wait for that line (and read the port from it) before sending requests.
+fn announce(base_url: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "listening on {base_url}").with_path("stdout")?;
+    out.flush().with_path("stdout")
+}
+
+/// Accepts connections, each served on its own task, until SIGINT/SIGTERM. A failed
+/// accept (e.g. out of file descriptors) is logged and the loop goes on.
+async fn accept_until_shutdown(
+    listener: tokio::net::TcpListener,
+    app: Arc<routes::App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        log::warn!("accept failed: {e}");
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| routes::handle(app.clone(), req));
-                    let result = match tls {
-                        Some(acceptor) => match acceptor.accept(stream).await {
-                            Ok(s) => http1::Builder::new().serve_connection(TokioIo::new(s), service).await,
-                            Err(e) => {
-                                log::info!("TLS handshake with {peer} refused: {e}");
-                                return;
-                            }
-                        },
-                        None => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
-                    };
-                    if let Err(e) = result {
-                        log::debug!("connection from {peer}: {e}");
-                    }
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(serve_connection(stream, peer, app.clone(), tls.clone()));
+                }
+                Err(e) => log::warn!("accept failed: {e}"),
+            },
             _ = &mut shutdown => {
                 log::info!("shutting down");
-                return Ok(());
+                return;
             }
         }
+    }
+}
+
+/// Serves one connection over HTTP/1.1, after the TLS handshake in mutual-TLS mode
+/// (a client without a certificate from our CA is refused there, before any request).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<routes::App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let service = service_fn(move |req| routes::handle(app.clone(), req));
+    let result = match tls {
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(s) => {
+                http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), service)
+                    .await
+            }
+            Err(e) => {
+                log::info!("TLS handshake with {peer} refused: {e}");
+                return;
+            }
+        },
+        None => {
+            http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+    };
+    if let Err(e) = result {
+        log::debug!("connection from {peer}: {e}");
     }
 }
 

@@ -167,6 +167,9 @@ fn item_errors(targets: &TargetsRole, existing: &BTreeSet<String>) -> Vec<String
     errors
 }
 
+/// ota-tuf's `TargetFormat` values, the default first.
+pub(super) const TARGET_FORMATS: [&str; 2] = ["BINARY", "OSTREE"];
+
 /// `targetCustomDecoder`.
 pub(super) fn check_custom(c: &Value) -> std::result::Result<(), String> {
     let obj = c.as_object().ok_or("custom: must be an object")?;
@@ -196,7 +199,7 @@ pub(super) fn check_custom(c: &Value) -> std::result::Result<(), String> {
     }
     match obj.get("targetFormat") {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s == "BINARY" || s == "OSTREE" => {}
+        Some(Value::String(s)) if TARGET_FORMATS.contains(&s.as_str()) => {}
         Some(v) => {
             return Err(format!(
                 "custom.targetFormat: {v} is not BINARY, OSTREE or null"

@@ -30,7 +30,7 @@ use crate::fsutil;
 use crate::keys::PrivateKey;
 use crate::metadata::{Expires, RootRole, Signature, Signed, SignedPayload, TargetsRole};
 use crate::schema::{DelegationName, RoleName};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hyper::body::Bytes;
 use hyper::StatusCode;
 use serde_json::value::RawValue;
@@ -109,6 +109,16 @@ pub(super) struct Meta {
     pub(super) delegations: BTreeMap<String, Stored>,
 }
 
+impl Meta {
+    /// `targets.json`'s `targets` object, once there is a targets role.
+    pub(super) fn target_items(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.targets
+            .as_ref()
+            .and_then(|t| t.doc.signed.get("targets"))
+            .and_then(Value::as_object)
+    }
+}
+
 /// Everything the mutex guards.
 pub(super) struct State {
     /// Every root version, `roots[i]` being version `i + 1`; never empty.
@@ -136,9 +146,14 @@ fn metadata_path(dir: &Path) -> PathBuf {
     dir.join("repo").join("metadata.json")
 }
 
+/// `repo/roots/<N>.root.json` of `dir`.
+pub(super) fn root_path(dir: &Path, version: u64) -> PathBuf {
+    roots_dir(dir).join(format!("{version}.root.json"))
+}
+
 /// Writes `repo/roots/<N>.root.json` atomically.
 pub(super) fn write_root(dir: &Path, root: &Stored) -> Result<()> {
-    let path = roots_dir(dir).join(format!("{}.root.json", root.version()));
+    let path = root_path(dir, root.version());
     fsutil::write_atomic(&path, &root.bytes, fsutil::PUBLIC_FILE)
 }
 
@@ -146,53 +161,64 @@ fn parse_doc(bytes: &[u8], what: &str) -> Result<Stored> {
     Ok(Stored::new(SignedPayload::parse(bytes, what)?))
 }
 
+/// Every root version, 1 up to the first one missing; a directory without root v1
+/// holds no repository (the error says how to make one).
+fn load_roots(dir: &Path) -> Result<Vec<Stored>> {
+    let mut roots = Vec::new();
+    loop {
+        let path = root_path(dir, roots.len() as u64 + 1);
+        if !path.exists() {
+            break;
+        }
+        roots.push(parse_doc(
+            &fsutil::read(&path)?,
+            &path.display().to_string(),
+        )?);
+    }
+    if roots.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} holds no repository; run `ota-reposerver init-account --data-dir {}` first",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(roots)
+}
+
+/// `repo/metadata.json` (empty before the first targets are generated); a document
+/// that does not decode is an error naming it.
+fn load_meta(path: &Path) -> Result<Meta> {
+    let mut meta = Meta::default();
+    if !path.exists() {
+        return Ok(meta);
+    }
+    let v: Value = fsutil::read_json(path)?;
+    let doc = |key: String, d: &Value| -> Result<Stored> {
+        let p: SignedPayload = serde_json::from_value(d.clone())
+            .map_err(|e| Error::invalid(format!("{}: {key}", path.display()), e.to_string()))?;
+        Ok(Stored::new(p))
+    };
+    let role = |key: &str| match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(d) => doc(key.to_string(), d).map(Some),
+    };
+    meta.targets = role("targets")?;
+    meta.snapshot = role("snapshot")?;
+    meta.timestamp = role("timestamp")?;
+    if let Some(Value::Object(d)) = v.get("delegations") {
+        for (name, d) in d {
+            meta.delegations
+                .insert(name.clone(), doc(format!("delegations.{name}"), d)?);
+        }
+    }
+    Ok(meta)
+}
+
 impl Store {
     /// Loads the repository of `dir` (created by [`create`]).
     pub fn open(dir: &Path) -> Result<Store> {
-        let mut roots = Vec::new();
-        loop {
-            let path = roots_dir(dir).join(format!("{}.root.json", roots.len() + 1));
-            if !path.exists() {
-                break;
-            }
-            roots.push(parse_doc(
-                &fsutil::read(&path)?,
-                &path.display().to_string(),
-            )?);
-        }
-        if roots.is_empty() {
-            return Err(Error::Usage(format!(
-                "{} holds no repository; run `ota-reposerver init-account --data-dir {}` first",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        let mut meta = Meta::default();
-        let mpath = metadata_path(dir);
-        if mpath.exists() {
-            let v: Value = fsutil::read_json(&mpath)?;
-            let what = mpath.display().to_string();
-            let doc = |k: &str| -> Result<Option<Stored>> {
-                match v.get(k) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(d) => Ok(Some(Stored::new(
-                        serde_json::from_value(d.clone())
-                            .map_err(|e| Error::invalid(format!("{what}: {k}"), e.to_string()))?,
-                    ))),
-                }
-            };
-            meta.targets = doc("targets")?;
-            meta.snapshot = doc("snapshot")?;
-            meta.timestamp = doc("timestamp")?;
-            if let Some(Value::Object(d)) = v.get("delegations") {
-                for (name, doc) in d {
-                    let p: SignedPayload = serde_json::from_value(doc.clone()).map_err(|e| {
-                        Error::invalid(format!("{what}: delegations.{name}"), e.to_string())
-                    })?;
-                    meta.delegations.insert(name.clone(), Stored::new(p));
-                }
-            }
-        }
+        let roots = load_roots(dir)?;
+        let meta = load_meta(&metadata_path(dir))?;
         let keys = keyserver::load_keys(dir)?;
         let store = Store {
             dir: dir.to_path_buf(),
@@ -205,6 +231,17 @@ impl Store {
             store.keep_only_keys(&mut st, &listed)?;
         }
         Ok(store)
+    }
+
+    /// The state locked, with the root refreshed if due and targets/snapshot/timestamp
+    /// generated if not yet there: what every read or online change of a role starts
+    /// from (§4.2, §4.4).
+    pub(super) fn lock_current(&self) -> Result<(MutexGuard<'_, State>, DateTime<Utc>), ApiError> {
+        let mut st = self.lock();
+        let now = Utc::now();
+        self.fresh_root(&mut st, now)?;
+        self.ensure_generated(&mut st, now)?;
+        Ok((st, now))
     }
 
     /// The state, locked for one read-modify-write.
@@ -266,10 +303,7 @@ impl Store {
     /// targets.json, snapshot.json or timestamp.json; generated on first use and
     /// refreshed when close to expiry (§4.2, §4.4).
     pub fn role(&self, name: RoleName) -> Result<Stored, ApiError> {
-        let mut st = self.lock();
-        let now = Utc::now();
-        self.fresh_root(&mut st, now)?;
-        self.ensure_generated(&mut st, now)?;
+        let (mut st, now) = self.lock_current()?;
         self.refresh(&mut st, now)?;
         let s = match name {
             RoleName::Targets => st.meta.targets.clone(),
@@ -297,10 +331,7 @@ impl Store {
         // 3.–5. signatures, delegations block, target items: all errors together.
         let existing: BTreeSet<String> = st
             .meta
-            .targets
-            .as_ref()
-            .and_then(|t| t.doc.signed.get("targets"))
-            .and_then(Value::as_object)
+            .target_items()
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default();
         let errors = targets_errors(
@@ -445,9 +476,7 @@ impl Store {
     pub fn target_item(&self, filename: &str) -> Option<Value> {
         self.lock()
             .meta
-            .targets
-            .as_ref()
-            .and_then(|t| t.doc.signed.get("targets"))
+            .target_items()
             .and_then(|t| t.get(filename))
             .cloned()
     }
