@@ -140,6 +140,20 @@ fn key_text(quoted: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Whether the key written as `prev_quoted` sorts strictly before `key`, in the UTF-16
+/// order canonical JSON uses. UTF-8 bytes sort in code point order, which is UTF-16
+/// order unless a character beyond U+FFFF (lead byte F0-F4) is involved; without
+/// those, and without escapes in the written key, the bytes can be compared directly.
+fn key_precedes(prev_quoted: &[u8], key: &str) -> bool {
+    let prev = &prev_quoted[1..prev_quoted.len() - 1];
+    let plain = |b: &[u8]| !b.iter().any(|&c| c == b'\\' || c >= 0xf0);
+    if plain(prev) && plain(key.as_bytes()) {
+        prev < key.as_bytes()
+    } else {
+        compare_keys(&key_text(prev_quoted), key) == Ordering::Less
+    }
+}
+
 /// An object being written: where its bytes start, where its entries start on the
 /// writer's stack, and whether the keys so far arrived in canonical order.
 struct Object {
@@ -170,7 +184,7 @@ impl Object {
         w.out.push(b':');
         if self.in_order && n > self.first {
             let (from, to) = w.entries[n - 1].key;
-            self.in_order = compare_keys(&key_text(&w.out[from..to]), key) == Ordering::Less;
+            self.in_order = key_precedes(&w.out[from..to], key);
         }
         w.entries.push(Entry {
             key: (at, key_end),
