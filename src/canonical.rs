@@ -52,6 +52,53 @@ impl CanonicalJson {
         Ok(CanonicalJson(w.out))
     }
 
+    /// The canonical bytes of a role whose object-valued field `field` is too big for
+    /// one core: `shell` is the role's encoding with `field` empty (`{}`), and the
+    /// field's entries are written in two halves at once, `low` on this thread and
+    /// `high` on another, each a map whose keys all sort before the other's. `None`
+    /// when `shell` does not end with that field and `version` (the caller then encodes
+    /// the role in one piece) or when a half cannot be encoded (the one-piece encoding
+    /// names the offending field).
+    pub fn spliced_halves<L, H>(
+        shell: CanonicalJson,
+        field: &str,
+        version: u64,
+        low: &L,
+        high: &H,
+    ) -> Option<Self>
+    where
+        L: serde::Serialize + ?Sized,
+        H: serde::Serialize + Sync + ?Sized,
+    {
+        // Keys sort `field` < "version" and nothing sorts after "version", so the
+        // shell ends `"<field>":{},"version":<version>}`.
+        let tail = format!(",\"version\":{version}}}");
+        let mut head = shell.0;
+        let cut = head.len().checked_sub(tail.len() + 2)?;
+        if &head[cut..] != format!("{{}}{tail}").as_bytes()
+            || !head[..cut].ends_with(format!("\"{field}\":").as_bytes())
+        {
+            return None;
+        }
+        head.truncate(cut);
+        let (low, high) = std::thread::scope(|s| {
+            let high = s.spawn(|| direct::of_serialize(high));
+            let low = direct::of_serialize_after(head, low);
+            (low, high.join())
+        });
+        let (low, high) = (low.ok()?, high.ok()?.ok()?);
+        if low.not_interop || high.not_interop || high.out.len() < 2 {
+            return None;
+        }
+        // `{low…}` + `{high…}` -> `{low…,high…}`, then the rest of the role.
+        let mut out = low.out;
+        out.pop();
+        out.push(b',');
+        out.extend_from_slice(&high.out[1..]);
+        out.extend_from_slice(tail.as_bytes());
+        Some(CanonicalJson(out))
+    }
+
     /// Canonical form of the JSON document `bytes`, transcoded without a `Value` tree.
     /// Equal to `of(&serde_json::from_slice(bytes)?)`; `what` names the document.
     pub fn from_slice(bytes: &[u8], what: &str) -> Result<Self> {
@@ -302,5 +349,41 @@ mod tests {
             to_pretty(&v),
             "{\n  \"a\" : {\n    \"c\" : true\n  },\n  \"b\" : [\n    1\n  ],\n  \"e\" : {}\n}"
         );
+    }
+
+    #[test]
+    fn halves_are_spliced_into_the_shell() {
+        let low: std::collections::BTreeMap<&str, Value> =
+            [("a", json!({"y": 1, "b": [2]})), ("m", json!("x"))].into();
+        let high: std::collections::BTreeMap<&str, Value> =
+            [("n", json!(null)), ("z", json!({"targets": {}}))].into();
+        let shell = CanonicalJson::of(&json!(
+            {"_type": "Targets", "custom": {"targets": {}}, "targets": {}, "version": 7}
+        ));
+        let spliced = CanonicalJson::spliced_halves(shell, "targets", 7, &low, &high).unwrap();
+        let mut all = low.clone();
+        all.extend(high.clone());
+        let whole =
+            json!({"_type": "Targets", "custom": {"targets": {}}, "targets": all, "version": 7});
+        assert_eq!(spliced, CanonicalJson::of(&whole));
+    }
+
+    #[test]
+    fn halves_are_not_spliced_into_a_shell_of_another_shape() {
+        let half: std::collections::BTreeMap<&str, Value> = [("a", json!(1))].into();
+        for shell in [
+            json!({"targets": {}, "version": 8}),
+            json!({"targets": {"a": 1}, "version": 7}),
+            json!({"other": {}, "version": 7}),
+            json!({"targets": {}, "version": 7, "zzz": 1}),
+        ] {
+            let shell = CanonicalJson::of(&shell);
+            assert!(CanonicalJson::spliced_halves(shell, "targets", 7, &half, &half).is_none());
+        }
+        // A half that aktualizr would encode differently: the caller's one-piece
+        // encoding names it.
+        let odd: std::collections::BTreeMap<&str, Value> = [("b", json!("gr\u{fc}n"))].into();
+        let shell = CanonicalJson::of(&json!({"targets": {}, "version": 7}));
+        assert!(CanonicalJson::spliced_halves(shell, "targets", 7, &half, &odd).is_none());
     }
 }

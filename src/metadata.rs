@@ -540,6 +540,44 @@ impl TargetsRole {
     pub fn canonical(&self) -> Result<CanonicalJson> {
         CanonicalJson::of_serialize_interop(self, "targets.json")
     }
+
+    /// [`Self::canonical`] of a role the caller owns, on two cores when it has many
+    /// targets (half of them encoded on each, see [`CanonicalJson::spliced_halves`]).
+    /// The targets come back so the caller decides when to free them.
+    pub fn into_canonical(mut self) -> Result<(CanonicalJson, BTreeMap<TargetName, TargetItem>)> {
+        let targets = std::mem::take(&mut self.targets);
+        if targets.len() >= TWO_CORE_TARGETS {
+            let shell = self.canonical()?;
+            if let Some(mid) = targets.keys().nth(targets.len() / 2) {
+                let low = Entries(targets.range::<TargetName, _>(..mid));
+                let high = Entries(targets.range::<TargetName, _>(mid..));
+                let version = self.version;
+                if let Some(c) =
+                    CanonicalJson::spliced_halves(shell, "targets", version, &low, &high)
+                {
+                    return Ok((c, targets));
+                }
+            }
+        }
+        self.targets = targets;
+        let c = self.canonical()?;
+        Ok((c, std::mem::take(&mut self.targets)))
+    }
+}
+
+/// From this many targets on, [`TargetsRole::into_canonical`] uses two cores.
+const TWO_CORE_TARGETS: usize = 4096;
+
+/// Map entries serialized as a JSON object.
+struct Entries<I>(I);
+
+impl<'a, I> Serialize for Entries<I>
+where
+    I: Iterator<Item = (&'a TargetName, &'a TargetItem)> + Clone,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.clone())
+    }
 }
 
 /// Target format as written in `custom.targetFormat`.

@@ -241,8 +241,13 @@ impl Object {
 
 /// Canonical bytes of anything serde can encode, written directly.
 pub(super) fn of_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Writer> {
+    of_serialize_after(Vec::with_capacity(4096), value)
+}
+
+/// As [`of_serialize`], written after the bytes already in `out`.
+pub(super) fn of_serialize_after<T: Serialize + ?Sized>(out: Vec<u8>, value: &T) -> Result<Writer> {
     let mut w = Writer {
-        out: Vec::with_capacity(4096),
+        out,
         ..Writer::default()
     };
     value

@@ -178,7 +178,7 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
 }
 
 /// Encodes `role` once, signs it and writes roles/targets.json, using both cores:
-/// the role is freed while the keys sign, and the signature checks (and root's view of
+/// half the targets are encoded on each, the role is freed while the keys sign, and the signature checks (and root's view of
 /// the keys) run while the file is written; the file replaces roles/targets.json only
 /// once the checks passed. Returns the number of signatures.
 fn sign_and_write(
@@ -187,10 +187,10 @@ fn sign_and_write(
     keys: &[KeyHandle],
     external: Option<&str>,
 ) -> Result<usize> {
-    let message = role.canonical()?;
+    let (message, targets) = role.into_canonical()?;
     let (signed, unchecked) = std::thread::scope(|s| {
         // Freeing 100,000 targets costs about a SHA-512 pass over them.
-        s.spawn(move || drop(role));
+        s.spawn(move || drop(targets));
         super::sign_role_unchecked(repo, message, keys, external)
     })?;
     crate::publish::warn_targets_size(

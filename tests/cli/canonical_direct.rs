@@ -137,6 +137,46 @@ proptest! {
     }
 }
 
+/// `role` with `extra` more targets, enough for the two-core encoding.
+fn padded(mut role: TargetsRole, extra: usize) -> TargetsRole {
+    for i in 0..extra {
+        let custom = serde_json::json!({"z": i, "name": format!("n\"{i}"), "a": [null, {"y": 1, "b": "\u{1f}"}]});
+        role.targets.insert(
+            format!("pad/{}-{i}", i % 97).parse().unwrap(),
+            TargetItem {
+                hashes: Hashes::from([(
+                    "sha256".to_string(),
+                    format!("{i:064x}").parse().unwrap(),
+                )]),
+                length: i as u64,
+                custom: Some(RawJson::from_value(&custom).unwrap()),
+            },
+        );
+    }
+    role
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn targets_encoded_on_two_cores_equal_the_one_core_encoding(role in targets_role()) {
+        let role = padded(role, 4100);
+        let one = role.canonical();
+        let two = role.clone().into_canonical();
+        prop_assert_eq!(one.is_ok(), two.is_ok());
+        match (one, two) {
+            (Ok(one), Ok((two, targets))) => {
+                prop_assert_eq!(&two, &one);
+                prop_assert_eq!(one, CanonicalJson::of(&serde_json::to_value(&role).unwrap()));
+                prop_assert_eq!(targets, role.targets);
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            _ => unreachable!(),
+        }
+    }
+}
+
 #[test]
 fn repeated_keys_keep_the_last_value_like_a_value_parse() {
     let raw = br#"{"b":1,"a":{"y":1,"x":2,"y":3},"b":[2]}"#;
