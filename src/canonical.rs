@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::cmp::Ordering;
 
 mod direct;
-pub use direct::{pretty_from_canonical, pretty_from_parts, write_pretty_parts};
+pub use direct::{pretty_from_canonical, pretty_from_parts, write_pretty_parts, PrettyLayout};
 
 /// The canonical form of a JSON value, as the bytes that are signed and hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,40 +28,111 @@ pub fn write_atomic_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    write_atomic_gated(path, mode, write, || Ok(()))
+    let file = AtomicFile::create(path, mode)?;
+    file.write_from(0, write)?;
+    file.commit()
 }
 
-/// As [`write_atomic_with`]; `gate` runs once the new content is durable and before
-/// it replaces `path`: if it fails, the temporary file is removed and `path` is left
-/// as it was. (`targets sign` checks its signatures there, beside the write.)
-pub fn write_atomic_gated(
-    path: &Path,
-    mode: u32,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    gate: impl FnOnce() -> Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
+/// A file being replaced atomically: a temporary file beside `path`, created with
+/// `mode`, that replaces `path` only on [`Self::commit`]. Dropped before that, it is
+/// removed and `path` stays as it was. Positioned writes let several threads fill
+/// different parts of it at once.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl AtomicFile {
+    /// A new, empty temporary file in `path`'s directory.
+    pub fn create(path: &Path, mode: u32) -> Result<Self> {
+        let dir = parent_dir(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(".ota-sign-")
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .with_path(dir)?;
+        // tempfile applies the mode through the umask; set it exactly.
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .with_path(tmp.path())?;
+        Ok(AtomicFile {
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// A writer that writes from `offset` on, independent of any other writer.
+    pub fn writer_at(&self, offset: u64) -> PositionedWriter<'_> {
+        PositionedWriter {
+            file: self.tmp.as_file(),
+            offset,
+        }
+    }
+
+    /// Streams `write`'s output, buffered, into the file from `offset` on; the error
+    /// names the final path.
+    pub fn write_from(
+        &self,
+        offset: u64,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, self.writer_at(offset));
+        write(&mut w).with_path(&self.path)?;
+        w.flush().with_path(&self.path)
+    }
+
+    /// Empties the file, to write it again from the start.
+    pub fn truncate(&self) -> Result<()> {
+        self.tmp.as_file().set_len(0).with_path(&self.path)
+    }
+
+    /// Writes all of `bytes` at `offset`; the error names the final path.
+    pub fn write_all_at(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.tmp
+            .as_file()
+            .write_all_at(bytes, offset)
+            .with_path(&self.path)
+    }
+
+    /// Makes the content written so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.tmp.as_file().sync_all().with_path(&self.path)
+    }
+
+    /// Makes the content durable and puts it in place of `path`: fsync, rename, fsync
+    /// of the directory.
+    pub fn commit(self) -> Result<()> {
+        self.sync()?;
+        let AtomicFile { tmp, path } = self;
+        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        sync_dir(parent_dir(&path))
+    }
+}
+
+/// An [`std::io::Write`] into an [`AtomicFile`] from a given offset on.
+pub struct PositionedWriter<'f> {
+    file: &'f fs::File,
+    offset: u64,
+}
+
+impl Write for PositionedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.write_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ota-sign-")
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .with_path(dir)?;
-    // tempfile applies the mode through the umask; set it exactly.
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .with_path(tmp.path())?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
-        write(&mut w).with_path(path)?;
-        w.flush().with_path(path)?;
     }
-    tmp.as_file().sync_all().with_path(path)?;
-    gate()?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
 }
 
 /// fsyncs a directory so that a rename or a new entry in it survives a power loss.
@@ -175,43 +246,38 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_gate_keeps_the_old_file_and_no_temporary() {
+    fn an_uncommitted_file_leaves_the_old_one_and_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("targets.json");
         write_atomic(&path, b"old", PUBLIC_FILE).unwrap();
-        let err = write_atomic_gated(
-            &path,
-            PUBLIC_FILE,
-            |w| w.write_all(b"new"),
-            || Err(Error::Other("check failed".into())),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("check failed"), "{err}");
+        let file = AtomicFile::create(&path, PUBLIC_FILE).unwrap();
+        file.write_all_at(0, b"new").unwrap();
+        file.sync().unwrap();
+        assert_eq!(
+            names(dir.path()).len(),
+            2,
+            "the temporary sits beside the old file"
+        );
+        drop(file);
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert_eq!(names(dir.path()), ["targets.json"]);
     }
 
     #[test]
-    fn a_passing_gate_runs_after_the_content_is_written() {
+    fn positioned_writes_fill_the_file_in_any_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("targets.json");
-        write_atomic(&path, b"old", PUBLIC_FILE).unwrap();
-        let mut temp_seen = false;
-        write_atomic_gated(
-            &path,
-            PUBLIC_FILE,
-            |w| w.write_all(b"new"),
-            || {
-                // The new content sits in a temporary beside the old file.
-                temp_seen = names(dir.path()).len() == 2;
-                assert_eq!(fs::read(&path).unwrap(), b"old");
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert!(temp_seen);
-        assert_eq!(fs::read(&path).unwrap(), b"new");
+        write_atomic(&path, b"old", PRIVATE_FILE).unwrap();
+        let file = AtomicFile::create(&path, PUBLIC_FILE).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| file.writer_at(5).write_all(b", world").unwrap());
+            file.write_all_at(0, b"hello").unwrap();
+        });
+        file.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"hello, world");
         assert_eq!(names(dir.path()), ["targets.json"]);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, PUBLIC_FILE);
     }
 
     #[test]

@@ -115,7 +115,13 @@ impl KeyHandle {
 impl KeyHandle {
     /// A key whose signer answers with another key's signatures (a faulty token).
     pub(crate) fn faulty_for_tests() -> Self {
-        let key = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
+        Self::faulty_of_type_for_tests(KeyType::Ed25519)
+    }
+
+    /// As [`Self::faulty_for_tests`] with a public key of `keytype` (the signatures
+    /// stay Ed25519 ones, so their length may not be the key type's).
+    pub(crate) fn faulty_of_type_for_tests(keytype: KeyType) -> Self {
+        let key = PrivateKey::generate(keytype, None).unwrap();
         let other = PrivateKey::generate(KeyType::Ed25519, None).unwrap();
         KeyHandle {
             public: key.public().clone(),

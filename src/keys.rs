@@ -114,6 +114,16 @@ impl PublicKey {
         rsa_modulus_bits(&self.raw).ok()
     }
 
+    /// The length in bytes of every signature this key makes, where it is fixed:
+    /// Ed25519 64, RSASSA-PSS the modulus length; `None` for ECDSA (DER, variable).
+    pub fn signature_len(&self) -> Option<usize> {
+        match self.keytype {
+            KeyType::Ed25519 => Some(64),
+            KeyType::Rsa => self.rsa_bits().map(|bits| bits.div_ceil(8)),
+            _ => None,
+        }
+    }
+
     pub fn ed25519(public: [u8; 32]) -> Self {
         let mut spki = ED25519_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(&public);

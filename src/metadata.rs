@@ -151,10 +151,34 @@ impl Signed {
         crate::canonical::write_pretty_parts(w, &self.parts(&self.signatures_canonical()))
     }
 
+    /// The start of [`Self::pretty`], up to where the signed part begins: its length
+    /// depends only on the signatures' key ids, methods and lengths.
+    pub fn pretty_head(&self) -> Vec<u8> {
+        Self::pretty_head_for(&self.signatures)
+    }
+
+    /// [`Self::pretty_head`] of a document with these signatures.
+    pub fn pretty_head_for(signatures: &[Signature]) -> Vec<u8> {
+        let sigs = signatures_canonical(signatures);
+        crate::canonical::pretty_from_parts(&[
+            b"{\"signatures\":",
+            sigs.as_bytes(),
+            b",\"signed\":",
+        ])
+    }
+
+    /// The rest of [`Self::pretty`] after [`Self::pretty_head`], for the document that
+    /// signs `signed`: it does not depend on the signatures, so it can be written
+    /// before they exist.
+    pub fn write_pretty_body(
+        signed: &CanonicalJson,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        crate::canonical::PrettyLayout::at_depth(1).write(w, &[signed.as_bytes(), b"}"])
+    }
+
     fn signatures_canonical(&self) -> CanonicalJson {
-        CanonicalJson::of_serialize(&self.signatures).unwrap_or_else(|_| {
-            CanonicalJson::of(&serde_json::to_value(&self.signatures).unwrap_or(Value::Null))
-        })
+        signatures_canonical(&self.signatures)
     }
 
     fn parts<'a>(&'a self, sigs: &'a CanonicalJson) -> [&'a [u8]; 5] {
@@ -176,6 +200,12 @@ impl Signed {
             signed,
         })
     }
+}
+
+fn signatures_canonical(signatures: &[Signature]) -> CanonicalJson {
+    CanonicalJson::of_serialize(signatures).unwrap_or_else(|_| {
+        CanonicalJson::of(&serde_json::to_value(signatures).unwrap_or(Value::Null))
+    })
 }
 
 /// An `expires` instant, whole seconds, UTC.

@@ -16,7 +16,7 @@ use crate::credentials::RepoConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PRIVATE_FILE, PUBLIC_FILE};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::metadata::{RootRole, Signed, SignedPayload, TargetsRole};
+use crate::metadata::{RootRole, SignedPayload, TargetsRole};
 use crate::schema::Sha256;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -196,18 +196,14 @@ impl TufRepo {
         )
     }
 
-    /// As [`Self::write_signed_targets`] for a document already encoded (no `Value`);
-    /// the file is only replaced if `gate` passes ([`fsutil::write_atomic_gated`]).
-    pub fn write_signed_targets_encoded(
-        &self,
-        targets: &Signed,
-        gate: impl FnOnce() -> Result<()>,
-    ) -> Result<()> {
+    /// The file that will replace roles/targets.json once committed (the caller writes
+    /// it in garage-sign's layout, see `targets sign`).
+    pub fn create_signed_targets_file(&self) -> Result<fsutil::AtomicFile> {
         let path = self.signed_targets_path();
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        fsutil::write_atomic_gated(&path, PUBLIC_FILE, |w| targets.write_pretty(w), gate)
+        fsutil::AtomicFile::create(&path, PUBLIC_FILE)
     }
 
     /// The unsigned root; falls back to the `signed` part of roles/root.json.

@@ -906,68 +906,95 @@ const STRUCTURAL: [bool; 256] = {
 /// [`pretty_from_parts`] streamed into `w` in chunks of about 64 KiB (no copy of the
 /// whole layout in memory). Runs of bytes without structure are copied at once.
 pub fn write_pretty_parts(w: &mut dyn std::io::Write, parts: &[&[u8]]) -> std::io::Result<()> {
-    const CHUNK: usize = 1 << 16;
-    let mut out = Vec::with_capacity(CHUNK + 1024);
-    let mut depth = 0usize;
-    let newline = |out: &mut Vec<u8>, d: usize| {
+    PrettyLayout::default().write(w, parts)
+}
+
+/// circe's `spaces2` layout of canonical text written in pieces: the depth carries over
+/// from one [`Self::write`] to the next, so a document may be laid out a part at a
+/// time, in any order of file positions (`targets sign` writes the signed part while
+/// the keys are still signing, and the signatures before it afterwards).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrettyLayout {
+    depth: usize,
+}
+
+impl PrettyLayout {
+    /// The layout state inside `depth` open objects or arrays.
+    pub fn at_depth(depth: usize) -> Self {
+        PrettyLayout { depth }
+    }
+
+    /// Lays out the concatenation of `parts` (split only between tokens) into `w`.
+    pub fn write(&mut self, w: &mut dyn std::io::Write, parts: &[&[u8]]) -> std::io::Result<()> {
+        const CHUNK: usize = 1 << 16;
+        let mut out = Vec::with_capacity(CHUNK + 1024);
+        for b in parts {
+            let mut i = 0;
+            while i < b.len() {
+                let start = i;
+                while i < b.len() && !STRUCTURAL[b[i] as usize] {
+                    i += 1;
+                }
+                out.extend_from_slice(&b[start..i]);
+                if i == b.len() {
+                    break;
+                }
+                i = self.structural(&mut out, b, i) + 1;
+                if out.len() >= CHUNK {
+                    w.write_all(&out)?;
+                    out.clear();
+                }
+            }
+        }
+        w.write_all(&out)
+    }
+
+    /// Lays out the structural byte at `b[i]` (a whole string if it opens one);
+    /// returns the index of the last byte consumed.
+    fn structural(&mut self, out: &mut Vec<u8>, b: &[u8], mut i: usize) -> usize {
+        let c = b[i];
+        match c {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                out.extend_from_slice(&b[start..(i + 1).min(b.len())]);
+            }
+            b'{' | b'[' => {
+                let close = if c == b'{' { b'}' } else { b']' };
+                if b.get(i + 1) == Some(&close) {
+                    out.extend_from_slice(&[c, close]);
+                    i += 1;
+                } else {
+                    self.depth += 1;
+                    out.push(c);
+                    self.newline(out);
+                }
+            }
+            b'}' | b']' => {
+                self.depth = self.depth.saturating_sub(1);
+                self.newline(out);
+                out.push(c);
+            }
+            b',' => {
+                out.push(b',');
+                self.newline(out);
+            }
+            _ => out.extend_from_slice(b" : "),
+        }
+        i
+    }
+
+    fn newline(&self, out: &mut Vec<u8>) {
         const SPACES: [u8; 64] = [b' '; 64];
         out.push(b'\n');
-        let mut n = d * 2;
+        let mut n = self.depth * 2;
         while n > 0 {
             let k = n.min(SPACES.len());
             out.extend_from_slice(&SPACES[..k]);
             n -= k;
         }
-    };
-    for b in parts {
-        let mut i = 0;
-        while i < b.len() {
-            let start = i;
-            while i < b.len() && !STRUCTURAL[b[i] as usize] {
-                i += 1;
-            }
-            out.extend_from_slice(&b[start..i]);
-            if i == b.len() {
-                break;
-            }
-            let c = b[i];
-            match c {
-                b'"' => {
-                    let start = i;
-                    i += 1;
-                    while i < b.len() && b[i] != b'"' {
-                        i += if b[i] == b'\\' { 2 } else { 1 };
-                    }
-                    out.extend_from_slice(&b[start..(i + 1).min(b.len())]);
-                }
-                b'{' | b'[' => {
-                    let close = if c == b'{' { b'}' } else { b']' };
-                    if b.get(i + 1) == Some(&close) {
-                        out.extend_from_slice(&[c, close]);
-                        i += 1;
-                    } else {
-                        depth += 1;
-                        out.push(c);
-                        newline(&mut out, depth);
-                    }
-                }
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    newline(&mut out, depth);
-                    out.push(c);
-                }
-                b',' => {
-                    out.push(b',');
-                    newline(&mut out, depth);
-                }
-                _ => out.extend_from_slice(b" : "),
-            }
-            i += 1;
-            if out.len() >= CHUNK {
-                w.write_all(&out)?;
-                out.clear();
-            }
-        }
     }
-    w.write_all(&out)
 }

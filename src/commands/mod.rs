@@ -154,20 +154,21 @@ pub fn sign_role(
     keys: &[KeyHandle],
     external: Option<&str>,
 ) -> Result<Signed> {
-    let (signed, unchecked) = sign_role_unchecked(repo, message, keys, external)?;
+    let (signatures, unchecked) = sign_unchecked(repo, &message, keys, external)?;
+    let signed = Signed::new(message, signatures);
     check_signatures(&unchecked, &signed)?;
     Ok(signed)
 }
 
-/// As [`sign_role`], with the keys' own signatures still to be checked: the caller
-/// must pass them to [`check_signatures`] before it keeps `Signed` anywhere.
+/// The signatures [`sign_role`] makes, with the keys' own ones still to be checked:
+/// the caller must pass them to [`check_signatures`] before it keeps anything signed.
 /// External signatures are checked here.
-pub fn sign_role_unchecked(
+pub fn sign_unchecked(
     repo: &TufRepo,
-    message: CanonicalJson,
+    message: &CanonicalJson,
     keys: &[KeyHandle],
     external: Option<&str>,
-) -> Result<(Signed, Vec<UncheckedSignature>)> {
+) -> Result<(Vec<Signature>, Vec<UncheckedSignature>)> {
     let unchecked = keys
         .iter()
         .map(|k| k.sign_unchecked(message.as_bytes()))
@@ -181,7 +182,7 @@ pub fn sign_role_unchecked(
             "give at least one --key-name (or --signatures)".into(),
         ));
     }
-    Ok((Signed::new(message, signatures), unchecked))
+    Ok((signatures, unchecked))
 }
 
 /// Checks each signature against its key's public half.

@@ -178,9 +178,11 @@ fn sign(repo: &TufRepo, a: TargetsSignArgs) -> Result<()> {
 }
 
 /// Encodes `role` once, signs it and writes roles/targets.json, using both cores:
-/// half the targets are encoded on each, the role is freed while the keys sign, and the signature checks (and root's view of
-/// the keys) run while the file is written; the file replaces roles/targets.json only
-/// once the checks passed. Returns the number of signatures.
+/// half the targets are encoded on each; while the keys sign, the role is freed and
+/// the signed part is laid out into the file behind the room the signatures will
+/// take; while the file is made durable, each signature is checked (and root's view of
+/// the keys). roles/targets.json is replaced only once the checks passed. Returns the
+/// number of signatures.
 fn sign_and_write(
     repo: &TufRepo,
     role: TargetsRole,
@@ -188,31 +190,67 @@ fn sign_and_write(
     external: Option<&str>,
 ) -> Result<usize> {
     let (message, targets) = role.into_canonical()?;
-    let (signed, unchecked) = std::thread::scope(|s| {
+    let file = repo.create_signed_targets_file()?;
+    let body_at = external.is_none().then(|| head_len(keys)).flatten();
+    let (signatures, unchecked) = std::thread::scope(|s| {
         // Freeing 100,000 targets costs about a SHA-512 pass over them.
         s.spawn(move || drop(targets));
-        super::sign_role_unchecked(repo, message, keys, external)
+        let (file, message) = (&file, &message);
+        let body = body_at.map(|at| {
+            s.spawn(move || file.write_from(at, |w| Signed::write_pretty_body(message, w)))
+        });
+        let signed = super::sign_unchecked(repo, message, keys, external);
+        body.map_or(Ok(()), joined)?;
+        signed
     })?;
+    let signed = Signed::new(message, signatures);
     crate::publish::warn_targets_size(
         signed.canonical_len() as u64,
         crate::publish::TARGETS_SIZE_LIMIT as u64,
         "delete old targets (targets delete) and sign again",
     );
+    let head = signed.pretty_head();
     std::thread::scope(|s| {
         let checks = s.spawn(|| {
             super::check_signatures(&unchecked, &signed)?;
             warn_if_not_trusted(repo, &signed);
             Ok(())
         });
-        repo.write_signed_targets_encoded(&signed, || {
-            checks.join().unwrap_or_else(|_| {
-                Err(Error::Other(
-                    "the signature check stopped unexpectedly".into(),
-                ))
+        if body_at == Some(head.len() as u64) {
+            file.write_all_at(0, &head)?;
+        } else {
+            file.truncate()?;
+            file.write_from(0, |w| signed.write_pretty(w))?;
+        }
+        file.sync()?;
+        joined(checks)
+    })?;
+    file.commit()?;
+    Ok(signed.signatures.len())
+}
+
+/// Where the signed part starts in the file signed by `keys`, when every key's
+/// signature length is known before it signs.
+fn head_len(keys: &[KeyHandle]) -> Option<u64> {
+    let room = keys
+        .iter()
+        .map(|k| {
+            let len = k.public().signature_len()?;
+            Some(crate::metadata::Signature {
+                keyid: k.key_id(),
+                method: k.keytype().signature_method().to_string(),
+                sig: "A".repeat(len.div_ceil(3) * 4),
             })
         })
-    })?;
-    Ok(signed.signatures.len())
+        .collect::<Option<Vec<_>>>()?;
+    Some(Signed::pretty_head_for(&room).len() as u64)
+}
+
+/// The result of a scoped thread; a panic there is an error here, not a second panic.
+fn joined(handle: std::thread::ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(Error::Other("a signing thread stopped unexpectedly".into())))
 }
 
 /// The reposerver will refuse a targets.json its current root does not trust; say so now.
@@ -371,6 +409,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_room_for_signatures_is_what_they_take() {
+        use crate::keys::{KeyType, PrivateKey};
+        let keys: Vec<KeyHandle> = [
+            (KeyType::Ed25519, None),
+            (KeyType::Rsa, Some(2048)),
+            (KeyType::Rsa, Some(3072)),
+        ]
+        .into_iter()
+        .map(|(t, bits)| KeyHandle::software(&PrivateKey::generate(t, bits).unwrap(), "k").unwrap())
+        .collect();
+        let message = CanonicalJson::of(&serde_json::json!({"version": 1}));
+        let signatures: Vec<_> = keys
+            .iter()
+            .map(|k| crate::metadata::Signature::by(k, message.as_bytes()).unwrap())
+            .collect();
+        let head = Signed::new(message, signatures).pretty_head();
+        assert_eq!(head_len(&keys), Some(head.len() as u64));
+        assert!(
+            head.ends_with(b"\"signed\" : "),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+
+    #[test]
     fn a_signature_that_fails_its_check_leaves_targets_json_as_it_was() {
         let home = tempfile::tempdir().unwrap();
         let repo = TufRepo::new(home.path(), "r").unwrap();
@@ -390,9 +453,16 @@ mod tests {
         );
         let before = std::fs::read(repo.signed_targets_path()).unwrap();
 
-        let err = sign_and_write(&repo, role, &[KeyHandle::faulty_for_tests()], None).unwrap_err();
-        assert!(err.to_string().contains("does not verify"), "{err}");
-        assert_eq!(std::fs::read(repo.signed_targets_path()).unwrap(), before);
+        // Same length as foreseen (the head is written into its room), then another
+        // length (the file is laid out again from the start): never kept.
+        for faulty in [
+            KeyHandle::faulty_for_tests(),
+            KeyHandle::faulty_of_type_for_tests(crate::keys::KeyType::Rsa),
+        ] {
+            let err = sign_and_write(&repo, role.clone(), &[faulty], None).unwrap_err();
+            assert!(err.to_string().contains("does not verify"), "{err}");
+            assert_eq!(std::fs::read(repo.signed_targets_path()).unwrap(), before);
+        }
         let left: Vec<_> = std::fs::read_dir(repo.signed_targets_path().parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -121,6 +121,10 @@ proptest! {
         prop_assert_eq!(doc.canonical(), CanonicalJson::of(&whole));
         prop_assert_eq!(doc.canonical_len(), CanonicalJson::of(&whole).as_bytes().len());
         prop_assert_eq!(String::from_utf8(doc.pretty()).unwrap(), to_pretty(&whole));
+        // Laid out in two pieces, the signed part first, the same file.
+        let mut pieces = doc.pretty_head();
+        Signed::write_pretty_body(&CanonicalJson::of(&v), &mut pieces).unwrap();
+        prop_assert_eq!(pieces, doc.pretty());
     }
 
     #[test]
