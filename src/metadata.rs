@@ -16,6 +16,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
+mod halves;
+
 /// `{"keyid": …, "method": …, "sig": <base64>}`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Signature {
@@ -459,14 +461,19 @@ fn decode_role_bytes<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T> {
     let role: T = serde_json::from_slice(bytes).map_err(|e| Error::invalid(what, e.to_string()))?;
-    let t = role_type(&role);
+    check_role_type(role_type(&role), expected, what)?;
+    Ok(role)
+}
+
+/// A role's `_type`, compared as ota-tuf does (any case).
+fn check_role_type(t: &str, expected: &str, what: &str) -> Result<()> {
     if !t.eq_ignore_ascii_case(expected) {
         return Err(Error::invalid(
             format!("{what}: _type"),
             format!("expected {expected:?}, found {t:?}"),
         ));
     }
-    Ok(role)
+    Ok(())
 }
 
 fn encode_role<T: Serialize>(role: &T, what: &str) -> Result<Value> {
@@ -555,6 +562,19 @@ impl TargetsRole {
 
     pub fn to_signed(&self) -> Result<Value> {
         encode_role(self, "targets.json")
+    }
+
+    /// As [`Self::from_slice`], from a buffer it may patch while decoding (it is left
+    /// as it was): a large file in garage-sign's layout is decoded on two cores.
+    pub fn from_vec(mut bytes: Vec<u8>, what: &str) -> Result<Self> {
+        match halves::decode(&mut bytes) {
+            Some(mut t) => {
+                check_role_type(&t.role_type, "Targets", what)?;
+                t.role_type = "Targets".into();
+                Ok(t)
+            }
+            None => Self::from_slice(&bytes, what),
+        }
     }
 
     /// Decodes targets.json's `signed` part directly from its bytes.

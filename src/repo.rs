@@ -232,7 +232,7 @@ impl TufRepo {
                 path.display()
             )));
         }
-        TargetsRole::from_slice(&fsutil::read(&path)?, &path.display().to_string())
+        TargetsRole::from_vec(fsutil::read(&path)?, &path.display().to_string())
     }
 
     pub fn write_unsigned_targets(&self, targets: &TargetsRole) -> Result<()> {

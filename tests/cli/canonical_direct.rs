@@ -181,6 +181,21 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn large_files_decoded_on_two_cores_equal_the_role(role in targets_role()) {
+        let role = padded(role, 9000);
+        if let Ok(canonical) = role.canonical() {
+            let file = pretty_from_canonical(&canonical);
+            prop_assert!(file.len() >= 4 << 20, "{} bytes: too small for two cores", file.len());
+            prop_assert_eq!(TargetsRole::from_vec(file.clone(), "t").unwrap(), role.clone());
+            prop_assert_eq!(TargetsRole::from_slice(&file, "t").unwrap(), role);
+        }
+    }
+}
+
 #[test]
 fn repeated_keys_keep_the_last_value_like_a_value_parse() {
     let raw = br#"{"b":1,"a":{"y":1,"x":2,"y":3},"b":[2]}"#;
