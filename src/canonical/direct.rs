@@ -574,6 +574,9 @@ impl ser::SerializeStruct for Struct<'_> {
                 Ok(())
             })),
             Struct::Raw(w) => v.serialize(KeyString(|text: &str| {
+                if copy_plain_raw(&mut w.out, text) {
+                    return Ok(());
+                }
                 let mut de = serde_json::Deserializer::from_str(text);
                 Transcode(w)
                     .deserialize(&mut de)
@@ -874,6 +877,96 @@ impl<'de> Visitor<'de> for KeyText {
     }
 }
 
+/// The fast path for raw JSON (a `RawValue`, which serde_json has already checked is
+/// valid JSON): appends `text` without its whitespace and returns `true` when that is
+/// already its canonical form, which is the case for the usual `custom` objects: ASCII
+/// strings without escapes, integers, literals, keys in order and none repeated.
+/// Otherwise it leaves `out` as it was and returns `false`, and the full transcoder
+/// runs (its escapes, number and interop rules stay the only ones).
+fn copy_plain_raw(out: &mut Vec<u8>, text: &str) -> bool {
+    let start = out.len();
+    if plain_raw(out, text.as_bytes()).is_none() {
+        out.truncate(start);
+        return false;
+    }
+    true
+}
+
+/// [`copy_plain_raw`]'s scan; `None` as soon as the text needs the transcoder.
+fn plain_raw(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
+    // Per open container: the output range of the previous key, for objects.
+    let mut open: Vec<Option<(usize, usize)>> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\n' | b'\r' | b'\t' => {}
+            b'{' => {
+                open.push(None);
+                expect_key = true;
+                out.push(c);
+            }
+            b'[' => {
+                open.push(None);
+                out.push(c);
+            }
+            b'}' | b']' => {
+                open.pop()?;
+                expect_key = false;
+                out.push(c);
+            }
+            b',' => {
+                // In an object (its last key is set) a key comes next.
+                expect_key = matches!(open.last(), Some(Some(_)));
+                out.push(c);
+            }
+            b':' => out.push(c),
+            b'"' => {
+                let from = out.len();
+                let end = i + 1 + b[i + 1..].iter().position(|&c| c == b'"')?;
+                let s = &b[i + 1..end];
+                if !s.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\') {
+                    return None;
+                }
+                out.extend_from_slice(&b[i..=end]);
+                if expect_key {
+                    let last = open.last_mut()?;
+                    if let Some((p, q)) = *last {
+                        // ASCII without escapes: byte order is UTF-16 order.
+                        if out[p..q] >= out[from..] {
+                            return None;
+                        }
+                    }
+                    *last = Some((from, out.len()));
+                    expect_key = false;
+                }
+                i = end;
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let end = b[i..]
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                    .map_or(b.len(), |n| i + n);
+                let token = &b[i..end];
+                // Integers and literals only: fractions and exponents go the full way.
+                if token.iter().any(|c| matches!(c, b'.' | b'e' | b'E' | b'+'))
+                    && c != b't'
+                    && c != b'f'
+                    && c != b'n'
+                {
+                    return None;
+                }
+                out.extend_from_slice(token);
+                i = end - 1;
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    open.is_empty().then_some(())
+}
+
 /// circe's `spaces2` layout (see [`super::to_pretty`]) from canonical bytes: a pure
 /// re-layout, since canonical JSON has no whitespace outside strings and its strings
 /// are already escaped as the pretty form writes them.
@@ -995,6 +1088,62 @@ impl PrettyLayout {
             let k = n.min(SPACES.len());
             out.extend_from_slice(&SPACES[..k]);
             n -= k;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(text: &str) -> Option<String> {
+        let mut out = b"prefix".to_vec();
+        let took = copy_plain_raw(&mut out, text);
+        let kept = String::from_utf8(out).unwrap();
+        let rest = kept.strip_prefix("prefix").unwrap().to_string();
+        if took {
+            // What the fast path writes is the canonical form.
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                rest,
+                String::from_utf8(CanonicalJson::of(&v).0).unwrap(),
+                "{text}"
+            );
+            Some(rest)
+        } else {
+            assert_eq!(rest, "", "a refused text leaves the output as it was");
+            None
+        }
+    }
+
+    #[test]
+    fn usual_custom_objects_are_copied_without_their_whitespace() {
+        let text =
+            "{\n  \"a\" : [ 1, -2, true, false, null, { \"c\" : \"d/e f\" } ],\n  \"b\" : {}\n}";
+        assert_eq!(
+            plain(text).unwrap(),
+            r#"{"a":[1,-2,true,false,null,{"c":"d/e f"}],"b":{}}"#
+        );
+        for scalar in ["\"x\"", "5", "[]", "{}", "null", "[\"b\",\"a\"]"] {
+            assert!(plain(scalar).is_some(), "{scalar}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_transcoder() {
+        for text in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"y":1,"x":2}}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":"\/"}"#,
+            r#"{"a":1.5}"#,
+            r#"{"a":1e3}"#,
+            "{\"a\":\"gr\u{fc}n\"}",
+            "{\"gr\u{fc}n\":1}",
+            "\"\u{7f}\"",
+        ] {
+            assert_eq!(plain(text), None, "{text}");
         }
     }
 }

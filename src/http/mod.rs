@@ -30,6 +30,7 @@ mod server_error;
 mod tls;
 mod transport;
 mod upload;
+pub use upload::MAX_PARTS;
 
 pub use server_error::ServerError;
 pub use transport::{parse_retry_after, sends_bearer, token_request, RetryPolicy, RETRY_AFTER_MAX};

@@ -18,8 +18,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-/// S3 allows at most 10 000 parts.
-const MAX_PARTS: u64 = 10_000;
+/// S3 allows at most 10 000 parts (the local server's storage takes the same).
+pub const MAX_PARTS: u32 = 10_000;
 const READ_BUF: usize = 64 << 10;
 
 /// How a target was uploaded.
@@ -198,7 +198,7 @@ impl ReposerverClient {
         } else {
             size.div_ceil(part_size.max(1))
         };
-        if part_size == 0 || parts > MAX_PARTS {
+        if part_size == 0 || parts > u64::from(MAX_PARTS) {
             return Err(self.http.http_error(
                 &Method::POST,
                 &init,

@@ -120,8 +120,8 @@ impl std::fmt::Display for UploadId {
 pub struct PartNumber(u32);
 
 impl PartNumber {
-    /// The highest part number.
-    pub const MAX: u32 = 10_000;
+    /// The highest part number: S3's, as the client splits uploads.
+    pub const MAX: u32 = crate::http::MAX_PARTS;
 
     /// `n` if it is in range.
     pub fn new(n: u64) -> Option<PartNumber> {
