@@ -315,12 +315,44 @@ pub struct TargetsRole {
     #[serde(rename = "_type")]
     pub role_type: String,
     pub expires: Expires,
+    #[serde(deserialize_with = "sorted_map")]
     pub targets: BTreeMap<TargetName, TargetItem>,
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
+}
+
+/// A JSON object into a `BTreeMap`, built in one go from its entries: files list their
+/// targets in key order, so this skips a search per insert. A repeated key keeps its
+/// last value, as inserting does.
+fn sorted_map<'de, D, K, V>(d: D) -> std::result::Result<BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de>
+        for Entries<K, V>
+    {
+        type Value = BTreeMap<K, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(4096));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries.into_iter().collect())
+        }
+    }
+    d.deserialize_map(Entries(std::marker::PhantomData))
 }
 
 /// One entry of `targets`.
@@ -804,5 +836,35 @@ pub fn deep_merge(base: &mut Value, patch: &Value) {
             }
         }
         (b, p) => *b = p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_in_any_order_decode_to_the_same_map_and_a_repeated_one_keeps_its_last_value() {
+        let item = |len: u64| {
+            format!(
+                r#"{{"hashes":{{"sha256":"{}"}},"length":{len}}}"#,
+                "a".repeat(64)
+            )
+        };
+        let doc = format!(
+            r#"{{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,
+               "targets":{{"b":{},"a":{},"c":{},"a":{}}}}}"#,
+            item(1),
+            item(2),
+            item(3),
+            item(4)
+        );
+        let role = TargetsRole::from_slice(doc.as_bytes(), "t").unwrap();
+        let lengths: Vec<(&str, u64)> = role
+            .targets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.length))
+            .collect();
+        assert_eq!(lengths, [("a", 4), ("b", 1), ("c", 3)]);
     }
 }

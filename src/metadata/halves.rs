@@ -40,7 +40,7 @@ struct Half {
     #[serde(rename = "_type")]
     role_type: Option<String>,
     expires: Option<Expires>,
-    #[serde(alias = "")]
+    #[serde(alias = "", deserialize_with = "super::sorted_map")]
     targets: BTreeMap<TargetName, TargetItem>,
     version: Option<u64>,
     delegations: Option<Value>,
