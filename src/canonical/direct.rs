@@ -950,11 +950,8 @@ fn plain_raw(out: &mut Vec<u8>, b: &[u8]) -> Option<()> {
                     .map_or(b.len(), |n| i + n);
                 let token = &b[i..end];
                 // Integers and literals only: fractions and exponents go the full way.
-                if token.iter().any(|c| matches!(c, b'.' | b'e' | b'E' | b'+'))
-                    && c != b't'
-                    && c != b'f'
-                    && c != b'n'
-                {
+                let number = matches!(c, b'-' | b'0'..=b'9');
+                if number && token.iter().any(|c| matches!(c, b'.' | b'e' | b'E' | b'+')) {
                     return None;
                 }
                 out.extend_from_slice(token);

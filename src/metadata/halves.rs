@@ -28,6 +28,11 @@ use std::collections::BTreeMap;
 const MIN_BYTES: usize = 1 << 22;
 /// The boundary between two targets in garage-sign's layout.
 const BOUNDARY: &[u8] = b"\n    },\n    \"";
+/// Where the `,` sits in [`BOUNDARY`].
+const COMMA: usize = 6;
+// The patches fill the boundary's bytes exactly: `\n` + LOW_END + HIGH_START + `"`.
+const _: () = assert!(BOUNDARY[COMMA] == b',' && LOW_END.len() + 1 == COMMA);
+const _: () = assert!(COMMA + HIGH_START.len() + 1 == BOUNDARY.len());
 /// The end of the low half, written over `    }` (the first brace still closes the
 /// target before the boundary).
 const LOW_END: &[u8] = b"  }}}";
@@ -77,8 +82,7 @@ fn boundary(bytes: &[u8]) -> Option<usize> {
     let found = bytes[mid..]
         .windows(BOUNDARY.len())
         .position(|w| w == BOUNDARY)?;
-    // The boundary's `,` sits after `\n    }`.
-    Some(mid + found + 6)
+    Some(mid + found + COMMA)
 }
 
 /// The role from its halves; `None` if a field is in both or a required one in
